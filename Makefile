@@ -1,0 +1,91 @@
+# KCloud Workload Optimizer. `make help` lists the targets.
+SHELL := /usr/bin/env bash -o pipefail
+.DEFAULT_GOAL := help
+
+GO ?= go
+CONTROLLER_GEN := $(GO) tool controller-gen
+# Control-plane binaries are built from the module graph; the script prints their directory.
+WITH_ASSETS = assets=$$(./hack/build-controlplane.sh) && KUBEBUILDER_ASSETS="$$assets"
+KUBECTL = bin/controlplane/current/kubectl
+GO_TEST_FLAGS ?= -count=1
+
+##@ General
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+.PHONY: all
+all: generate manifests build ## Generate code and manifests, then build.
+
+##@ Development
+.PHONY: deps
+deps: ## Download Go modules (product and tools).
+	$(GO) mod download
+	cd hack/tools/kwok && $(GO) mod download
+
+.PHONY: generate
+generate: ## Generate deepcopy code from the API markers.
+	$(CONTROLLER_GEN) object paths=./api/...
+
+.PHONY: manifests
+manifests: ## Generate CRDs and RBAC under config/ from the markers.
+	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=kcloud-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: replace
+replace: ## Regenerate the k8s.io staging replace lines in go.mod from k8s.io/kubernetes' own go.mod.
+	./hack/gen-k8s-replace.sh
+
+.PHONY: verify
+verify: ## Fail when generated files, replace lines or formatting are stale; run go vet.
+	./hack/verify.sh
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: controlplane
+controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/.
+	@./hack/build-controlplane.sh
+
+##@ Build
+.PHONY: build
+build: ## Compile every package and the commands under cmd/ into bin/.
+	$(GO) build ./...
+	@for d in cmd/*/; do [ -d "$$d" ] || continue; echo "building bin/$$(basename $$d)"; $(GO) build -o bin/ ./$$d || exit 1; done
+
+.PHONY: run
+run: ## Run the product (local cluster + operator + scheduler): arrives with issues #4-#6.
+	@echo "make run: not available yet. The local accelerator cluster (issue #4), kcloud-scheduler (#5) and"
+	@echo "kcloud-operator (#6) are still to be built; today 'make install' puts the CRDs into the cluster"
+	@echo "of your kubeconfig and 'make test' runs everything that exists."
+	@exit 2
+
+##@ Test
+.PHONY: test
+test: verify ## Unit and integration tests against a real kube-apiserver and etcd (the README's test command).
+	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-integration
+test-integration: ## Integration tests only (envtest with binaries built from modules).
+	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./test/integration/...
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests on the local cluster: arrive with issue #4.
+	@echo "make test-e2e: not available yet; the local cluster and e2e harness arrive with issue #4."
+	@exit 2
+
+##@ Deployment
+.PHONY: install
+install: controlplane ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: controlplane ## Remove the CRDs (and every custom resource) from the cluster of the current kubeconfig.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+.PHONY: deploy
+deploy: ## Deploy operator and scheduler: arrives with issue #9 (chart and kustomize).
+	@echo "make deploy: not available yet; the operator (#6), scheduler (#5) and their manifests (#9) are still to be built."
+	@exit 2

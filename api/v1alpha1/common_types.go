@@ -1,0 +1,52 @@
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// BudgetPeriod is the accounting window of a budget. A period starts at 00:00 UTC of its first day;
+// weeks start on Monday, months on the first day of the month.
+// +kubebuilder:validation:Enum=day;week;month
+type BudgetPeriod string
+
+const (
+	BudgetPeriodDay   BudgetPeriod = "day"
+	BudgetPeriodWeek  BudgetPeriod = "week"
+	BudgetPeriodMonth BudgetPeriod = "month"
+)
+
+// EnforcementMode says what happens when a policy limit is reached.
+// +kubebuilder:validation:Enum=warn;deny;scale-down
+type EnforcementMode string
+
+const (
+	// EnforcementWarn records events and conditions and changes nothing else.
+	EnforcementWarn EnforcementMode = "warn"
+	// EnforcementDeny refuses new pods of covered workloads at admission once a limit is reached.
+	EnforcementDeny EnforcementMode = "deny"
+	// EnforcementScaleDown shrinks the autoscaler's target of covered workloads until back within limits.
+	EnforcementScaleDown EnforcementMode = "scale-down"
+)
+
+// PolicyTarget says which pods a CostPolicy or PowerPolicy covers: pods in the listed namespaces (all
+// namespaces when empty) whose labels match the selector (all pods when absent).
+type PolicyTarget struct {
+	// namespaces the policy covers; empty means every namespace.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// selector matches the labels of covered pods; absent means every pod in the namespaces.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// Condition reasons shared by the kinds of this package.
+const (
+	ReasonWithinBudget   = "WithinBudget"
+	ReasonBudgetWarning  = "ThresholdReached"
+	ReasonBudgetExceeded = "BudgetExhausted"
+	ReasonWithinCap      = "WithinCap"
+	ReasonCapExceeded    = "CapExceeded"
+)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fails when a generated file, the staging replace lines or formatting is stale, or go vet complains.
+# Regenerates in place and compares checksums, so a stale tree is also left regenerated.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+generated=(go.mod go.sum api config)
+sums() { find "${generated[@]}" -type f | LC_ALL=C sort | xargs sha256sum; }
+before=$(sums)
+./hack/gen-k8s-replace.sh >/dev/null
+make -s generate manifests >/dev/null
+after=$(sums)
+if [ "$before" != "$after" ]; then
+  echo "verify: generated files were stale and have been regenerated; commit these:" >&2
+  diff <(echo "$before") <(echo "$after") | sed -n 's/^> [0-9a-f]*  /  /p' >&2
+  exit 1
+fi
+unformatted=$(gofmt -l $(git ls-files --cached --others --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "verify: gofmt needed on: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+echo "verify: generated files fresh, gofmt clean, go vet clean"

@@ -1,0 +1,17 @@
+// Package controller holds the kcloud-operator's reconcilers, one sub-package per kind.
+//
+// The markers below declare every permission the operator needs; `make manifests` turns them into
+// config/rbac/role.yaml. They live in one place so that least privilege can be reviewed at a glance.
+package controller
+
+// +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers;costpolicies;powerpolicies,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/status;costpolicies/status;powerpolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=pods;nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
