@@ -30,7 +30,9 @@ build() { # name dir pkg ldflags
     return
   fi
   local start=$SECONDS
-  log "${name}: building ${pkg} (a cold build of kube-apiserver takes 3-4 minutes on 2 cores)"
+  local hint=""
+  [ "$name" != kube-apiserver ] || hint=" (cold, this one takes 4-6 minutes on 2 cores)"
+  log "${name}: building ${pkg}${hint}"
   (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "${out}/${name}.tmp" "$pkg")
   mv "${out}/${name}.tmp" "${out}/${name}"
   log "${name}: built in $((SECONDS - start))s"
