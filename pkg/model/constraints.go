@@ -1,0 +1,103 @@
+package model
+
+import "fmt"
+
+// LimitKind is what a Limit caps.
+type LimitKind int
+
+const (
+	// LimitCostPerHour caps the summed attributed cost of a set of pods, in USD/h.
+	LimitCostPerHour LimitKind = iota
+	// LimitPowerWatts caps the summed attributed power of a set of pods, in W.
+	LimitPowerWatts
+	// LimitBudgetUSD is money left in a budget period; a pod must be affordable for BudgetHorizonHours.
+	LimitBudgetUSD
+	// LimitEnergyKWh is energy left in a budget period; a pod must be affordable for BudgetHorizonHours.
+	LimitEnergyKWh
+	// LimitCarbonIntensity caps the grid carbon intensity of the node, in gCO2/kWh.
+	LimitCarbonIntensity
+)
+
+// BudgetHorizonHours is how long a new pod must be affordable from what is left of a budget: a pod
+// that would exhaust the budget within its first hour is not placed.
+const BudgetHorizonHours = 1.0
+
+// Limit is one hard constraint from a WorkloadOptimizer, CostPolicy or PowerPolicy.
+type Limit struct {
+	Source string // who set it, e.g. "CostPolicy ml-team" or "WorkloadOptimizer ai/bert maxCostPerHour"
+	Kind   LimitKind
+	Cap    float64 // the cap, or what is left for budgets
+	Used   float64 // what the covered pods use now (0 for budgets and carbon)
+}
+
+// SpotRule is a hard spot constraint.
+type SpotRule int
+
+const (
+	SpotAny SpotRule = iota
+	SpotRequired
+	SpotAvoided
+)
+
+// Violation explains why a node is infeasible for a pod; Error() names the limit and the figures.
+type Violation struct {
+	Limit   Limit
+	Adds    float64
+	Message string
+}
+
+func (v Violation) Error() string { return v.Message }
+
+// CheckLimits returns the first limit that placing a pod with the given attributed cost and power on
+// a node of intensity carbon would break, or nil when all hold.
+func CheckLimits(limits []Limit, costPerHour, powerWatts, carbon float64) *Violation {
+	for _, l := range limits {
+		var adds float64
+		var msg string
+		switch l.Kind {
+		case LimitCostPerHour:
+			adds = costPerHour
+			if l.Used+adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: hourly cost cap %.2f USD/h exceeded (%.2f in use + %.2f for this pod)", l.Source, l.Cap, l.Used, adds)
+			}
+		case LimitPowerWatts:
+			adds = powerWatts
+			if l.Used+adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: power cap %.0f W exceeded (%.0f in use + %.0f for this pod)", l.Source, l.Cap, l.Used, adds)
+			}
+		case LimitBudgetUSD:
+			adds = costPerHour * BudgetHorizonHours
+			if adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: budget left %.2f USD does not cover %.0f h of this pod at %.2f USD/h", l.Source, l.Cap, BudgetHorizonHours, costPerHour)
+			}
+		case LimitEnergyKWh:
+			adds = powerWatts / 1000 * BudgetHorizonHours
+			if adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: energy budget left %.2f kWh does not cover %.0f h of this pod at %.0f W", l.Source, l.Cap, BudgetHorizonHours, powerWatts)
+			}
+		case LimitCarbonIntensity:
+			adds = carbon
+			if carbon > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: node carbon intensity %.0f gCO2/kWh is above the limit %.0f", l.Source, carbon, l.Cap)
+			}
+		}
+		if msg != "" {
+			return &Violation{Limit: l, Adds: adds, Message: msg}
+		}
+	}
+	return nil
+}
+
+// epsilon absorbs float rounding when a pod exactly meets a cap.
+const epsilon = 1e-9
+
+// CheckSpot returns a violation when the node's capacity type breaks the rule.
+func CheckSpot(rule SpotRule, source string, spot bool) *Violation {
+	switch {
+	case rule == SpotRequired && !spot:
+		return &Violation{Message: fmt.Sprintf("%s: spot capacity required, node is on-demand", source)}
+	case rule == SpotAvoided && spot:
+		return &Violation{Message: fmt.Sprintf("%s: spot capacity avoided, node is spot", source)}
+	}
+	return nil
+}

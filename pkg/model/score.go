@@ -1,0 +1,86 @@
+package model
+
+import "math"
+
+// Weights of the combined node score. Each component is normalised to 0..1 across the candidate
+// nodes of one pod (1 = best candidate), then the weighted mean is scaled to 0..100.
+type Weights struct {
+	Cost          float64 // marginal cost: waking a node costs its price, a running node nothing
+	Power         float64 // marginal power: waking a node costs its idle draw, plus the load added
+	Carbon        float64 // marginal emissions: marginal power times the node's grid intensity
+	Fragmentation float64 // change of the node's GPU fragmentation against the target workload
+	Spot          float64 // spot capacity, when the pod prefers spot
+	Green         float64 // green-energy nodes, when the pod prefers green
+}
+
+// DefaultWeights favour not waking nodes (cost and power) while keeping fragmentation low; the
+// simulator's inflate experiment on the openb traces is how they were chosen (docs/designs/scoring.md).
+var DefaultWeights = Weights{Cost: 30, Power: 20, Carbon: 10, Fragmentation: 40, Spot: 10, Green: 10}
+
+// Preferences are the soft wishes of the pod's workload.
+type Preferences struct {
+	Spot  bool
+	Green bool
+}
+
+// Candidate is what one feasible node offers a pod.
+type Candidate struct {
+	Marginal  Marginal
+	FragDelta float64 // fragmentation after minus before, in milli-GPUs (negative: less fragmented)
+	Spot      bool
+	Green     bool
+}
+
+// CombinedScores scores every candidate 0..100 (higher is better).
+func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float64) []float64 {
+	out = out[:0]
+	if len(cands) == 0 {
+		return out
+	}
+	var lo, hi [4]float64
+	for k := range lo {
+		lo[k], hi[k] = math.Inf(1), math.Inf(-1)
+	}
+	for i := range cands {
+		for k, v := range costs(&cands[i]) {
+			lo[k], hi[k] = min(lo[k], v), max(hi[k], v)
+		}
+	}
+	weights := [4]float64{w.Cost, w.Power, w.Carbon, w.Fragmentation}
+	total := w.Cost + w.Power + w.Carbon + w.Fragmentation
+	if pref.Spot {
+		total += w.Spot
+	}
+	if pref.Green {
+		total += w.Green
+	}
+	for i := range cands {
+		s := 0.0
+		for k, v := range costs(&cands[i]) {
+			s += weights[k] * lowerIsBetter(v, lo[k], hi[k])
+		}
+		if pref.Spot && cands[i].Spot {
+			s += w.Spot
+		}
+		if pref.Green && cands[i].Green {
+			s += w.Green
+		}
+		if total > 0 {
+			s = 100 * s / total
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func costs(c *Candidate) [4]float64 {
+	return [4]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour, c.FragDelta}
+}
+
+// lowerIsBetter maps v in [lo, hi] to 1 (at lo) .. 0 (at hi); 1 when all candidates are equal.
+func lowerIsBetter(v, lo, hi float64) float64 {
+	if hi-lo < 1e-12 {
+		return 1
+	}
+	return (hi - v) / (hi - lo)
+}

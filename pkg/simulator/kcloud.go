@@ -1,0 +1,91 @@
+package simulator
+
+import "kcloud.io/optimizer/pkg/model"
+
+// Weights re-exports the model's score weights for callers of NewPolicy.
+type Weights = model.Weights
+
+// placer is a policy that needs every candidate before it can score one (normalised scores).
+type placer interface {
+	Place(s *state, p *Pod) (int, model.Allocation)
+}
+
+// kcloudPolicy is the product's own policy: the combined score of pkg/model over marginal cost,
+// marginal power, carbon and fragmentation, normalised across the feasible nodes.
+type kcloudPolicy struct {
+	w       model.Weights
+	cache   [][]candEntry
+	nodes   []int
+	cands   []model.Candidate
+	allocs  []model.Allocation
+	scores  []float64
+	devices [model.MaxDevicesPerNode]int
+}
+
+type candEntry struct {
+	version uint32
+	valid   bool
+	cand    model.Candidate
+	alloc   model.Allocation
+}
+
+func (*kcloudPolicy) Name() string { return "kcloud" }
+
+// Score is unused: Place scores all candidates together.
+func (k *kcloudPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocation) {
+	c, a := k.candidate(s, i, p)
+	return -c.FragDelta, a
+}
+
+func (k *kcloudPolicy) candidate(s *state, i int, p *Pod) (model.Candidate, model.Allocation) {
+	if len(k.cache) != len(s.c.Nodes) {
+		k.cache = make([][]candEntry, len(s.c.Nodes))
+	}
+	if p.Class < len(k.cache[i]) {
+		if e := &k.cache[i][p.Class]; e.valid && e.version == s.version[i] {
+			return e.cand, e.alloc
+		}
+	} else {
+		k.cache[i] = append(k.cache[i], make([]candEntry, p.Class+1-len(k.cache[i]))...)
+	}
+	decrease, a := bestFragDelta(s, i, p)
+	e := &s.c.Econ[i]
+	c := model.Candidate{
+		Marginal:  model.MarginalOf(&p.Pod, &s.c.Nodes[i], a, e),
+		FragDelta: -decrease,
+		Spot:      e.Spot,
+		Green:     e.Green,
+	}
+	k.cache[i][p.Class] = candEntry{version: s.version[i], valid: true, cand: c, alloc: a}
+	return c, a
+}
+
+func (k *kcloudPolicy) Place(s *state, p *Pod) (int, model.Allocation) {
+	k.nodes, k.cands, k.allocs = k.nodes[:0], k.cands[:0], k.allocs[:0]
+	for i := range s.c.Nodes {
+		if !model.Fits(&p.Pod, &s.c.Nodes[i]) {
+			continue
+		}
+		c, a := k.candidate(s, i, p)
+		k.nodes = append(k.nodes, i)
+		k.cands = append(k.cands, c)
+		k.allocs = append(k.allocs, a)
+	}
+	if len(k.nodes) == 0 {
+		return -1, model.Allocation{}
+	}
+	k.scores = model.CombinedScores(k.cands, model.Preferences{}, k.w, k.scores)
+	best, ties := 0, 1
+	for j := 1; j < len(k.scores); j++ {
+		switch {
+		case k.scores[j] > k.scores[best]:
+			best, ties = j, 1
+		case k.scores[j] == k.scores[best]:
+			ties++
+			if s.rng.Intn(ties) == 0 {
+				best = j
+			}
+		}
+	}
+	return k.nodes[best], k.allocs[best]
+}
