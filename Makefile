@@ -76,6 +76,11 @@ test-e2e: ## End-to-end tests on the local cluster: arrive with issue #4.
 	@echo "make test-e2e: not available yet; the local cluster and e2e harness arrive with issue #4."
 	@exit 2
 
+##@ Benchmarks
+.PHONY: bench-simulator
+bench-simulator: ## Time the simulator (one run, full table) against FGD; last line inflate_run_s=X full_table_s=Y.
+	@./hack/bench-simulator.sh
+
 ##@ Deployment
 .PHONY: install
 install: controlplane ## Install the CRDs into the cluster of the current kubeconfig.

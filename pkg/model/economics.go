@@ -10,17 +10,20 @@ type CurvePoint struct {
 // utilization; below the first point it draws the first point's watts, above the last the last's.
 type PowerCurve []CurvePoint
 
-// WattsAt returns the draw at utilization u.
+// WattsAt returns the draw at utilization u (NaN counts as 0).
 func (c PowerCurve) WattsAt(u float64) float64 {
 	if len(c) == 0 {
 		return 0
 	}
-	if u <= c[0].Utilization {
+	if u != u || u <= c[0].Utilization {
 		return c[0].Watts
 	}
 	for i := 1; i < len(c); i++ {
 		if u <= c[i].Utilization {
 			a, b := c[i-1], c[i]
+			if b.Utilization == a.Utilization {
+				return b.Watts
+			}
 			return a.Watts + (b.Watts-a.Watts)*(u-a.Utilization)/(b.Utilization-a.Utilization)
 		}
 	}

@@ -2,8 +2,10 @@ package model
 
 import "math"
 
-// Weights of the combined node score. Each component is normalised to 0..1 across the candidate
-// nodes of one pod (1 = best candidate), then the weighted mean is scaled to 0..100.
+// Weights of the combined node score. Cost, power and carbon are normalised to 0..1 across the
+// candidate nodes of one pod (1 = best candidate); fragmentation is FragmentationScore/100, an
+// absolute measure, so that equally good packings tie and the other components decide between them.
+// The weighted mean is scaled to 0..100.
 type Weights struct {
 	Cost          float64 // marginal cost: waking a node costs its price, a running node nothing
 	Power         float64 // marginal power: waking a node costs its idle draw, plus the load added
@@ -13,9 +15,12 @@ type Weights struct {
 	Green         float64 // green-energy nodes, when the pod prefers green
 }
 
-// DefaultWeights favour not waking nodes (cost and power) while keeping fragmentation low; the
-// simulator's inflate experiment on the openb traces is how they were chosen (docs/designs/scoring.md).
-var DefaultWeights = Weights{Cost: 30, Power: 20, Carbon: 10, Fragmentation: 40, Spot: 10, Green: 10}
+// DefaultWeights let fragmentation decide and cost break its ties: one fragmentation point (about 40
+// milli-GPUs) outweighs the whole spread of marginal cost, so a node is woken only when no running
+// node packs the pod as well. Power and carbon weigh 0 by default: waking fewer nodes already saves
+// both, and steering by load power sends tied pods to low-power models, which cost 3.5 points of GPU
+// allocation in the simulator's inflate experiment on the openb default trace (docs/designs/scoring.md).
+var DefaultWeights = Weights{Cost: 2, Power: 0, Carbon: 0, Fragmentation: 98, Spot: 5, Green: 5}
 
 // Preferences are the soft wishes of the pod's workload.
 type Preferences struct {
@@ -37,7 +42,7 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 	if len(cands) == 0 {
 		return out
 	}
-	var lo, hi [4]float64
+	var lo, hi [3]float64
 	for k := range lo {
 		lo[k], hi[k] = math.Inf(1), math.Inf(-1)
 	}
@@ -46,7 +51,7 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 			lo[k], hi[k] = min(lo[k], v), max(hi[k], v)
 		}
 	}
-	weights := [4]float64{w.Cost, w.Power, w.Carbon, w.Fragmentation}
+	weights := [3]float64{w.Cost, w.Power, w.Carbon}
 	total := w.Cost + w.Power + w.Carbon + w.Fragmentation
 	if pref.Spot {
 		total += w.Spot
@@ -59,6 +64,7 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 		for k, v := range costs(&cands[i]) {
 			s += weights[k] * lowerIsBetter(v, lo[k], hi[k])
 		}
+		s += w.Fragmentation * FragmentationScore(cands[i].FragDelta) / 100
 		if pref.Spot && cands[i].Spot {
 			s += w.Spot
 		}
@@ -73,8 +79,15 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 	return out
 }
 
-func costs(c *Candidate) [4]float64 {
-	return [4]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour, c.FragDelta}
+func costs(c *Candidate) [3]float64 {
+	return [3]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour}
+}
+
+// FragmentationScore maps a change of fragmentation (milli-GPUs, negative when it falls) to 0..100
+// as FGD does: 100*sigmoid(-delta/1000), truncated, so 50 means unchanged and one point is about
+// 40 milli-GPUs near 50.
+func FragmentationScore(delta float64) float64 {
+	return math.Trunc(100 / (1 + math.Exp(delta/1000)))
 }
 
 // lowerIsBetter maps v in [lo, hi] to 1 (at lo) .. 0 (at hi); 1 when all candidates are equal.

@@ -30,6 +30,10 @@ type state struct {
 	totalCost float64
 	totalPow  float64
 	allocated int64
+	// carbon rate (gCO2/h) and active node count, for replay's integrals
+	carbon      []float64
+	totalCarbon float64
+	activeNodes int
 }
 
 func newState(c *Cluster, types []model.PodType, seed int64) *state {
@@ -43,6 +47,7 @@ func newState(c *Cluster, types []model.PodType, seed int64) *state {
 		frag:    make([]float64, len(c.Nodes)),
 		cost:    make([]float64, len(c.Nodes)),
 		power:   make([]float64, len(c.Nodes)),
+		carbon:  make([]float64, len(c.Nodes)),
 	}
 	for i := range c.Nodes {
 		s.refresh(i)
@@ -59,6 +64,9 @@ func (s *state) refresh(i int) {
 	s.totalCost += c - s.cost[i]
 	s.totalPow += p - s.power[i]
 	s.frag[i], s.cost[i], s.power[i] = f, c, p
+	g := p * e.CarbonIntensity / 1000
+	s.totalCarbon += g - s.carbon[i]
+	s.carbon[i] = g
 	s.version[i]++
 }
 
@@ -76,6 +84,9 @@ func gpuTag(p *model.Pod) int {
 func (s *state) assign(i int, p *Pod, a model.Allocation) model.Allocation {
 	n := &s.c.Nodes[i]
 	before := n.AllocatedGPU
+	if !n.Active() {
+		s.activeNodes++
+	}
 	a = model.Assign(&p.Pod, n, a)
 	s.allocated += n.AllocatedGPU - before
 	if t := gpuTag(&p.Pod); t >= 0 {
@@ -91,6 +102,9 @@ func (s *state) release(i int, p *Pod, a model.Allocation) {
 	before := n.AllocatedGPU
 	model.Release(&p.Pod, n, a)
 	s.allocated += n.AllocatedGPU - before
+	if !n.Active() {
+		s.activeNodes--
+	}
 	if t := gpuTag(&p.Pod); t >= 0 {
 		s.tags[i][t]--
 	}

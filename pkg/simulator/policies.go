@@ -212,8 +212,6 @@ func (clusteringPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocatio
 	}
 }
 
-func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
-
 // fgdPolicy (Fragmentation Gradient Descent): the placement that least increases the node's
 // fragmentation against the target workload; for a share, the device that does so.
 type fgdPolicy struct{ cache scoreCache }
@@ -223,8 +221,8 @@ func (f *fgdPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocation) {
 	if sc, a, ok := f.cache.get(s, i, p); ok {
 		return sc, a
 	}
-	delta, a := bestFragDelta(s, i, p)
-	sc := math.Trunc(100 * sigmoid(delta/1000))
+	decrease, a := bestFragDelta(s, i, p)
+	sc := model.FragmentationScore(-decrease)
 	f.cache.put(s, i, p, sc, a)
 	return sc, a
 }

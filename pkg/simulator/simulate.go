@@ -80,6 +80,10 @@ func Run(cfg Config) ([]Result, error) {
 		return nil, err
 	}
 	trace := toPods(cfg.Pods)
+	times := make([][2]int64, len(cfg.Pods))
+	for i, p := range cfg.Pods {
+		times[i] = [2]int64{p.Created, p.Deleted}
+	}
 	modelPods := make([]model.Pod, len(trace))
 	for i := range trace {
 		modelPods[i] = trace[i].Pod
@@ -115,7 +119,7 @@ func Run(cfg Config) ([]Result, error) {
 				if cfg.Mode == ModeInflate {
 					o.inflate, o.err = runInflate(c, trace, types, cfg.Policies[j.policy], cfg.Weights, seed)
 				} else {
-					o.replay, o.err = runReplay(c, trace, types, cfg.Policies[j.policy], cfg.Weights, seed)
+					o.replay, o.err = runReplay(c, trace, times, types, cfg.Policies[j.policy], cfg.Weights, seed)
 				}
 				o.wall = time.Since(start).Seconds()
 			}

@@ -24,6 +24,7 @@ const (
 	OpenbDefaultPods = "embedded:openb_pod_list_default.csv"
 	OpenbGPUNodes    = "embedded:openb_node_list_gpu_node.csv"
 	OpenbAllNodes    = "embedded:openb_node_list_all_node.csv"
+	DLRMFleet        = "embedded:dlrm_fleet.csv"
 )
 
 // NoTime marks a creation or deletion time outside the trace window.
@@ -96,8 +97,11 @@ func (t *table) next() error {
 		if errors.Is(err, io.EOF) {
 			return io.EOF
 		}
-		line, _ := t.r.FieldPos(0)
-		return fmt.Errorf("%s:%d: %w", t.path, line, err)
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s:%d: %w", t.path, pe.StartLine, pe.Err)
+		}
+		return fmt.Errorf("%s: %w", t.path, err)
 	}
 	t.record = rec
 	return nil
@@ -298,4 +302,40 @@ func readDLRM(path string) ([]Pod, error) {
 		return nil, fmt.Errorf("%s: no pods", path)
 	}
 	return pods, nil
+}
+
+// ScaleFleet returns a fleet factor times the size of nodes with the same mix: for each distinct
+// node shape (CPU, memory, GPUs, model), round(factor x count) nodes, named <name>-<copy> beyond the
+// originals. A factor of 1 returns nodes unchanged.
+func ScaleFleet(nodes []Node, factor float64) []Node {
+	if factor == 1 {
+		return nodes
+	}
+	type shape struct {
+		cpu, mem int64
+		gpus     int
+		model    string
+	}
+	groups := map[shape][]Node{}
+	var order []shape
+	for _, n := range nodes {
+		k := shape{n.CPUMilli, n.MemoryMiB, n.GPUs, n.Model}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], n)
+	}
+	var out []Node
+	for _, k := range order {
+		g := groups[k]
+		want := int(math.Round(factor * float64(len(g))))
+		for i := 0; i < want; i++ {
+			n := g[i%len(g)]
+			if i >= len(g) {
+				n.Name = fmt.Sprintf("%s-%d", n.Name, i/len(g))
+			}
+			out = append(out, n)
+		}
+	}
+	return out
 }

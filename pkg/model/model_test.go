@@ -1,0 +1,337 @@
+package model
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func node(devices int, free ...int64) Node {
+	n := NewNode("G2", 96000, 393216, devices)
+	for i, f := range free {
+		n.DeviceFree[i] = f
+		n.AllocatedGPU += MilliPerGPU - f
+		if f < MilliPerGPU {
+			n.Pods = 1
+		}
+	}
+	return n
+}
+
+func TestFits(t *testing.T) {
+	tests := []struct {
+		name string
+		pod  Pod
+		node Node
+		want bool
+	}{
+		{"cpu-only pod on empty node", Pod{CPUMilli: 4000, MemoryMiB: 1024}, node(8), true},
+		{"too much cpu", Pod{CPUMilli: 97000}, node(8), false},
+		{"too much memory", Pod{CPUMilli: 1, MemoryMiB: 393217}, node(8), false},
+		{"share fits a partly used device", Pod{GPUCount: 1, GPUMilli: 400}, node(2, 0, 500), true},
+		{"share larger than any free part", Pod{GPUCount: 1, GPUMilli: 600}, node(2, 0, 500), false},
+		{"whole device needs a fully free one", Pod{GPUCount: 1, GPUMilli: 1000}, node(2, 999, 999), false},
+		{"two whole devices", Pod{GPUCount: 2, GPUMilli: 1000}, node(4, 0, 1000, 500, 1000), true},
+		{"three whole devices, two free", Pod{GPUCount: 3, GPUMilli: 1000}, node(4, 0, 1000, 500, 1000), false},
+		{"model allowed", Pod{GPUCount: 1, GPUMilli: 1000, Models: []string{"T4", "G2"}}, node(1), true},
+		{"model refused", Pod{GPUCount: 1, GPUMilli: 1000, Models: []string{"T4"}}, node(1), false},
+		{"gpu pod on cpu node", Pod{GPUCount: 1, GPUMilli: 100}, node(0), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fits(&tc.pod, &tc.node); got != tc.want {
+				t.Errorf("Fits = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestAssignRelease(t *testing.T) {
+	n := node(4)
+	start := n
+	share := Pod{CPUMilli: 6000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: 460}
+	multi := Pod{CPUMilli: 12000, MemoryMiB: 2048, GPUCount: 2, GPUMilli: 1000}
+	a1 := Assign(&share, &n, Allocation{Device: BestFitDevice(&share, &n)})
+	a2 := Assign(&multi, &n, Allocation{Device: -1})
+	if diff := cmp.Diff([]int{1, 2}, a2.Whole); diff != "" {
+		t.Errorf("whole devices (-want +got):\n%s", diff)
+	}
+	if n.AllocatedGPU != 2460 || n.CPUFree != 78000 || n.Pods != 2 || n.DeviceFree[0] != 540 {
+		t.Errorf("after assign: %+v", n)
+	}
+	Release(&multi, &n, a2)
+	Release(&share, &n, a1)
+	if diff := cmp.Diff(start, n); diff != "" {
+		t.Errorf("release did not restore the node (-want +got):\n%s", diff)
+	}
+}
+
+func TestBestFitDeviceAndCandidates(t *testing.T) {
+	n := node(4, 1000, 300, 700, 700)
+	p := Pod{GPUCount: 1, GPUMilli: 500}
+	if got := BestFitDevice(&p, &n); got != 2 {
+		t.Errorf("BestFitDevice = %d, want 2 (least room that fits, lowest index)", got)
+	}
+	if diff := cmp.Diff([]int{0, 2}, ShareCandidates(&p, &n, nil)); diff != "" {
+		t.Errorf("ShareCandidates (-want +got):\n%s", diff)
+	}
+}
+
+func TestFragmentation(t *testing.T) {
+	types := []PodType{
+		{CPUMilli: 4000, GPUCount: 1, GPUMilli: 500, Popularity: 0.5},
+		{CPUMilli: 8000, GPUCount: 1, GPUMilli: 1000, Popularity: 0.25},
+		{CPUMilli: 2000, Popularity: 0.25}, // CPU-only: sees every free GPU as fragmented
+	}
+	tests := []struct {
+		name string
+		node Node
+		want float64
+	}{
+		// share type: device 1 (300 free) is unusable -> 300; whole type: partial devices 300+700;
+		// CPU-only type: all 2000 free.
+		{"partly used", node(3, 0, 300, 700), 0.5*300 + 0.25*1000 + 0.25*1000},
+		{"empty node", node(2), 0.5*0 + 0.25*0 + 0.25*2000},
+		{"full node", node(2, 0, 0), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Fragmentation(&tc.node, types); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("Fragmentation = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("too little cpu makes everything fragmented", func(t *testing.T) {
+		n := node(2)
+		n.CPUFree = 1000
+		if got, want := Fragmentation(&n, types), 2000.0; got != want {
+			t.Errorf("Fragmentation = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestTypicalPodTypes(t *testing.T) {
+	var pods []Pod
+	add := func(n int, p Pod) {
+		for i := 0; i < n; i++ {
+			pods = append(pods, p)
+		}
+	}
+	add(6, Pod{CPUMilli: 1000, GPUCount: 1, GPUMilli: 500, MemoryMiB: 1})
+	add(2, Pod{CPUMilli: 1000, GPUCount: 1, GPUMilli: 500, MemoryMiB: 2}) // memory is not part of a type
+	add(1, Pod{CPUMilli: 4000})
+	add(1, Pod{CPUMilli: 2000})
+	got := TypicalPodTypes(pods, 0.85)
+	want := []PodType{
+		{CPUMilli: 1000, GPUCount: 1, GPUMilli: 500, Popularity: 8.0 / 9},
+		{CPUMilli: 4000, Popularity: 1.0 / 9}, // ties: larger CPU first
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TypicalPodTypes (-want +got):\n%s", diff)
+	}
+}
+
+var testEconomics = Economics{
+	PricePerHour: 10, HostIdleWatts: 100, HostMaxWatts: 300,
+	Device:          PowerCurve{{Utilization: 0, Watts: 50}, {Utilization: 1, Watts: 250}},
+	CarbonIntensity: 400,
+}
+
+func TestMarginalOf(t *testing.T) {
+	p := Pod{CPUMilli: 48000, GPUCount: 1, GPUMilli: 500}
+	asleep := node(2)
+	awake := node(2)
+	awake.Pods = 1
+	tests := []struct {
+		name string
+		node Node
+		want Marginal
+	}{
+		// waking: price, host idle + half the CPU load, both devices' idle + half of one device's range
+		{"waking an empty node", asleep, Marginal{CostPerHour: 10, PowerWatts: 100 + 100 + 2*50 + 100, CarbonPerHour: 400 * 0.4}},
+		{"a running node", awake, Marginal{CostPerHour: 0, PowerWatts: 100 + 100, CarbonPerHour: 400 * 0.2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := MarginalOf(&p, &tc.node, Allocation{Device: 0}, &testEconomics)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("MarginalOf (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAttribution(t *testing.T) {
+	n := node(2)
+	p := Pod{CPUMilli: 24000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: 500}
+	// dominant share: GPU 500/2000 = 0.25 (CPU 24000/96000 = 0.25 too)
+	if got := AttributedCost(&p, &n, &testEconomics); got != 2.5 {
+		t.Errorf("AttributedCost = %v, want 2.5", got)
+	}
+	// 0.25 of idle (100 + 2*50) + CPU load 200*0.25 + device load 250*0.5... = 50 + 50 + 100
+	if got := AttributedPower(&p, &n, &testEconomics); got != 200 {
+		t.Errorf("AttributedPower = %v, want 200", got)
+	}
+}
+
+func TestPowerCurve(t *testing.T) {
+	c := PowerCurve{{Utilization: 0, Watts: 8}, {Utilization: 0.1, Watts: 22}, {Utilization: 0.5, Watts: 53}, {Utilization: 1, Watts: 71}}
+	for _, tc := range []struct{ u, want float64 }{{-1, 8}, {0, 8}, {0.05, 15}, {0.5, 53}, {0.75, 62}, {1, 71}, {2, 71}, {math.NaN(), 8}} {
+		if got := c.WattsAt(tc.u); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("WattsAt(%v) = %v, want %v", tc.u, got, tc.want)
+		}
+	}
+}
+
+func TestCheckLimits(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   Limit
+		cost    float64
+		power   float64
+		carbon  float64
+		wantMsg string // empty: within limits
+	}{
+		{"cost cap holds", Limit{Source: "WorkloadOptimizer ai/x maxCostPerHour", Kind: LimitCostPerHour, Cap: 50, Used: 40}, 10, 0, 0, ""},
+		{"cost cap broken", Limit{Source: "WorkloadOptimizer ai/x maxCostPerHour", Kind: LimitCostPerHour, Cap: 50, Used: 40}, 10.5, 0, 0,
+			"WorkloadOptimizer ai/x maxCostPerHour: hourly cost cap 50.00 USD/h exceeded (40.00 in use + 10.50 for this pod)"},
+		{"power cap broken", Limit{Source: "PowerPolicy dc", Kind: LimitPowerWatts, Cap: 2000, Used: 1800}, 0, 300, 0,
+			"PowerPolicy dc: power cap 2000 W exceeded (1800 in use + 300 for this pod)"},
+		{"budget covers an hour", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 3}, 3, 0, 0, ""},
+		{"budget exhausted", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 2.99}, 3, 0, 0,
+			"CostPolicy team: budget left 2.99 USD does not cover 1 h of this pod at 3.00 USD/h"},
+		{"energy budget exhausted", Limit{Source: "PowerPolicy dc", Kind: LimitEnergyKWh, Cap: 0.2}, 0, 300, 0,
+			"PowerPolicy dc: energy budget left 0.20 kWh does not cover 1 h of this pod at 300 W"},
+		{"carbon limit", Limit{Source: "PowerPolicy green", Kind: LimitCarbonIntensity, Cap: 100}, 0, 0, 450,
+			"PowerPolicy green: node carbon intensity 450 gCO2/kWh is above the limit 100"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := CheckLimits([]Limit{tc.limit}, tc.cost, tc.power, tc.carbon)
+			switch {
+			case tc.wantMsg == "" && v != nil:
+				t.Errorf("unexpected violation: %v", v)
+			case tc.wantMsg != "" && (v == nil || v.Error() != tc.wantMsg):
+				t.Errorf("violation = %v, want %q", v, tc.wantMsg)
+			}
+		})
+	}
+}
+
+func TestCheckSpot(t *testing.T) {
+	if v := CheckSpot(SpotRequired, "CostPolicy p", false); v == nil || !strings.Contains(v.Error(), "spot capacity required") {
+		t.Errorf("require on on-demand: %v", v)
+	}
+	if v := CheckSpot(SpotAvoided, "CostPolicy p", true); v == nil || !strings.Contains(v.Error(), "spot capacity avoided") {
+		t.Errorf("avoid on spot: %v", v)
+	}
+	if v := CheckSpot(SpotRequired, "CostPolicy p", true); v != nil {
+		t.Errorf("require on spot: %v", v)
+	}
+}
+
+func TestCombinedScores(t *testing.T) {
+	cands := []Candidate{
+		{Marginal: Marginal{CostPerHour: 10, PowerWatts: 500}, FragDelta: 0},             // wakes a node
+		{Marginal: Marginal{CostPerHour: 0, PowerWatts: 100}, FragDelta: 0},              // running node
+		{Marginal: Marginal{CostPerHour: 0, PowerWatts: 100}, FragDelta: -400},           // running and packs better
+		{Marginal: Marginal{CostPerHour: 0, PowerWatts: 100}, FragDelta: 0, Spot: true},  // running spot node
+		{Marginal: Marginal{CostPerHour: 0, PowerWatts: 100}, FragDelta: 0, Green: true}, // running green node
+	}
+	w := DefaultWeights
+	got := CombinedScores(cands, Preferences{}, w, nil)
+	if !(got[2] > got[1] && got[1] > got[0]) {
+		t.Errorf("want less fragmentation > running node > waking a node, got %v", got)
+	}
+	for _, s := range got {
+		if s < 0 || s > 100 {
+			t.Errorf("score %v out of 0..100", s)
+		}
+	}
+	spot := CombinedScores(cands, Preferences{Spot: true}, w, nil)
+	if !(spot[3] > spot[1]) {
+		t.Errorf("preferSpot: spot node should beat the same on-demand node, got %v", spot)
+	}
+	green := CombinedScores(cands, Preferences{Green: true}, w, nil)
+	if !(green[4] > green[1]) {
+		t.Errorf("preferGreen: green node should beat the same node, got %v", green)
+	}
+	if got := CombinedScores(nil, Preferences{}, w, nil); len(got) != 0 {
+		t.Errorf("no candidates: %v", got)
+	}
+}
+
+func TestFragmentationScore(t *testing.T) {
+	for _, tc := range []struct{ delta, want float64 }{{0, 50}, {-1000, 73}, {1000, 26}, {-40, 50}, {-41, 51}} {
+		if got := FragmentationScore(tc.delta); got != tc.want {
+			t.Errorf("FragmentationScore(%v) = %v, want %v", tc.delta, got, tc.want)
+		}
+	}
+}
+
+func TestOptimizationScore(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		current, best Totals
+		want          float64
+	}{
+		{"optimal", Totals{10, 1000}, Totals{10, 1000}, 1},
+		{"twice the cost and power", Totals{20, 2000}, Totals{10, 1000}, 0.5},
+		{"cost optimal, power double", Totals{10, 2000}, Totals{10, 1000}, 0.75},
+		{"better than the best found", Totals{5, 500}, Totals{10, 1000}, 1},
+		{"nothing running", Totals{}, Totals{}, 1},
+	} {
+		if got := OptimizationScore(tc.current, tc.best); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: OptimizationScore = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// benchmarkNode is an openb G2 node, half used, scored against the default trace's 35 typical types.
+func benchmarkInputs() (Pod, Node, []PodType) {
+	n := node(8, 0, 540, 1000, 1000, 200, 1000, 0, 1000)
+	n.CPUFree = 40000
+	var types []PodType
+	for i := 0; i < 35; i++ {
+		types = append(types, PodType{CPUMilli: int64(1000 * (i%8 + 1)), GPUCount: 1 + i%3/2, GPUMilli: []int64{250, 500, 1000}[i%3], Popularity: 1.0 / 35})
+	}
+	return Pod{CPUMilli: 6000, MemoryMiB: 12288, GPUCount: 1, GPUMilli: 460}, n, types
+}
+
+// BenchmarkFGDScoreOnePodOneNode is the FGD paper's score alone: the baseline of the next benchmark.
+func BenchmarkFGDScoreOnePodOneNode(b *testing.B) {
+	p, n, types := benchmarkInputs()
+	before := Fragmentation(&n, types)
+	var cands [MaxDevicesPerNode]int
+	for i := 0; i < b.N; i++ {
+		best := math.Inf(-1)
+		for _, d := range ShareCandidates(&p, &n, cands[:0]) {
+			after := n
+			Assign(&p, &after, Allocation{Device: d})
+			best = max(best, FragmentationScore(Fragmentation(&after, types)-before))
+		}
+	}
+}
+
+// BenchmarkKcloudScoreOnePodOneNode adds marginal cost, power and carbon and the combined score.
+func BenchmarkKcloudScoreOnePodOneNode(b *testing.B) {
+	p, n, types := benchmarkInputs()
+	before := Fragmentation(&n, types)
+	var cands [MaxDevicesPerNode]int
+	one := make([]Candidate, 1)
+	out := make([]float64, 0, 1)
+	for i := 0; i < b.N; i++ {
+		best, dev := math.Inf(1), -1
+		for _, d := range ShareCandidates(&p, &n, cands[:0]) {
+			after := n
+			Assign(&p, &after, Allocation{Device: d})
+			if f := Fragmentation(&after, types) - before; f < best {
+				best, dev = f, d
+			}
+		}
+		one[0] = Candidate{Marginal: MarginalOf(&p, &n, Allocation{Device: dev}, &testEconomics), FragDelta: best}
+		out = CombinedScores(one, Preferences{}, DefaultWeights, out)
+	}
+}
