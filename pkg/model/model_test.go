@@ -258,6 +258,13 @@ func TestCombinedScores(t *testing.T) {
 	if !(green[4] > green[1]) {
 		t.Errorf("preferGreen: green node should beat the same node, got %v", green)
 	}
+	reserve := CombinedScores([]Candidate{
+		{Marginal: Marginal{CostPerHour: 0}, AcceleratorNodeForCPUPod: true}, // running GPU node
+		{Marginal: Marginal{CostPerHour: 5}},                                 // waking a CPU node
+	}, Preferences{}, w, nil)
+	if !(reserve[1] > reserve[0]) {
+		t.Errorf("a CPU pod should wake a CPU node rather than take a GPU node's CPU, got %v", reserve)
+	}
 	if got := CombinedScores(nil, Preferences{}, w, nil); len(got) != 0 {
 		t.Errorf("no candidates: %v", got)
 	}

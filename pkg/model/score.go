@@ -11,8 +11,11 @@ type Weights struct {
 	Power         float64 // marginal power: waking a node costs its idle draw, plus the load added
 	Carbon        float64 // marginal emissions: marginal power times the node's grid intensity
 	Fragmentation float64 // change of the node's GPU fragmentation against the target workload
-	Spot          float64 // spot capacity, when the pod prefers spot
-	Green         float64 // green-energy nodes, when the pod prefers green
+	// Reserve keeps accelerator nodes for accelerator pods: a pod that asks for no accelerator loses
+	// this weight on a node that has accelerators, so CPU work goes to CPU nodes while they have room.
+	Reserve float64
+	Spot    float64 // spot capacity, when the pod prefers spot
+	Green   float64 // green-energy nodes, when the pod prefers green
 }
 
 // DefaultWeights let fragmentation decide and cost break its ties: one fragmentation point (about 40
@@ -20,7 +23,7 @@ type Weights struct {
 // node packs the pod as well. Power and carbon weigh 0 by default: waking fewer nodes already saves
 // both, and steering by load power sends tied pods to low-power models, which cost 3.5 points of GPU
 // allocation in the simulator's inflate experiment on the openb default trace (docs/designs/scoring.md).
-var DefaultWeights = Weights{Cost: 2, Power: 0, Carbon: 0, Fragmentation: 98, Spot: 5, Green: 5}
+var DefaultWeights = Weights{Cost: 2, Power: 0, Carbon: 0, Fragmentation: 98, Reserve: 5, Spot: 5, Green: 5}
 
 // Preferences are the soft wishes of the pod's workload.
 type Preferences struct {
@@ -34,6 +37,8 @@ type Candidate struct {
 	FragDelta float64 // fragmentation after minus before, in milli-GPUs (negative: less fragmented)
 	Spot      bool
 	Green     bool
+	// AcceleratorNodeForCPUPod: the pod asks for no accelerator and the node has some.
+	AcceleratorNodeForCPUPod bool
 }
 
 // CombinedScores scores every candidate 0..100 (higher is better).
@@ -52,7 +57,7 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 		}
 	}
 	weights := [3]float64{w.Cost, w.Power, w.Carbon}
-	total := w.Cost + w.Power + w.Carbon + w.Fragmentation
+	total := w.Cost + w.Power + w.Carbon + w.Fragmentation + w.Reserve
 	if pref.Spot {
 		total += w.Spot
 	}
@@ -65,6 +70,9 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 			s += weights[k] * lowerIsBetter(v, lo[k], hi[k])
 		}
 		s += w.Fragmentation * FragmentationScore(cands[i].FragDelta) / 100
+		if !cands[i].AcceleratorNodeForCPUPod {
+			s += w.Reserve
+		}
 		if pref.Spot && cands[i].Spot {
 			s += w.Spot
 		}

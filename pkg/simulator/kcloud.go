@@ -55,6 +55,8 @@ func (k *kcloudPolicy) candidate(s *state, i int, p *Pod) (model.Candidate, mode
 		FragDelta: -decrease,
 		Spot:      e.Spot,
 		Green:     e.Green,
+
+		AcceleratorNodeForCPUPod: p.GPUCount == 0 && s.c.Nodes[i].Devices > 0,
 	}
 	k.cache[i][p.Class] = candEntry{version: s.version[i], valid: true, cand: c, alloc: a}
 	return c, a

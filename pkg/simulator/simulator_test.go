@@ -219,3 +219,33 @@ func BenchmarkSchedulingPass(b *testing.B) {
 		})
 	}
 }
+
+// TestCheapestFillBound shows how much any policy could save on the openb fleet, and checks that no
+// policy beats the bound (which would mean the cost accounting is wrong).
+func TestCheapestFillBound(t *testing.T) {
+	nodes, err := traces.ReadNodes(traces.OpenbGPUNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCluster(nodes, CatalogEconomics(catalog.Default()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := CheapestFillCost(c)
+	perModel := map[string][2]float64{}
+	for i, n := range c.Nodes {
+		pm := perModel[n.Model]
+		perModel[n.Model] = [2]float64{pm[0] + c.Econ[i].PricePerHour, pm[1] + float64(n.Devices)}
+	}
+	for m, v := range perModel {
+		t.Logf("%-8s %.2f USD per GPU-hour (node price incl. host, over %.0f GPUs)", m, v[0]/v[1], v[1])
+	}
+	got := runDefault(t, []string{"fgd", "kcloud"}, 2)
+	t.Logf("cheapest-fill bound %.0f USD/h; fgd %.0f (bound is %.1f%% below); kcloud %.0f", bound, got["fgd"].CostMean,
+		100*(1-bound/got["fgd"].CostMean), got["kcloud"].CostMean)
+	for p, r := range got {
+		if r.CostMean < bound {
+			t.Errorf("%s costs %.0f USD/h, below the lower bound %.0f", p, r.CostMean, bound)
+		}
+	}
+}
