@@ -51,35 +51,42 @@ controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-sched
 
 ##@ Build
 .PHONY: build
-build: ## Compile every package and the commands under cmd/ into bin/.
+build: ## Compile every package and the commands under cmd/ into bin/ (kubectl-kcloud is the plugin name).
 	$(GO) build ./...
 	@for d in cmd/*/; do [ -d "$$d" ] || continue; echo "building bin/$$(basename $$d)"; $(GO) build -o bin/ ./$$d || exit 1; done
+	@ln -sf kcloud bin/kubectl-kcloud
 
 .PHONY: run
-run: ## Run the product (local cluster + operator + scheduler): arrives with issues #4-#6.
-	@echo "make run: not available yet. The local accelerator cluster (issue #4), kcloud-scheduler (#5) and"
-	@echo "kcloud-operator (#6) are still to be built; today 'make install' puts the CRDs into the cluster"
-	@echo "of your kubeconfig and 'make test' runs everything that exists."
-	@exit 2
+run: ## Run the product: on $$KUBECONFIG's cluster, or a local one (kcloud dev up); CRDs, examples, report.
+	@./hack/build-controlplane.sh >/dev/null
+	$(GO) build -o bin/kcloud ./cmd/kcloud
+	bin/kcloud run
+
+.PHONY: dev-down
+dev-down: ## Stop the local cluster that `make run` started.
+	bin/kcloud dev down
 
 ##@ Test
 .PHONY: test
-test: verify ## Unit and integration tests against a real kube-apiserver and etcd (the README's test command).
-	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./...
+test: verify ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
+	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-integration
 test-integration: ## Integration tests only (envtest with binaries built from modules).
 	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./test/integration/...
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests on the local cluster: arrive with issue #4.
-	@echo "make test-e2e: not available yet; the local cluster and e2e harness arrive with issue #4."
-	@exit 2
+test-e2e: ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after.
+	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
 ##@ Benchmarks
 .PHONY: bench-simulator
 bench-simulator: ## Time the simulator (one run, full table) against FGD; last line inflate_run_s=X full_table_s=Y.
 	@./hack/bench-simulator.sh
+
+.PHONY: bench-cluster
+bench-cluster: ## Bring up the 1,523-node openb fleet until Ready; last line openb_fleet_ready_s=X.
+	@./hack/bench-cluster.sh
 
 ##@ Deployment
 .PHONY: install

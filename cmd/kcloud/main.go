@@ -23,6 +23,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimulateCommand())
+	root.AddCommand(newSimulateCommand(), newDevCommand(), newRunCommand())
 	return root
 }

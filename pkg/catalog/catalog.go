@@ -371,3 +371,15 @@ func (c *Catalog) clone() *Catalog {
 	}
 	return &n
 }
+
+// InstanceShape returns the vCPUs and memory (GiB) of a known AWS or GCP instance type.
+func (c *Catalog) InstanceShape(instanceType string) (vcpus, memoryGiB float64, ok bool) {
+	key := strings.ToLower(instanceType)
+	if row, found := c.aws[key]; found {
+		return row.VCPUs, row.MemoryGiB, true
+	}
+	for _, row := range c.gcp[key] {
+		return row.VCPUs, row.MemoryGiB, true
+	}
+	return 0, 0, false
+}

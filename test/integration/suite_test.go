@@ -54,6 +54,8 @@ func TestMain(m *testing.M) {
 	cfg, err = env.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)
+		// Start may fail after etcd and kube-apiserver are up (installing CRDs); stop what started.
+		_ = env.Stop()
 		os.Exit(1)
 	}
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})

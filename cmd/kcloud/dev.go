@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/devcluster"
+	"kcloud.io/optimizer/pkg/simulator"
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+type devOptions struct {
+	stateDir, binDir, profile string
+	apiserverPort             int
+}
+
+func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
+	cmd.Flags().StringVar(&o.stateDir, "state-dir", envOr("KCLOUD_DEV_DIR", ".dev/cluster"), "directory holding the local cluster's certificates, kubeconfig, etcd data, logs and state ($KCLOUD_DEV_DIR)")
+	if withUp {
+		cmd.Flags().StringVar(&o.binDir, "bin-dir", envOr("KCLOUD_BIN_DIR", "bin/controlplane/current"), "directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok ($KCLOUD_BIN_DIR; `make controlplane` builds them)")
+		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed cloud nodes) or openb (the 1,523-node Alibaba openb cluster)")
+		cmd.Flags().IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0 picks a free one)")
+	}
+}
+
+func newDevCommand() *cobra.Command {
+	dev := &cobra.Command{Use: "dev", Short: "A local Kubernetes cluster with a simulated GPU/NPU fleet (etcd, kube-apiserver, controllers, kwok)"}
+	up := &devOptions{}
+	upCmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the local cluster and its fleet, wait until every node is Ready, print the kubeconfig",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			_, err := devUp(ctx, cmd.OutOrStdout(), up)
+			return err
+		},
+	}
+	up.addFlags(upCmd, true)
+	down := &devOptions{}
+	downCmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every process of the local cluster and remove its state directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := devcluster.Down(down.stateDir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stopped %d processes of the %s cluster and removed %s\n", len(s.Processes), s.Profile, down.stateDir)
+			return nil
+		},
+	}
+	down.addFlags(downCmd, false)
+	status := &devOptions{}
+	statusCmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the local cluster's processes and nodes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := devcluster.ReadState(status.stateDir)
+			if err != nil {
+				return fmt.Errorf("no local cluster in %s: %w", status.stateDir, err)
+			}
+			out := cmd.OutOrStdout()
+			for _, p := range s.Processes {
+				state := "running"
+				if !devcluster.Alive(p.PID) {
+					state = "EXITED (log: " + p.Log + ")"
+				}
+				fmt.Fprintf(out, "%-24s pid %-7d %s\n", p.Name, p.PID, state)
+			}
+			fmt.Fprintf(out, "export KUBECONFIG=%s\n", s.Kubeconfig)
+			return nil
+		},
+	}
+	status.addFlags(statusCmd, false)
+	dev.AddCommand(upCmd, downCmd, statusCmd)
+	return dev
+}
+
+func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Cluster, error) {
+	start := time.Now()
+	c, err := devcluster.Up(ctx, devcluster.Options{
+		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
+		Log: func(format string, args ...any) {
+			fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "[%5.1fs] %d nodes Ready\n", time.Since(start).Seconds(), c.Nodes)
+	if c.Nodes <= 50 {
+		if err := printFleet(ctx, out, c); err != nil {
+			return c, err
+		}
+	}
+	fmt.Fprintf(out, "\nexport KUBECONFIG=%s\nstop it with: kcloud dev down --state-dir %s\n", c.Kubeconfig, o.stateDir)
+	return c, nil
+}
+
+// printFleet lists the nodes with their accelerators and what the catalog says they cost and draw.
+func printFleet(ctx context.Context, out io.Writer, c *devcluster.Cluster) error {
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	nodes := list.Items
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	cat := catalog.Default()
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tREADY\tACCELERATORS\tCAPACITY\tREGION\tUSD/H\tIDLE W\tgCO2/kWh")
+	for i := range nodes {
+		n := &nodes[i]
+		facts, err := catalog.FactsFromNode(n)
+		if err != nil {
+			return err
+		}
+		e, err := simulator.NodeEconomics(cat, facts)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		acc := "-"
+		if facts.AcceleratorModel != "" {
+			acc = fmt.Sprintf("%d x %s", facts.AcceleratorCount, facts.AcceleratorModel)
+		}
+		idle := e.HostIdleWatts + float64(facts.AcceleratorCount)*e.Device.WattsAt(0)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%.2f\t%.0f\t%.0f\n", n.Name, devcluster.NodeReady(n), acc, facts.CapacityType, facts.Region, e.PricePerHour, idle, e.CarbonIntensity)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/config"
+	"kcloud.io/optimizer/pkg/devcluster"
+	"kcloud.io/optimizer/pkg/install"
+)
+
+type runOptions struct {
+	devOptions
+	kubeconfig string
+}
+
+func newRunCommand() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Bring the product up: on your cluster, or on a local one it starts; install the CRDs, apply the spec's examples, report",
+		Long: `Bring the product up and show what it does.
+
+With --kubeconfig (or $KUBECONFIG) it works on that cluster. Otherwise it starts the local cluster
+(` + "`kcloud dev up`" + `), or reuses the one already running in --state-dir. Then it installs the CRDs, applies
+the product description's WorkloadOptimizer examples (creating their namespaces) and prints the
+nodes and the optimizers. The operator and kcloud-scheduler are not built yet (issues #5 and #6):
+until they are, the optimizers' status columns stay empty.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			return o.run(ctx, cmd.OutOrStdout())
+		},
+	}
+	o.addFlags(cmd, true)
+	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "work on the cluster of this kubeconfig instead of a local one ($KUBECONFIG)")
+	return cmd
+}
+
+func (o *runOptions) run(ctx context.Context, out io.Writer) error {
+	start := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	var cfg *rest.Config
+	var err error
+	switch {
+	case o.kubeconfig != "":
+		step("using the cluster of %s", o.kubeconfig)
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+	default:
+		if s, serr := devcluster.ReadState(o.stateDir); serr == nil && allAlive(s) {
+			step("reusing the local cluster in %s", o.stateDir)
+			cfg, err = clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+		} else {
+			c, uerr := devUp(ctx, out, &o.devOptions)
+			if uerr != nil {
+				return uerr
+			}
+			cfg = c.Config
+		}
+	}
+	if err != nil {
+		return err
+	}
+	a, err := install.NewApplier(cfg)
+	if err != nil {
+		return err
+	}
+	crds, err := install.Objects(config.CRDs, "crd/bases/*.yaml")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, crd := range crds {
+		if err := a.Apply(ctx, crd, ""); err != nil {
+			return err
+		}
+		names = append(names, crd.GetName())
+	}
+	if err := a.WaitEstablished(ctx, names, time.Minute); err != nil {
+		return err
+	}
+	step("installed CRDs: %s", strings.Join(names, ", "))
+	samples, err := install.Objects(config.Samples, "samples/*.yaml")
+	if err != nil {
+		return err
+	}
+	for _, s := range samples {
+		if ns := s.GetNamespace(); ns != "" {
+			if err := a.EnsureNamespace(ctx, ns); err != nil {
+				return err
+			}
+		}
+		if err := a.Apply(ctx, s, "default"); err != nil {
+			return err
+		}
+	}
+	step("applied %d examples (the product description's 3 WorkloadOptimizers, a CostPolicy, a PowerPolicy)", len(samples))
+	return report(ctx, out, cfg)
+}
+
+func allAlive(s *devcluster.State) bool {
+	for _, p := range s.Processes {
+		if !devcluster.Alive(p.PID) {
+			return false
+		}
+	}
+	return len(s.Processes) > 0
+}
+
+// report prints the cluster's accelerator nodes and the optimizers with their status.
+func report(ctx context.Context, out io.Writer, cfg *rest.Config) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for i := range nodes.Items {
+		if devcluster.NodeReady(&nodes.Items[i]) {
+			ready++
+		}
+	}
+	fmt.Fprintf(out, "\nnodes: %d, Ready: %d\n\n", len(nodes.Items), ready)
+	c, err := newKcloudClient(cfg)
+	if err != nil {
+		return err
+	}
+	var list kcloudv1alpha1.WorkloadOptimizerList
+	if err := c.List(ctx, &list); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tTYPE\tPHASE\tCOST/H\tPOWER W\tNODE\tSCORE")
+	for _, wo := range list.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.2f\n", wo.Namespace, wo.Name, wo.Spec.WorkloadType, orDash(string(wo.Status.Phase)),
+			wo.Status.CurrentCost, wo.Status.CurrentPower, orDash(wo.Status.AssignedNode), wo.Status.OptimizationScore)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nThe operator that fills PHASE, COST/H, POWER, NODE and SCORE arrives with issue #6, kcloud-scheduler with #5.")
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,15 @@
+// Package config embeds the generated CRDs and the samples, so that the CLI can install and apply
+// them without a checkout (`kcloud run`).
+package config
+
+import "embed"
+
+// CRDs are the generated CustomResourceDefinitions (crd/bases).
+//
+//go:embed crd/bases/*.yaml
+var CRDs embed.FS
+
+// Samples are the spec's WorkloadOptimizer examples and the policy samples (samples).
+//
+//go:embed samples/*.yaml
+var Samples embed.FS

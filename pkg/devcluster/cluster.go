@@ -1,0 +1,505 @@
+// Package devcluster runs a local Kubernetes control plane with a simulated accelerator fleet:
+// etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, all built from the Go module
+// graph into bin/, on loopback, with every file in one state directory.
+package devcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"kcloud.io/optimizer/pkg/catalog"
+)
+
+// Binaries the local cluster runs, in start order.
+var Binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
+// Options configure Up.
+type Options struct {
+	StateDir      string // all files: certificates, kubeconfig, etcd data, logs, state.json
+	BinDir        string // where the binaries are (hack/build-controlplane.sh prints it)
+	Profile       string // fleet profile
+	APIServerPort int    // 0 picks a free port
+	Catalog       *catalog.Catalog
+	Log           func(format string, args ...any)
+}
+
+// Process is one started program.
+type Process struct {
+	Name string   `json:"name"`
+	PID  int      `json:"pid"`
+	Args []string `json:"args"`
+	Log  string   `json:"log"`
+	done chan struct{}
+}
+
+// State is what Up leaves in the state directory for Down and for users.
+type State struct {
+	Profile    string     `json:"profile"`
+	Kubeconfig string     `json:"kubeconfig"`
+	Server     string     `json:"server"`
+	Processes  []*Process `json:"processes"`
+	Nodes      int        `json:"nodes"`
+	Started    time.Time  `json:"started"`
+}
+
+const stateFile = "state.json"
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	State
+	Dir    string
+	Config *rest.Config
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+// ReadState reads the state directory's state.json.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	return &s, nil
+}
+
+// Alive reports whether a process with the PID exists and is not a zombie.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself contain spaces.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z' && s[i+2] != 'X'
+	}
+	return true
+}
+
+// Up starts the control plane and the fleet and waits until every node is Ready.
+func Up(ctx context.Context, o Options) (*Cluster, error) {
+	if _, ok := Profiles[o.Profile]; !ok {
+		return nil, fmt.Errorf("unknown fleet profile %q; known profiles: %s", o.Profile, strings.Join(ProfileNames(), ", "))
+	}
+	for _, b := range Binaries {
+		if fi, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil || fi.IsDir() {
+			return nil, fmt.Errorf("missing binary %s in %s: build the control plane with `make controlplane` (or pass --bin-dir)", b, o.BinDir)
+		}
+	}
+	stages := filepath.Join(o.BinDir, "kwok-stages.yaml")
+	if _, err := os.Stat(stages); err != nil {
+		return nil, fmt.Errorf("missing kwok stages %s: build the control plane with `make controlplane`", stages)
+	}
+	if s, err := ReadState(o.StateDir); err == nil {
+		var alive []string
+		for _, p := range s.Processes {
+			if Alive(p.PID) {
+				alive = append(alive, fmt.Sprintf("%s (pid %d)", p.Name, p.PID))
+			}
+		}
+		if len(alive) > 0 {
+			return nil, fmt.Errorf("a local cluster is already running from %s: %s; use it through %s, or stop it with `kcloud dev down --state-dir %s`",
+				o.StateDir, strings.Join(alive, ", "), s.Kubeconfig, o.StateDir)
+		}
+		return nil, fmt.Errorf("state directory %s holds a stopped cluster (started %s); clean it with `kcloud dev down --state-dir %s`",
+			o.StateDir, s.Started.Format(time.RFC3339), o.StateDir)
+	} else if entries, _ := os.ReadDir(o.StateDir); len(entries) > 0 {
+		return nil, fmt.Errorf("state directory %s is not empty and holds no cluster state; choose another --state-dir or remove it", o.StateDir)
+	}
+	if o.APIServerPort != 0 {
+		if err := portFree(o.APIServerPort); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, State: State{Profile: o.Profile, Started: time.Now().UTC()}}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = c.stop(10 * time.Second)
+		}
+	}()
+	if err := c.start(ctx, o, stages); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port %d is in use on 127.0.0.1: choose another --apiserver-port", port)
+	}
+	return l.Close()
+}
+
+func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
+	p := pki{dir: c.Dir}
+	if err := p.generate(time.Now()); err != nil {
+		return fmt.Errorf("generating certificates: %w", err)
+	}
+	apiPort := o.APIServerPort
+	if apiPort == 0 {
+		var err error
+		if apiPort, err = freePort(); err != nil {
+			return err
+		}
+	}
+	etcdPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kwokPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.Server = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
+	if err := writeKubeconfig(c.Kubeconfig, c.Server, p); err != nil {
+		return err
+	}
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+
+	o.logf("starting etcd on %s", etcdURL)
+	if err := c.run(o, "etcd", "--name=kcloud-dev", "--data-dir="+filepath.Join(c.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=kcloud-dev="+peerURL, "--unsafe-no-fsync=true", "--log-level=warn"); err != nil {
+		return err
+	}
+	o.logf("starting kube-apiserver on %s", c.Server)
+	if err := c.run(o, "kube-apiserver", "--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort), "--tls-cert-file="+p.path("apiserver.crt"), "--tls-private-key-file="+p.path("apiserver.key"),
+		"--client-ca-file="+p.path("ca.crt"), "--service-account-key-file="+p.path("sa.pub"),
+		"--service-account-signing-key-file="+p.path("sa.key"), "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--allow-privileged=true",
+		// Loopback cannot be published as the kubernetes Service endpoint; nothing in-cluster needs it.
+		"--endpoint-reconciler-type=none"); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	c.Config = cfg
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, cs, 90*time.Second); err != nil {
+		return err
+	}
+	kubeconfig := "--kubeconfig=" + c.Kubeconfig
+	o.logf("starting kube-controller-manager, kube-scheduler and kwok")
+	// Client rate limits well above the defaults (20 QPS): the node lifecycle controller lifts the
+	// not-ready taint of each new node, and at 20 QPS a 1,523-node fleet takes over five minutes.
+	qps := []string{"--kube-api-qps=1000", "--kube-api-burst=2000"}
+	if err := c.run(o, "kube-controller-manager", append(qps, kubeconfig, "--leader-elect=false", "--secure-port=0",
+		"--controllers=*,-serviceaccount-token", "--root-ca-file="+p.path("ca.crt"), "--use-service-account-credentials=false")...); err != nil {
+		return err
+	}
+	if err := c.run(o, "kube-scheduler", append(qps, kubeconfig, "--leader-elect=false", "--secure-port=0")...); err != nil {
+		return err
+	}
+	if err := c.run(o, "kwok", kubeconfig, "--config="+stages, "--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort)); err != nil {
+		return err
+	}
+	cat := o.Catalog
+	if cat == nil {
+		cat = catalog.Default()
+	}
+	nodes, err := FleetNodes(o.Profile, cat)
+	if err != nil {
+		return err
+	}
+	o.logf("creating %d nodes of fleet %q", len(nodes), o.Profile)
+	if err := createNodes(ctx, cs, nodes); err != nil {
+		return err
+	}
+	c.Nodes = len(nodes)
+	if err := c.save(); err != nil {
+		return err
+	}
+	o.logf("waiting for %d nodes to be Ready", len(nodes))
+	return c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute)
+}
+
+func writeKubeconfig(path, server string, p pki) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kcloud-dev"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: p.path("ca.crt")}
+	cfg.AuthInfos["kcloud-dev-admin"] = &clientcmdapi.AuthInfo{ClientCertificate: p.path("admin.crt"), ClientKey: p.path("admin.key")}
+	cfg.Contexts["kcloud-dev"] = &clientcmdapi.Context{Cluster: "kcloud-dev", AuthInfo: "kcloud-dev-admin"}
+	cfg.CurrentContext = "kcloud-dev"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// run starts a binary in its own process group (so it outlives the CLI), logging to the state dir.
+func (c *Cluster) run(o Options, name string, args ...string) error {
+	logPath := filepath.Join(c.Dir, name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(filepath.Join(o.BinDir, name), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	proc := &Process{Name: name, PID: cmd.Process.Pid, Args: args, Log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(proc.done) }()
+	c.Processes = append(c.Processes, proc)
+	if err := c.save(); err != nil {
+		return err
+	}
+	// A process that dies at once (bad flag, port taken) is reported with its log.
+	select {
+	case <-proc.done:
+		return fmt.Errorf("%s exited at start; its log %s ends with:\n%s", name, logPath, tail(logPath, 15))
+	case <-time.After(300 * time.Millisecond):
+	}
+	return nil
+}
+
+func tail(path string, lines int) string {
+	b, _ := os.ReadFile(path)
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+func (c *Cluster) save() error {
+	b, err := json.MarshalIndent(c.State, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(c.Dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.Dir, stateFile))
+}
+
+// exited returns the first started process that is no longer running.
+func (c *Cluster) exited() *Process {
+	for _, p := range c.Processes {
+		if !Alive(p.PID) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) waitReady(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p := c.exited(); p != nil {
+			return fmt.Errorf("%s exited; its log %s ends with:\n%s", p.Name, p.Log, tail(p.Log, 15))
+		}
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(body) == "ok" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready after %s: %v", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func createNodes(ctx context.Context, cs kubernetes.Interface, nodes []corev1.Node) error {
+	errs := make(chan error, len(nodes))
+	sem := make(chan struct{}, 32)
+	for i := range nodes {
+		sem <- struct{}{}
+		go func(n *corev1.Node) {
+			defer func() { <-sem }()
+			_, err := cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
+				errs <- fmt.Errorf("creating node %s: %w", n.Name, err)
+				return
+			}
+			errs <- nil
+		}(&nodes[i])
+	}
+	var all []error
+	for range nodes {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// NodeReady reports whether kwok reports the node Ready and the node lifecycle controller has
+// lifted the not-ready taint, i.e. pods can be scheduled to it.
+func NodeReady(n *corev1.Node) bool {
+	ready := false
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			ready = true
+		}
+	}
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+			return false
+		}
+	}
+	return ready
+}
+
+func (c *Cluster) waitNodesReady(ctx context.Context, cs kubernetes.Interface, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if p := c.exited(); p != nil {
+			return fmt.Errorf("%s exited; its log %s ends with:\n%s", p.Name, p.Log, tail(p.Log, 15))
+		}
+		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: LabelFleet})
+		ready := 0
+		if err == nil {
+			for i := range list.Items {
+				if NodeReady(&list.Items[i]) {
+					ready++
+				}
+			}
+			if ready >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d nodes Ready after %s (last error: %v)", ready, want, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops every process of the cluster and removes its state directory.
+func (c *Cluster) Stop() error {
+	if err := c.stop(15 * time.Second); err != nil {
+		return err
+	}
+	return os.RemoveAll(c.Dir)
+}
+
+// stop terminates the processes one by one in reverse start order, so that each can still reach
+// what it depends on while it shuts down (kube-apiserver hangs on a stopped etcd): SIGTERM to the
+// process group, then SIGKILL after the grace period.
+func (c *Cluster) stop(grace time.Duration) error {
+	var left []string
+	for i := len(c.Processes) - 1; i >= 0; i-- {
+		p := c.Processes[i]
+		if !Alive(p.PID) {
+			continue
+		}
+		_ = syscall.Kill(-p.PID, syscall.SIGTERM)
+		if !p.wait(grace) {
+			_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+			if !p.wait(5 * time.Second) {
+				left = append(left, fmt.Sprintf("%s (pid %d)", p.Name, p.PID))
+			}
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("still running after SIGKILL: %s", strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// wait reports whether the process ended within d; it reaps it when this process started it.
+func (p *Process) wait(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if p.done != nil {
+			select {
+			case <-p.done:
+				return true
+			case <-time.After(50 * time.Millisecond):
+			}
+		} else if !Alive(p.PID) {
+			return true
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return !Alive(p.PID)
+}
+
+// Down stops the cluster recorded in a state directory (whatever process started it) and removes the
+// directory. A directory without state is an error; a stopped cluster's leftovers are cleaned.
+func Down(dir string) (*State, error) {
+	s, err := ReadState(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no local cluster in %s (no %s)", dir, stateFile)
+		}
+		return nil, err
+	}
+	c := &Cluster{Dir: dir, State: *s}
+	if err := c.stop(15 * time.Second); err != nil {
+		return s, err
+	}
+	return s, os.RemoveAll(dir)
+}

@@ -1,0 +1,179 @@
+package devcluster
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/traces"
+)
+
+// KwokNodeAnnotation marks nodes that kwok manages; the local cluster's kwok watches only these.
+const KwokNodeAnnotation = "kwok.x-k8s.io/node"
+
+// LabelFleet names the fleet profile a node belongs to.
+const LabelFleet = "kcloud.io/dev-fleet"
+
+// NodeGroup is a set of identical simulated nodes.
+type NodeGroup struct {
+	InstanceType string // empty for on-premises nodes, priced per accelerator by the catalog
+	Model        string // catalog accelerator model; empty for CPU-only nodes
+	Accelerators int
+	CPUs         int64 // used when the catalog does not know the instance type
+	MemoryGiB    int64
+	Region, Zone string
+	Spot         bool
+	Green        bool
+	Count        int
+}
+
+// Profiles are the fleets `kcloud dev up --profile` knows.
+var Profiles = map[string]func() ([]NodeGroup, error){
+	"default": defaultFleet,
+	"openb":   openbFleet,
+}
+
+// ProfileNames lists the profiles, sorted.
+func ProfileNames() []string {
+	var names []string
+	for n := range Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// defaultFleet is a small mixed cloud fleet: 20 nodes over NVIDIA, AMD, Intel, AWS, Rebellions and
+// FuriosaAI accelerators, spot and on-demand, in regions of different carbon intensity.
+func defaultFleet() ([]NodeGroup, error) {
+	return []NodeGroup{
+		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
+		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1b", Spot: true, Count: 1},
+		{InstanceType: "p5.48xlarge", Model: "H100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
+		{InstanceType: "p3.2xlarge", Model: "V100", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1c", Spot: true, Count: 2},
+		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 2},
+		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2b", Spot: true, Count: 1},
+		{InstanceType: "g5.xlarge", Model: "A10G", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 2},
+		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-a", Count: 1},
+		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-b", Spot: true, Count: 1},
+		{InstanceType: "g2-standard-4", Model: "L4", Accelerators: 1, Region: "europe-north1", Zone: "europe-north1-a", Count: 2},
+		{InstanceType: "inf2.xlarge", Model: "Inferentia2", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
+		{InstanceType: "trn1.2xlarge", Model: "Trainium", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1b", Count: 1},
+		{Model: "MI300X", Accelerators: 8, CPUs: 192, MemoryGiB: 2048, Region: "ap-northeast-2", Zone: "ap-northeast-2a", Count: 1},
+		{Model: "Gaudi3", Accelerators: 8, CPUs: 160, MemoryGiB: 1024, Region: "ap-northeast-2", Zone: "ap-northeast-2a", Count: 1},
+		{Model: "ATOM", Accelerators: 4, CPUs: 64, MemoryGiB: 512, Region: "ap-northeast-2", Zone: "ap-northeast-2b", Green: true, Count: 1},
+		{Model: "RNGD", Accelerators: 4, CPUs: 64, MemoryGiB: 512, Region: "ap-northeast-2", Zone: "ap-northeast-2b", Green: true, Count: 1},
+	}, nil
+}
+
+// openbFleet is the Alibaba openb cluster of the FGD paper: 1,523 nodes (310 without GPUs), priced
+// and powered per accelerator by the catalog, all on demand in one region.
+func openbFleet() ([]NodeGroup, error) {
+	nodes, err := traces.ReadNodes(traces.OpenbAllNodes)
+	if err != nil {
+		return nil, err
+	}
+	var groups []NodeGroup
+	for _, n := range nodes {
+		groups = append(groups, NodeGroup{Model: n.Model, Accelerators: n.GPUs, CPUs: n.CPUMilli / 1000, MemoryGiB: n.MemoryMiB / 1024,
+			Region: "cn-hangzhou", Zone: "cn-hangzhou-b", Count: 1})
+	}
+	return groups, nil
+}
+
+// FleetNodes turns a profile into Node objects with the labels a cloud provider and the vendors'
+// device plugins would set, and capacity for the accelerators' extended resources.
+func FleetNodes(profile string, cat *catalog.Catalog) ([]corev1.Node, error) {
+	build, ok := Profiles[profile]
+	if !ok {
+		return nil, fmt.Errorf("unknown fleet profile %q; known profiles: %s", profile, strings.Join(ProfileNames(), ", "))
+	}
+	groups, err := build()
+	if err != nil {
+		return nil, err
+	}
+	var nodes []corev1.Node
+	for gi, g := range groups {
+		cpus, mem := g.CPUs, g.MemoryGiB
+		if g.InstanceType != "" {
+			if v, m, ok := cat.InstanceShape(g.InstanceType); ok {
+				cpus, mem = int64(v), int64(m)
+			} else if cpus == 0 {
+				return nil, fmt.Errorf("fleet %s group %d: instance type %s is not in the catalog and the group gives no CPUs", profile, gi, g.InstanceType)
+			}
+		}
+		var dev catalog.DeviceSpec
+		if g.Model != "" {
+			if dev, err = cat.Device(g.Model); err != nil {
+				return nil, fmt.Errorf("fleet %s group %d: %w", profile, gi, err)
+			}
+		}
+		for i := 0; i < g.Count; i++ {
+			name := nodeName(profile, g, len(nodes))
+			nodes = append(nodes, buildNode(name, profile, g, dev, cpus, mem))
+		}
+	}
+	return nodes, nil
+}
+
+func nodeName(profile string, g NodeGroup, index int) string {
+	kind := "cpu"
+	if g.Model != "" {
+		kind = strings.ToLower(g.Model)
+	}
+	if profile == "openb" {
+		return fmt.Sprintf("openb-%04d-%s", index, kind)
+	}
+	cap := "od"
+	if g.Spot {
+		cap = "spot"
+	}
+	return fmt.Sprintf("%s-%s-%s-%02d", kind, g.Region, cap, index)
+}
+
+func buildNode(name, profile string, g NodeGroup, dev catalog.DeviceSpec, cpus, memGiB int64) corev1.Node {
+	capacityType := string(catalog.CapacityOnDemand)
+	if g.Spot {
+		capacityType = string(catalog.CapacitySpot)
+	}
+	labels := map[string]string{
+		corev1.LabelHostname:          name,
+		corev1.LabelOSStable:          "linux",
+		corev1.LabelArchStable:        "amd64",
+		"type":                        "kwok",
+		LabelFleet:                    profile,
+		catalog.LabelRegion:           g.Region,
+		corev1.LabelTopologyZone:      g.Zone,
+		catalog.LabelCapacityType:     capacityType,
+		catalog.LabelAcceleratorModel: g.Model,
+	}
+	if g.InstanceType != "" {
+		labels[catalog.LabelInstanceType] = g.InstanceType
+	}
+	if g.Green {
+		labels[catalog.LabelGreenEnergy] = "true"
+	}
+	if g.Model == "" {
+		delete(labels, catalog.LabelAcceleratorModel)
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewQuantity(cpus, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(memGiB<<30, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(110, resource.DecimalSI),
+	}
+	if g.Model != "" && g.Accelerators > 0 {
+		if dev.ProductLabelKey != "" && dev.ProductLabel != "" {
+			labels[dev.ProductLabelKey] = dev.ProductLabel
+		}
+		capacity[corev1.ResourceName(dev.Resource)] = *resource.NewQuantity(int64(g.Accelerators), resource.DecimalSI)
+	}
+	return corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: map[string]string{KwokNodeAnnotation: "fake"}},
+		Status:     corev1.NodeStatus{Capacity: capacity, Allocatable: capacity.DeepCopy()},
+	}
+}

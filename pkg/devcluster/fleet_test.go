@@ -1,0 +1,60 @@
+package devcluster
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"kcloud.io/optimizer/pkg/catalog"
+)
+
+func TestFleetNodes(t *testing.T) {
+	cat := catalog.Default()
+	nodes, err := FleetNodes("default", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 20 {
+		t.Errorf("default fleet: %d nodes", len(nodes))
+	}
+	names := map[string]bool{}
+	for i := range nodes {
+		n := &nodes[i]
+		if names[n.Name] {
+			t.Errorf("duplicate node name %s", n.Name)
+		}
+		names[n.Name] = true
+		facts, err := catalog.FactsFromNode(n)
+		if err != nil {
+			t.Fatalf("%s: %v", n.Name, err)
+		}
+		if facts.AcceleratorModel == "" || facts.AcceleratorCount == 0 || facts.Region == "" {
+			t.Errorf("%s: catalog reads %+v", n.Name, facts)
+		}
+		if _, err := cat.Price(facts); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+		}
+		if n.Annotations[KwokNodeAnnotation] != "fake" || n.Status.Allocatable.Cpu().IsZero() {
+			t.Errorf("%s: not a kwok node with capacity: %v %v", n.Name, n.Annotations, n.Status.Allocatable)
+		}
+	}
+	openb, err := FleetNodes("openb", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpus, cpuOnly := int64(0), 0
+	for i := range openb {
+		q := openb[i].Status.Allocatable[corev1.ResourceName(catalog.ResourceNVIDIAGPU)]
+		gpus += q.Value()
+		if q.IsZero() {
+			cpuOnly++
+		}
+	}
+	if len(openb) != 1523 || gpus != 6212 || cpuOnly != 310 {
+		t.Errorf("openb fleet: %d nodes, %d GPUs, %d without GPUs; want 1523, 6212, 310", len(openb), gpus, cpuOnly)
+	}
+	if _, err := FleetNodes("mainframe", cat); err == nil || !strings.Contains(err.Error(), "known profiles: default, openb") {
+		t.Errorf("unknown profile: %v", err)
+	}
+}
