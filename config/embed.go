@@ -13,3 +13,8 @@ var CRDs embed.FS
 //
 //go:embed samples/*.yaml
 var Samples embed.FS
+
+// SchedulerConfig is the example KubeSchedulerConfiguration of kcloud-scheduler (scheduler).
+//
+//go:embed scheduler/kcloud-scheduler-config.yaml
+var SchedulerConfig []byte

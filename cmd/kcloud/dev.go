@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -14,10 +15,11 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
+	"kcloud.io/optimizer/config"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/devcluster"
-	"kcloud.io/optimizer/pkg/simulator"
 )
 
 func envOr(key, def string) string {
@@ -28,8 +30,8 @@ func envOr(key, def string) string {
 }
 
 type devOptions struct {
-	stateDir, binDir, profile string
-	apiserverPort             int
+	stateDir, binDir, profile, scheduler string
+	apiserverPort                        int
 }
 
 func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
@@ -38,6 +40,7 @@ func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
 		cmd.Flags().StringVar(&o.binDir, "bin-dir", envOr("KCLOUD_BIN_DIR", "bin/controlplane/current"), "directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok ($KCLOUD_BIN_DIR; `make controlplane` builds them)")
 		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed cloud nodes) or openb (the 1,523-node Alibaba openb cluster)")
 		cmd.Flags().IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0 picks a free one)")
+		cmd.Flags().StringVar(&o.scheduler, "scheduler", "bin/kcloud-scheduler", "kcloud-scheduler binary to run beside the default scheduler when it exists (`make build` builds it); empty: none")
 	}
 }
 
@@ -100,8 +103,21 @@ func newDevCommand() *cobra.Command {
 
 func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Cluster, error) {
 	start := time.Now()
+	scheduler := o.scheduler
+	if _, err := os.Stat(scheduler); scheduler != "" && err != nil {
+		fmt.Fprintf(out, "no kcloud-scheduler at %s (make build): the local cluster runs the default scheduler only\n", scheduler)
+		scheduler = ""
+	}
 	c, err := devcluster.Up(ctx, devcluster.Options{
 		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
+		Scheduler: scheduler, SchedulerConfig: config.SchedulerConfig,
+		Install: func(ctx context.Context, cfg *rest.Config) error {
+			names, err := installCRDs(ctx, cfg)
+			if err == nil {
+				fmt.Fprintf(out, "[%5.1fs] installed CRDs: %s\n", time.Since(start).Seconds(), strings.Join(names, ", "))
+			}
+			return err
+		},
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 		},
@@ -140,7 +156,7 @@ func printFleet(ctx context.Context, out io.Writer, c *devcluster.Cluster) error
 		if err != nil {
 			return err
 		}
-		e, err := simulator.NodeEconomics(cat, facts)
+		e, err := cat.Economics(facts)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", n.Name, err)
 		}

@@ -82,18 +82,8 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	crds, err := install.Objects(config.CRDs, "crd/bases/*.yaml")
+	names, err := installCRDs(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	var names []string
-	for _, crd := range crds {
-		if err := a.Apply(ctx, crd, ""); err != nil {
-			return err
-		}
-		names = append(names, crd.GetName())
-	}
-	if err := a.WaitEstablished(ctx, names, time.Minute); err != nil {
 		return err
 	}
 	step("installed CRDs: %s", strings.Join(names, ", "))
@@ -167,4 +157,24 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// installCRDs applies the embedded CRDs and waits until they are served.
+func installCRDs(ctx context.Context, cfg *rest.Config) ([]string, error) {
+	a, err := install.NewApplier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	crds, err := install.Objects(config.CRDs, "crd/bases/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, crd := range crds {
+		if err := a.Apply(ctx, crd, ""); err != nil {
+			return nil, err
+		}
+		names = append(names, crd.GetName())
+	}
+	return names, a.WaitEstablished(ctx, names, time.Minute)
 }

@@ -39,6 +39,12 @@ type Options struct {
 	APIServerPort int    // 0 picks a free port
 	Catalog       *catalog.Catalog
 	Log           func(format string, args ...any)
+	// Scheduler, when set, is a kcloud-scheduler binary started after the fleet is Ready, with
+	// SchedulerConfig (a KubeSchedulerConfiguration) pointed at the cluster.
+	Scheduler       string
+	SchedulerConfig []byte
+	// Install runs once the fleet is Ready, before the scheduler starts (the CLI installs the CRDs).
+	Install func(ctx context.Context, cfg *rest.Config) error
 }
 
 // Process is one started program.
@@ -273,7 +279,24 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 		return err
 	}
 	o.logf("waiting for %d nodes to be Ready", len(nodes))
-	return c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute)
+	if err := c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute); err != nil {
+		return err
+	}
+	if o.Install != nil {
+		if err := o.Install(ctx, c.Config); err != nil {
+			return err
+		}
+	}
+	if o.Scheduler == "" {
+		return nil
+	}
+	o.logf("starting kcloud-scheduler")
+	cfgPath := filepath.Join(c.Dir, "kcloud-scheduler-config.yaml")
+	schedCfg := strings.Replace(string(o.SchedulerConfig), "clientConnection:", "clientConnection:\n  kubeconfig: "+c.Kubeconfig, 1)
+	if err := os.WriteFile(cfgPath, []byte(schedCfg), 0o600); err != nil {
+		return err
+	}
+	return c.runPath(o.Scheduler, "kcloud-scheduler", "--config="+cfgPath, "--secure-port=0")
 }
 
 func writeKubeconfig(path, server string, p pki) error {
@@ -285,15 +308,20 @@ func writeKubeconfig(path, server string, p pki) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-// run starts a binary in its own process group (so it outlives the CLI), logging to the state dir.
+// run starts one of the control-plane binaries of o.BinDir.
 func (c *Cluster) run(o Options, name string, args ...string) error {
+	return c.runPath(filepath.Join(o.BinDir, name), name, args...)
+}
+
+// runPath starts a binary in its own process group (so it outlives the CLI), logging to the state dir.
+func (c *Cluster) runPath(path, name string, args ...string) error {
 	logPath := filepath.Join(c.Dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(filepath.Join(o.BinDir, name), args...)
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

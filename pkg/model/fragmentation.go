@@ -112,3 +112,25 @@ func typeFragment(n *Node, t *PodType, free int64) int64 {
 	}
 	return unusable
 }
+
+// PlaceShare chooses where a pod goes on a node and how that changes the node's fragmentation:
+// for a share of one device, the device that leaves the node least fragmented (the first such
+// device), as FGD does; whole-device pods take the lowest-index free devices. before is the node's
+// current Fragmentation against types; the result's FragDelta is after minus before.
+func PlaceShare(p *Pod, n *Node, types []PodType, before float64) (Allocation, float64) {
+	if !p.IsShare() {
+		after := *n
+		Assign(p, &after, Allocation{Device: -1})
+		return Allocation{Device: -1}, Fragmentation(&after, types) - before
+	}
+	best, dev := 0.0, -1
+	var cands [MaxDevicesPerNode]int
+	for _, d := range ShareCandidates(p, n, cands[:0]) {
+		after := *n
+		Assign(p, &after, Allocation{Device: d})
+		if delta := Fragmentation(&after, types) - before; dev < 0 || delta < best {
+			best, dev = delta, d
+		}
+	}
+	return Allocation{Device: dev}, best
+}

@@ -18,35 +18,6 @@ func CatalogEconomics(cat *catalog.Catalog) EconomicsFunc {
 			MemoryMiB:        n.MemoryMiB,
 			CapacityType:     catalog.CapacityOnDemand,
 		}
-		return NodeEconomics(cat, facts)
+		return cat.Economics(facts)
 	}
-}
-
-// NodeEconomics is the economics of one node from its catalog facts.
-func NodeEconomics(cat *catalog.Catalog, facts catalog.NodeFacts) (model.Economics, error) {
-	price, err := cat.Price(facts)
-	if err != nil {
-		return model.Economics{}, err
-	}
-	host := cat.HostPower(facts)
-	carbon, _ := cat.CarbonIntensity(facts)
-	e := model.Economics{
-		PricePerHour:    price.USDPerHour,
-		HostIdleWatts:   host.IdleWatts,
-		HostMaxWatts:    host.MaxWatts,
-		CarbonIntensity: carbon,
-		Spot:            facts.CapacityType == catalog.CapacitySpot,
-		Green:           facts.Green,
-	}
-	if facts.AcceleratorModel != "" {
-		dev, err := cat.Device(facts.AcceleratorModel)
-		if err != nil {
-			return model.Economics{}, err
-		}
-		e.Device = dev.Curve
-		if len(e.Device) == 0 {
-			e.Device = model.PowerCurve{{Utilization: 0, Watts: dev.IdleWatts}, {Utilization: 1, Watts: dev.MaxWatts}}
-		}
-	}
-	return e, nil
 }

@@ -228,25 +228,10 @@ func (f *fgdPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocation) {
 }
 
 // bestFragDelta returns the largest decrease of node i's fragmentation over the devices p could
-// take (the first device reaching it), and that allocation.
+// take, and that allocation.
 func bestFragDelta(s *state, i int, p *Pod) (float64, model.Allocation) {
-	n := &s.c.Nodes[i]
-	before := s.frag[i]
-	if !p.IsShare() {
-		after := *n
-		model.Assign(&p.Pod, &after, model.Allocation{Device: -1})
-		return before - model.Fragmentation(&after, s.types), model.Allocation{Device: -1}
-	}
-	best, dev := math.Inf(-1), -1
-	var cands [model.MaxDevicesPerNode]int
-	for _, d := range model.ShareCandidates(&p.Pod, n, cands[:0]) {
-		after := *n
-		model.Assign(&p.Pod, &after, model.Allocation{Device: d})
-		if delta := before - model.Fragmentation(&after, s.types); delta > best {
-			best, dev = delta, d
-		}
-	}
-	return best, model.Allocation{Device: dev}
+	a, delta := model.PlaceShare(&p.Pod, &s.c.Nodes[i], s.types, s.frag[i])
+	return -delta, a
 }
 
 // scoreCache remembers a node's score for a pod class until the node changes: a run schedules

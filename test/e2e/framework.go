@@ -11,14 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/devcluster"
 )
 
@@ -33,7 +36,7 @@ type Suite struct {
 }
 
 func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
+	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
@@ -63,13 +66,14 @@ func (s *Suite) Kcloud(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// Start builds kcloud and brings the local cluster up with a profile.
+// Start builds kcloud and kcloud-scheduler and brings the local cluster up with a profile, the
+// product's CRDs and kcloud-scheduler running beside the default scheduler.
 func Start(ctx context.Context, profile string) (*Suite, error) {
 	controlPlane := os.Getenv("KCLOUD_BIN_DIR")
 	if controlPlane == "" {
 		return nil, fmt.Errorf("KCLOUD_BIN_DIR is not set: run the e2e suite with `make test-e2e` (or `make test`), which builds the control plane from the module graph")
 	}
-	bin, err := Build("kcloud")
+	bin, err := Build("kcloud", "kcloud-scheduler")
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +83,8 @@ func Start(ctx context.Context, profile string) (*Suite, error) {
 	}
 	s := &Suite{Root: repoRoot(), BinDir: bin, StateDir: filepath.Join(state, "cluster")}
 	start := time.Now()
-	out, err := s.Kcloud(ctx, "dev", "up", "--state-dir", s.StateDir, "--bin-dir", controlPlane, "--profile", profile)
+	out, err := s.Kcloud(ctx, "dev", "up", "--state-dir", s.StateDir, "--bin-dir", controlPlane, "--profile", profile,
+		"--scheduler", filepath.Join(bin, "kcloud-scheduler"))
 	if err != nil {
 		_, _ = s.Kcloud(context.Background(), "dev", "down", "--state-dir", s.StateDir)
 		return nil, fmt.Errorf("kcloud dev up: %v\n%s", err, out)
@@ -118,4 +123,11 @@ func (s *Suite) Stop() error {
 	}
 	_ = os.RemoveAll(filepath.Dir(s.StateDir))
 	return os.RemoveAll(s.BinDir)
+}
+
+func scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = kcloudv1alpha1.AddToScheme(s)
+	return s
 }

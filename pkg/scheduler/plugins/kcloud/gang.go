@@ -1,0 +1,41 @@
+package kcloud
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var metav1PatchOptions = metav1.PatchOptions{}
+
+// gangOf returns the pod's gang and its size, or "" when it has none.
+func gangOf(pod *corev1.Pod) (string, int) {
+	g := pod.Labels[LabelGang]
+	if g == "" {
+		return "", 0
+	}
+	n, err := strconv.Atoi(pod.Annotations[AnnotationGangSize])
+	if err != nil {
+		return g, 0
+	}
+	return g, n
+}
+
+// placedInGang counts the gang's other pods already bound or assumed on a node.
+func (pl *Plugin) placedInGang(pod *corev1.Pod, gang string) int {
+	nodes, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, ni := range nodes {
+		for _, pi := range ni.GetPods() {
+			p := pi.GetPod()
+			if p.UID != pod.UID && p.Namespace == pod.Namespace && p.Labels[LabelGang] == gang {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,321 @@
+// Package kcloud is the kcloud-scheduler framework plugin: a thin adapter from kube-scheduler's
+// extension points to pkg/model. PreFilter gathers the pod's limits from its WorkloadOptimizer and
+// the CostPolicies and PowerPolicies covering it; Filter refuses nodes that would break them (or
+// have no device with room for a GPU share); PreScore and Score rank the feasible nodes by the
+// model's combined score (marginal cost, power, carbon, GPU fragmentation, spot and green
+// preferences); Reserve and Unreserve keep the device chosen for a share, so back-to-back pods see
+// each other before binding; Permit holds the pods of a gang until all have a place; PreBind writes
+// the chosen device on the pod.
+package kcloud
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/apis/config"
+	"kcloud.io/optimizer/pkg/traces"
+)
+
+// Name is the plugin's name in a KubeSchedulerConfiguration.
+const Name = "KcloudOptimizer"
+
+const stateKey fwk.StateKey = "kcloud.io/optimizer"
+
+// Plugin is the kcloud scheduler plugin.
+type Plugin struct {
+	handle   fwk.Handle
+	args     *config.KcloudOptimizerArgs
+	weights  model.Weights
+	types    []model.PodType
+	facts    *factsCache
+	policies *policyStore
+	inflight inflight
+}
+
+var (
+	_ fwk.PreFilterPlugin = &Plugin{}
+	_ fwk.FilterPlugin    = &Plugin{}
+	_ fwk.PreScorePlugin  = &Plugin{}
+	_ fwk.ScorePlugin     = &Plugin{}
+	_ fwk.ReservePlugin   = &Plugin{}
+	_ fwk.PermitPlugin    = &Plugin{}
+	_ fwk.PreBindPlugin   = &Plugin{}
+)
+
+// New builds the plugin from its args (see pkg/scheduler/apis/config).
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+	args, err := config.Decode(obj)
+	if err != nil {
+		return nil, err
+	}
+	return newPlugin(ctx, args, h, catalog.Default())
+}
+
+func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Handle, cat *catalog.Catalog) (*Plugin, error) {
+	trace, err := traces.ReadPods(args.TargetWorkload)
+	if err != nil {
+		return nil, fmt.Errorf("reading targetWorkload: %w", err)
+	}
+	pods := make([]model.Pod, len(trace))
+	for i, t := range trace {
+		pods[i] = model.Pod{CPUMilli: t.CPUMilli, MemoryMiB: t.MemoryMiB, GPUCount: t.NumGPU, GPUMilli: t.GPUMilli, Models: t.Models}
+	}
+	pl := &Plugin{
+		handle:   h,
+		args:     args,
+		weights:  args.ModelWeights(),
+		types:    model.TypicalPodTypes(pods, 0.95),
+		facts:    &factsCache{cat: cat, m: map[string]*nodeFacts{}},
+		inflight: inflight{m: map[types.UID]reservation{}},
+	}
+	if h != nil && h.KubeConfig() != nil {
+		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig()); err != nil {
+			return nil, err
+		}
+	}
+	if h != nil && h.SharedInformerFactory() != nil {
+		// A deleted pod no longer holds its device.
+		_, _ = h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				if pod, ok := obj.(*corev1.Pod); ok {
+					pl.inflight.delete(pod.UID)
+				}
+			},
+		})
+	}
+	return pl, nil
+}
+
+// Name returns the plugin's name.
+func (pl *Plugin) Name() string { return Name }
+
+// candidate is what Filter learned about one node for PreScore.
+type candidate struct {
+	cand  model.Candidate
+	alloc model.Allocation
+}
+
+type cycle struct {
+	pod    model.Pod
+	policy podPolicy
+	limits []model.Limit
+	mu     sync.Mutex
+	cands  map[string]candidate
+	scores map[string]int64
+}
+
+// Clone shares the cycle: PreFilter's result is read-only and the candidate map is per cycle.
+func (c *cycle) Clone() fwk.StateData { return c }
+
+func read(state fwk.CycleState) (*cycle, error) {
+	d, err := state.Read(stateKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stateKey, err)
+	}
+	return d.(*cycle), nil
+}
+
+// PreFilter gathers the pod's request, limits and preferences, and what already counts against each
+// limit (bound pods and pods this scheduler has reserved).
+func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	c := &cycle{pod: podRequest(pod), policy: pl.policies.policyFor(pod), cands: map[string]candidate{}}
+	for _, ls := range c.policy.limits {
+		l := ls.limit
+		if ls.shares != nil {
+			l.Used = pl.usage(nodes, pod.UID, ls.shares, l.Kind)
+		}
+		c.limits = append(c.limits, l)
+	}
+	state.Write(stateKey, c)
+	return nil, nil
+}
+
+// usage sums the attributed cost or power of the pods placed anywhere that share a limit.
+func (pl *Plugin) usage(nodes []fwk.NodeInfo, self types.UID, shares member, kind model.LimitKind) float64 {
+	total := 0.0
+	for _, ni := range nodes {
+		var f *nodeFacts
+		for _, pi := range ni.GetPods() {
+			pod := pi.GetPod()
+			if pod.UID == self || !shares(pod) {
+				continue
+			}
+			if f == nil {
+				if f = pl.facts.get(ni.Node()); f.err != nil {
+					break
+				}
+			}
+			p := podRequest(pod)
+			capacity := model.NewNode(f.facts.AcceleratorModel, ni.GetAllocatable().GetMilliCPU(), ni.GetAllocatable().GetMemory()>>20, f.facts.AcceleratorCount)
+			if kind == model.LimitPowerWatts {
+				total += model.AttributedPower(&p, &capacity, &f.econ)
+			} else {
+				total += model.AttributedCost(&p, &capacity, &f.econ)
+			}
+		}
+	}
+	return total
+}
+
+// PreFilterExtensions is not implemented: usage is recomputed per cycle.
+func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// Filter refuses a node whose devices cannot hold the pod's share, or where the pod's attributed
+// cost, power or the node's carbon intensity or capacity type would break a limit; the message
+// names the limit and the figures, and becomes the pod's FailedScheduling event.
+func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	f := pl.facts.get(ni.Node())
+	if f.err != nil {
+		if c.pod.GPUCount == 0 && len(c.limits) == 0 {
+			return nil // a node the catalog cannot price still runs plain pods
+		}
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, f.err.Error())
+	}
+	n := pl.nodeState(ni, f)
+	if c.pod.IsShare() && !model.Fits(&c.pod, &n) {
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no device with %d milli-GPU free", c.pod.GPUMilli))
+	}
+	if v := model.CheckSpot(c.policy.spot, c.policy.source, f.econ.Spot); v != nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, v.Error())
+	}
+	alloc, delta := model.PlaceShare(&c.pod, &n, pl.types, model.Fragmentation(&n, pl.types))
+	cost, power := model.AttributedCost(&c.pod, &n, &f.econ), model.AttributedPower(&c.pod, &n, &f.econ)
+	if v := model.CheckLimits(c.limits, cost, power, f.econ.CarbonIntensity); v != nil {
+		return fwk.NewStatus(fwk.Unschedulable, v.Error())
+	}
+	cand := candidate{alloc: alloc, cand: model.Candidate{
+		Marginal:                 model.MarginalOf(&c.pod, &n, alloc, &f.econ),
+		FragDelta:                delta,
+		Spot:                     f.econ.Spot,
+		Green:                    f.econ.Green,
+		AcceleratorNodeForCPUPod: c.pod.GPUCount == 0 && n.Devices > 0,
+	}}
+	c.mu.Lock()
+	c.cands[ni.Node().Name] = cand
+	c.mu.Unlock()
+	return nil
+}
+
+// PreScore ranks every feasible node with the model's combined score.
+func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	names := make([]string, 0, len(nodes))
+	cands := make([]model.Candidate, 0, len(nodes))
+	c.mu.Lock()
+	for _, ni := range nodes {
+		if cd, ok := c.cands[ni.Node().Name]; ok {
+			names = append(names, ni.Node().Name)
+			cands = append(cands, cd.cand)
+		}
+	}
+	c.mu.Unlock()
+	scores := model.CombinedScores(cands, c.policy.prefs, pl.weights, nil)
+	c.scores = make(map[string]int64, len(names))
+	for i, n := range names {
+		// kube-scheduler scores are integers; keep the model's resolution by rounding, not truncating.
+		c.scores[n] = int64(math.Round(scores[i]))
+	}
+	return nil
+}
+
+// Score returns the node's combined score from PreScore (0..100).
+func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+	c, err := read(state)
+	if err != nil {
+		return 0, fwk.AsStatus(err)
+	}
+	return c.scores[ni.Node().Name], nil
+}
+
+// ScoreExtensions is nil: scores are normalised across nodes in PreScore.
+func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return nil }
+
+// Reserve keeps the device chosen for a share until the pod carries it.
+func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	c.mu.Lock()
+	cd, ok := c.cands[nodeName]
+	c.mu.Unlock()
+	if !ok {
+		// Another profile's plugins chose the node without us filtering it (should not happen).
+		return fwk.NewStatus(fwk.Error, fmt.Sprintf("no kcloud placement recorded for node %s", nodeName))
+	}
+	if c.pod.IsShare() {
+		pl.inflight.set(pod.UID, reservation{node: nodeName, alloc: cd.alloc})
+	}
+	return nil
+}
+
+// Unreserve releases what Reserve kept.
+func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) {
+	pl.inflight.delete(pod.UID)
+}
+
+// PreBindPreFlight skips PreBind for pods without a share.
+func (pl *Plugin) PreBindPreFlight(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) (*fwk.PreBindPreFlightResult, *fwk.Status) {
+	if shareMilli(pod) == 0 {
+		return nil, fwk.NewStatus(fwk.Skip)
+	}
+	return &fwk.PreBindPreFlightResult{AllowParallel: true}, nil
+}
+
+// PreBind writes the chosen device on a share pod for the sharing device plugin.
+func (pl *Plugin) PreBind(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	r, ok := pl.inflight.get(pod.UID)
+	if !ok || r.alloc.Device < 0 {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationGPUIndex, strconv.Itoa(r.alloc.Device))
+	if _, err := pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch), metav1PatchOptions); err != nil {
+		return fwk.AsStatus(fmt.Errorf("writing device %d on pod %s/%s: %w", r.alloc.Device, pod.Namespace, pod.Name, err))
+	}
+	klog.FromContext(ctx).V(4).Info("Assigned GPU share", "pod", klog.KObj(pod), "node", nodeName, "device", r.alloc.Device)
+	return nil
+}
+
+// Permit holds the pods of a gang (label kcloud.io/gang, annotation kcloud.io/gang-size) until the
+// whole gang has a place, then lets all of them bind; after the timeout all are rejected.
+func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) (*fwk.Status, time.Duration) {
+	gang, size := gangOf(pod)
+	if gang == "" || size <= 1 {
+		return nil, 0
+	}
+	// The cycle's snapshot holds the gang's bound pods and those waiting here (assumed).
+	placed := pl.placedInGang(pod, gang) + 1
+	if placed >= size {
+		pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
+			if g, _ := gangOf(wp.GetPod()); g == gang && wp.GetPod().Namespace == pod.Namespace {
+				wp.Allow(Name)
+			}
+		})
+		return nil, 0
+	}
+	return fwk.NewStatus(fwk.Wait, fmt.Sprintf("gang %s: %d of %d pods have a place", gang, placed, size)),
+		time.Duration(*pl.args.GangTimeoutSeconds) * time.Second
+}

@@ -1,0 +1,203 @@
+package kcloud
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+var (
+	gvrOptimizers    = kcloudv1alpha1.GroupVersion.WithResource("workloadoptimizers")
+	gvrCostPolicies  = kcloudv1alpha1.GroupVersion.WithResource("costpolicies")
+	gvrPowerPolicies = kcloudv1alpha1.GroupVersion.WithResource("powerpolicies")
+)
+
+// policyStore reads WorkloadOptimizers, CostPolicies and PowerPolicies through informers.
+type policyStore struct {
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+}
+
+func newPolicyStore(ctx context.Context, cfg *rest.Config) (*policyStore, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	_, served := dc.ServerResourcesForGroupVersion(kcloudv1alpha1.GroupVersion.String())
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 10*time.Minute)
+	s := &policyStore{informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
+	for _, gvr := range []schema.GroupVersionResource{gvrOptimizers, gvrCostPolicies, gvrPowerPolicies} {
+		s.informers[gvr] = factory.ForResource(gvr).Informer()
+	}
+	factory.Start(ctx.Done())
+	// A cluster without our CRDs yet must not stop the scheduler from starting: the informers keep
+	// retrying and fill in when the CRDs appear.
+	if served != nil {
+		klog.FromContext(ctx).Info("kcloud.io/v1alpha1 is not served yet; limits from WorkloadOptimizers and policies apply once it is", "err", served)
+		return s, nil
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for gvr, inf := range s.informers {
+		if !cache.WaitForCacheSync(syncCtx.Done(), inf.HasSynced) {
+			klog.FromContext(ctx).Info("Custom resources not synced yet; limits from them apply once they are", "resource", gvr.Resource)
+		}
+	}
+	return s, nil
+}
+
+func list[T any](s *policyStore, gvr schema.GroupVersionResource) []*T {
+	if s == nil {
+		return nil
+	}
+	var out []*T
+	for _, o := range s.informers[gvr].GetStore().List() {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		t := new(T)
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (s *policyStore) optimizer(namespace, name string) *kcloudv1alpha1.WorkloadOptimizer {
+	if s == nil || name == "" {
+		return nil
+	}
+	o, ok, err := s.informers[gvrOptimizers].GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	wo := &kcloudv1alpha1.WorkloadOptimizer{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.(*unstructured.Unstructured).Object, wo); err != nil {
+		return nil
+	}
+	return wo
+}
+
+// covers reports whether a policy's target includes the pod.
+func covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
+	if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
+		return false
+	}
+	if t.Selector == nil {
+		return true
+	}
+	sel, err := metav1.LabelSelectorAsSelector(t.Selector)
+	return err == nil && sel.Matches(labels.Set(pod.Labels))
+}
+
+// member says whether another pod counts against one of the pod's limits.
+type member func(*corev1.Pod) bool
+
+// limitSpec is a limit before its usage is known, with who shares it.
+type limitSpec struct {
+	limit  model.Limit
+	shares member // nil: nobody else's usage counts (budgets and carbon)
+}
+
+// podPolicy is everything the policies say about one pod.
+type podPolicy struct {
+	limits []limitSpec
+	spot   model.SpotRule
+	source string // who set the spot rule
+	prefs  model.Preferences
+}
+
+func enforced(m kcloudv1alpha1.EnforcementMode) bool {
+	return m != kcloudv1alpha1.EnforcementWarn && m != ""
+}
+
+// policyFor collects the limits and preferences of a pod's WorkloadOptimizer and the policies
+// covering it. Policies in warn mode do not constrain placement; the operator reports them.
+func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
+	var pp podPolicy
+	if wo := s.optimizer(pod.Namespace, pod.Labels[LabelOptimizer]); wo != nil {
+		src := fmt.Sprintf("WorkloadOptimizer %s/%s", wo.Namespace, wo.Name)
+		same := func(o *corev1.Pod) bool { return o.Namespace == wo.Namespace && o.Labels[LabelOptimizer] == wo.Name }
+		if c := wo.Spec.CostConstraints; c != nil {
+			if c.MaxCostPerHour != nil {
+				pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}, same})
+			}
+			pp.prefs.Spot = pp.prefs.Spot || c.PreferSpot
+		}
+		if c := wo.Spec.PowerConstraints; c != nil {
+			if c.MaxPowerUsage != nil {
+				pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src + " maxPowerUsage", Kind: model.LimitPowerWatts, Cap: *c.MaxPowerUsage}, same})
+			}
+			pp.prefs.Green = pp.prefs.Green || c.PreferGreen
+		}
+	}
+	for _, cp := range list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies) {
+		if !covers(cp.Spec.PolicyTarget, pod) {
+			continue
+		}
+		src := "CostPolicy " + cp.Name
+		switch cp.Spec.SpotPolicy {
+		case kcloudv1alpha1.SpotRequire:
+			pp.spot, pp.source = model.SpotRequired, src
+		case kcloudv1alpha1.SpotAvoid:
+			pp.spot, pp.source = model.SpotAvoided, src
+		case kcloudv1alpha1.SpotPrefer:
+			pp.prefs.Spot = true
+		}
+		if !enforced(cp.Spec.Enforcement) {
+			continue
+		}
+		target := cp.Spec.PolicyTarget
+		if cp.Spec.MaxCostPerHour != nil {
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour},
+				func(o *corev1.Pod) bool { return covers(target, o) }})
+		}
+		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}, nil})
+		}
+	}
+	for _, pw := range list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies) {
+		if !covers(pw.Spec.PolicyTarget, pod) {
+			continue
+		}
+		src := "PowerPolicy " + pw.Name
+		pp.prefs.Green = pp.prefs.Green || pw.Spec.PreferGreen
+		if !enforced(pw.Spec.Enforcement) {
+			continue
+		}
+		target := pw.Spec.PolicyTarget
+		if pw.Spec.MaxPowerWatts != nil {
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts},
+				func(o *corev1.Pod) bool { return covers(target, o) }})
+		}
+		if pw.Spec.MaxCarbonIntensity != nil {
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}, nil})
+		}
+		if b := pw.Spec.EnergyBudget; b != nil {
+			left := b.KilowattHours - pw.Status.EnergyThisPeriodKWh
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitEnergyKWh, Cap: left}, nil})
+		}
+	}
+	return pp
+}

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/kcloud"
+)
+
+func namespace(t *testing.T, name string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := suite.Client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = suite.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+type podOpt func(*corev1.Pod)
+
+func share(milli int) podOpt {
+	return func(p *corev1.Pod) { p.Annotations[kcloud.AnnotationGPUMilli] = strconv.Itoa(milli) }
+}
+
+func gpus(n int64) podOpt {
+	return func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: *resource.NewQuantity(n, resource.DecimalSI)}
+	}
+}
+
+func onModel(m string) podOpt {
+	return func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{catalog.LabelAcceleratorModel: m} }
+}
+
+func label(k, v string) podOpt { return func(p *corev1.Pod) { p.Labels[k] = v } }
+
+func annotation(k, v string) podOpt { return func(p *corev1.Pod) { p.Annotations[k] = v } }
+
+func kcloudPod(ns, name string, opts ...podOpt) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{}, Annotations: map[string]string{}},
+		Spec: corev1.PodSpec{
+			SchedulerName: "kcloud-scheduler",
+			Containers: []corev1.Container{{Name: "c", Image: "example.com/job:1", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}},
+		},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func create(t *testing.T, pods ...*corev1.Pod) {
+	t.Helper()
+	for _, p := range pods {
+		if _, err := suite.Client.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitPods polls the namespace's pods until done says so or the timeout passes.
+func waitPods(t *testing.T, ns string, timeout time.Duration, done func([]corev1.Pod) bool) []corev1.Pod {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := suite.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(list.Items) || time.Now().After(deadline) {
+			return list.Items
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func bound(pods []corev1.Pod) int {
+	n := 0
+	for _, p := range pods {
+		if p.Spec.NodeName != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// events returns the messages of the FailedScheduling events of a pod.
+func failedScheduling(t *testing.T, ns, pod string) []string {
+	t.Helper()
+	list, err := suite.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod + ",reason=FailedScheduling"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Message)
+	}
+	return out
+}
+
+func nodePrice(t *testing.T, name string) float64 {
+	t.Helper()
+	n, err := suite.Client.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts, err := catalog.FactsFromNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := catalog.Default().Price(facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.USDPerHour
+}
+
+// TestCheapestFeasibleNodeWins: among identical T4 nodes (on-demand and spot), the spot one, the
+// cheapest by the catalog, gets the pod.
+func TestCheapestFeasibleNodeWins(t *testing.T) {
+	ns := namespace(t, "e2e-cheapest")
+	create(t, kcloudPod(ns, "infer", gpus(1), onModel("T4")))
+	pods := waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) == 1 })
+	if bound(pods) != 1 {
+		t.Fatalf("pod not scheduled")
+	}
+	chosen := pods[0].Spec.NodeName
+	nodes, err := suite.Client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: catalog.LabelAcceleratorModel + "=T4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if p := nodePrice(t, n.Name); p < nodePrice(t, chosen) {
+			t.Errorf("pod on %s (%.2f USD/h), but %s costs %.2f USD/h", chosen, nodePrice(t, chosen), n.Name, p)
+		}
+	}
+	t.Logf("pod on %s at %.2f USD/h among %d T4 nodes", chosen, nodePrice(t, chosen), len(nodes.Items))
+}
+
+// TestGPUSharesNeverOvercommit: twelve 600-milli shares on three single-GPU T4 nodes: only one fits
+// per device, each running share carries its device, no device holds more than 1000 milli.
+func TestGPUSharesNeverOvercommit(t *testing.T) {
+	ns := namespace(t, "e2e-share")
+	var pods []*corev1.Pod
+	for i := 0; i < 12; i++ {
+		pods = append(pods, kcloudPod(ns, fmt.Sprintf("share-%02d", i), share(600), onModel("T4")))
+	}
+	create(t, pods...)
+	got := waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) >= 3 })
+	time.Sleep(3 * time.Second) // let the scheduler try the rest
+	got = waitPods(t, ns, 0, func([]corev1.Pod) bool { return true })
+	perDevice := map[string]int{}
+	for _, p := range got {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		idx := p.Annotations[kcloud.AnnotationGPUIndex]
+		if idx == "" {
+			t.Errorf("bound share %s has no %s", p.Name, kcloud.AnnotationGPUIndex)
+		}
+		perDevice[p.Spec.NodeName+"/"+idx] += 600
+	}
+	for d, m := range perDevice {
+		if m > 1000 {
+			t.Errorf("device %s holds %d milli-GPU", d, m)
+		}
+	}
+	if bound(got) != 3 {
+		t.Errorf("%d shares bound, want 3 (one per T4 device): %v", bound(got), perDevice)
+	}
+	if msgs := failedScheduling(t, ns, pendingName(got)); len(msgs) == 0 || !strings.Contains(strings.Join(msgs, " "), "no device with 600 milli-GPU free") {
+		t.Errorf("pending share's FailedScheduling events: %v", msgs)
+	}
+}
+
+func pendingName(pods []corev1.Pod) string {
+	for _, p := range pods {
+		if p.Spec.NodeName == "" {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+func optimizer(t *testing.T, ns, name string, maxCost float64) {
+	t.Helper()
+	c, err := client.New(suite.Config, client.Options{Scheme: scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wo := &kcloudv1alpha1.WorkloadOptimizer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: kcloudv1alpha1.WorkloadOptimizerSpec{WorkloadType: kcloudv1alpha1.WorkloadInference,
+			CostConstraints: &kcloudv1alpha1.CostConstraints{MaxCostPerHour: &maxCost}},
+	}
+	if err := c.Create(context.Background(), wo); err != nil {
+		t.Fatal(err)
+	}
+	// kcloud-scheduler reads optimizers through an informer; give it a moment to see this one.
+	time.Sleep(2 * time.Second)
+}
+
+// TestCostCapHolds: an optimizer capped below any node's price keeps its pod Pending, and the
+// event names the limit and the figures.
+func TestCostCapHolds(t *testing.T) {
+	ns := namespace(t, "e2e-cap")
+	optimizer(t, ns, "capped", 0.05)
+	create(t, kcloudPod(ns, "capped-0", gpus(1), label(kcloud.LabelOptimizer, "capped")))
+	var msgs []string
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if msgs = failedScheduling(t, ns, "capped-0"); len(msgs) > 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	joined := strings.Join(msgs, "\n")
+	if !strings.Contains(joined, "WorkloadOptimizer e2e-cap/capped maxCostPerHour: hourly cost cap 0.05 USD/h exceeded") {
+		t.Errorf("FailedScheduling events do not name the cap: %q", joined)
+	}
+	pods := waitPods(t, ns, 0, func([]corev1.Pod) bool { return true })
+	if bound(pods) != 0 {
+		t.Errorf("capped pod was bound to %s", pods[0].Spec.NodeName)
+	}
+}
+
+// TestBurstRespectsCap: 200 share pods created at once under one hourly cap; the cost attributed to
+// the bound ones never exceeds it, which needs each pod to see the ones reserved before it.
+func TestBurstRespectsCap(t *testing.T) {
+	ns := namespace(t, "e2e-burst")
+	const capUSD = 3.0
+	optimizer(t, ns, "burst", capUSD)
+	var pods []*corev1.Pod
+	for i := 0; i < 200; i++ {
+		pods = append(pods, kcloudPod(ns, fmt.Sprintf("b-%03d", i), share(100), label(kcloud.LabelOptimizer, "burst")))
+	}
+	create(t, pods...)
+	last, stable := -1, 0
+	got := waitPods(t, ns, 2*time.Minute, func(p []corev1.Pod) bool {
+		if b := bound(p); b == last {
+			stable++
+		} else {
+			last, stable = b, 0
+		}
+		return stable >= 10
+	})
+	total := 0.0
+	cat := catalog.Default()
+	for _, p := range got {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		n, err := suite.Client.CoreV1().Nodes().Get(context.Background(), p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		facts, _ := catalog.FactsFromNode(n)
+		e, err := cat.Economics(facts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node := model.NewNode(facts.AcceleratorModel, n.Status.Allocatable.Cpu().MilliValue(), n.Status.Allocatable.Memory().Value()>>20, facts.AcceleratorCount)
+		pod := model.Pod{CPUMilli: 100, MemoryMiB: 128, GPUCount: 1, GPUMilli: 100}
+		total += model.AttributedCost(&pod, &node, &e)
+	}
+	t.Logf("%d of 200 pods bound, attributed cost %.3f USD/h under a cap of %.2f", bound(got), total, capUSD)
+	if total > capUSD+1e-6 {
+		t.Errorf("bound pods cost %.3f USD/h, above the cap %.2f", total, capUSD)
+	}
+	if bound(got) == 0 || bound(got) == 200 {
+		t.Errorf("%d pods bound: the cap should admit some and refuse others", bound(got))
+	}
+}
+
+// TestGangAllOrNothing: three pods of a gang of four wait without binding; the fourth lets all bind.
+func TestGangAllOrNothing(t *testing.T) {
+	ns := namespace(t, "e2e-gang")
+	mk := func(i int) *corev1.Pod {
+		return kcloudPod(ns, fmt.Sprintf("worker-%d", i), gpus(1), label(kcloud.LabelGang, "train"), annotation(kcloud.AnnotationGangSize, "4"))
+	}
+	create(t, mk(0), mk(1), mk(2))
+	time.Sleep(4 * time.Second)
+	if b := bound(waitPods(t, ns, 0, func([]corev1.Pod) bool { return true })); b != 0 {
+		t.Fatalf("%d of an incomplete gang bound", b)
+	}
+	create(t, mk(3))
+	got := waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) == 4 })
+	if bound(got) != 4 {
+		t.Errorf("%d of 4 gang pods bound after the gang completed", bound(got))
+	}
+}
