@@ -1,0 +1,43 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"kcloud.io/optimizer/pkg/model"
+)
+
+func TestDecodeDefaults(t *testing.T) {
+	args, err := Decode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args.ModelWeights() != model.DefaultWeights || *args.GangTimeoutSeconds != 60 || args.TargetWorkload == "" {
+		t.Errorf("defaults: %+v", args)
+	}
+	args, err = Decode(&runtime.Unknown{Raw: []byte(`{"apiVersion":"kcloud.io/v1alpha1","kind":"KcloudOptimizerArgs","weights":{"power":7}}`), ContentType: runtime.ContentTypeJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := args.ModelWeights(); w.Power != 7 || w.Fragmentation != model.DefaultWeights.Fragmentation {
+		t.Errorf("partial weights: %+v", w)
+	}
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{`{"weights":{"cost":-1}}`, "args.weights.cost: Invalid value: -1: must be between 0 and 1000"},
+		{`{"weights":{"cost":0,"power":0,"carbon":0,"fragmentation":0,"reserve":0,"spot":0,"green":0}}`, "args.weights: Invalid value"},
+		{`{"gangTimeoutSeconds":0}`, "args.gangTimeoutSeconds: Invalid value: 0: must be between 1 and 3600"},
+		{`{"targetWorkload":"/nonexistent.csv"}`, "args.targetWorkload: Invalid value: \"/nonexistent.csv\": cannot be read"},
+		{`{"kind":"Other"}`, `args.kind: Unsupported value: "Other"`},
+		{`{"weights":{"cost":"cheap"}}`, "decoding KcloudOptimizer args"},
+	} {
+		_, err := Decode(&runtime.Unknown{Raw: []byte(tc.raw), ContentType: runtime.ContentTypeJSON})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.raw, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package kcloud
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/apis/config"
+)
+
+func testPlugin(t *testing.T) *Plugin {
+	t.Helper()
+	args, err := config.Decode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := newPlugin(context.Background(), args, nil, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+func t4Node(name string, gpus int64, spot, green bool) *corev1.Node {
+	capType := "on-demand"
+	if spot {
+		capType = "spot"
+	}
+	labels := map[string]string{catalog.LabelInstanceType: "g4dn.12xlarge", catalog.LabelRegion: "us-west-2",
+		catalog.LabelCapacityType: capType, catalog.LabelNVIDIAGPUProduct: "Tesla-T4"}
+	if green {
+		labels[catalog.LabelGreenEnergy] = "true"
+	}
+	rl := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("48"), corev1.ResourceMemory: resource.MustParse("192Gi"),
+		corev1.ResourcePods: resource.MustParse("110"), catalog.ResourceNVIDIAGPU: *resource.NewQuantity(gpus, resource.DecimalSI)}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, ResourceVersion: "1"},
+		Status: corev1.NodeStatus{Capacity: rl, Allocatable: rl}}
+}
+
+func pod(name string, opts ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name), Labels: map[string]string{}, Annotations: map[string]string{}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")}}}}}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func withShare(m string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Annotations[AnnotationGPUMilli] = m }
+}
+
+func withDevice(d string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Annotations[AnnotationGPUIndex] = d }
+}
+
+func withGPUs(res string, n int64) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceName(res): *resource.NewQuantity(n, resource.DecimalSI)}
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceName(res)] = *resource.NewQuantity(n, resource.DecimalSI)
+	}
+}
+
+func nodeInfo(n *corev1.Node, pods ...*corev1.Pod) *framework.NodeInfo {
+	ni := framework.NewNodeInfo(pods...)
+	ni.SetNode(n)
+	return ni
+}
+
+func TestPodRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want model.Pod
+	}{
+		{"share", pod("a", withShare("460")), model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 1, GPUMilli: 460}},
+		{"whole nvidia", pod("b", withGPUs(catalog.ResourceNVIDIAGPU, 2)), model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 2, GPUMilli: 1000}},
+		{"amd", pod("c", withGPUs(catalog.ResourceAMDGPU, 8)), model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 8, GPUMilli: 1000}},
+		{"share annotation out of range is ignored", pod("d", withShare("1500")), model.Pod{CPUMilli: 2000, MemoryMiB: 4096}},
+	} {
+		if diff := cmp.Diff(tc.want, podRequest(tc.pod)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+func TestNodeStateCountsSharesWholeAndReserved(t *testing.T) {
+	pl := testPlugin(t)
+	reserved := pod("r", withShare("300"))
+	pl.inflight.set(reserved.UID, reservation{node: "n", alloc: model.Allocation{Device: 2}})
+	ni := nodeInfo(t4Node("n", 4, false, false), pod("s", withShare("600"), withDevice("1")), reserved, pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 2)))
+	f := pl.facts.get(ni.Node())
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	n := pl.nodeState(ni, f)
+	if diff := cmp.Diff([]int64{0, 400, 700, 0}, n.DeviceFree[:n.Devices]); diff != "" {
+		t.Errorf("device free (-want +got):\n%s", diff)
+	}
+	if n.Pods != 3 || n.CPUFree != 48000-6000 {
+		t.Errorf("pods %d, cpu free %d", n.Pods, n.CPUFree)
+	}
+}
+
+// schedule runs PreFilter, Filter on every node, PreScore and Score, as the framework would.
+func schedule(t *testing.T, pl *Plugin, p *corev1.Pod, prepare func(*cycle), nodes ...*framework.NodeInfo) (map[string]int64, map[string]*fwk.Status) {
+	t.Helper()
+	ctx := context.Background()
+	state := framework.NewCycleState()
+	infos := make([]fwk.NodeInfo, len(nodes))
+	for i := range nodes {
+		infos[i] = nodes[i]
+	}
+	if _, st := pl.PreFilter(ctx, state, p, infos); !st.IsSuccess() {
+		t.Fatal(st)
+	}
+	c, _ := read(state)
+	if prepare != nil {
+		prepare(c)
+	}
+	statuses := map[string]*fwk.Status{}
+	var feasible []fwk.NodeInfo
+	for _, ni := range infos {
+		st := pl.Filter(ctx, state, p, ni)
+		statuses[ni.Node().Name] = st
+		if st.IsSuccess() {
+			feasible = append(feasible, ni)
+		}
+	}
+	if st := pl.PreScore(ctx, state, p, feasible); !st.IsSuccess() {
+		t.Fatal(st)
+	}
+	scores := map[string]int64{}
+	for _, ni := range feasible {
+		s, st := pl.Score(ctx, state, p, ni)
+		if !st.IsSuccess() {
+			t.Fatal(st)
+		}
+		scores[ni.Node().Name] = s
+	}
+	return scores, statuses
+}
+
+func TestScorePreferences(t *testing.T) {
+	pl := testPlugin(t)
+	busy := func(n *corev1.Node) *framework.NodeInfo { return nodeInfo(n, pod("x-"+n.Name, withShare("100"), withDevice("3"))) }
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	// Waking a node costs its price: the spot node, cheaper, wins without any preference.
+	scores, _ := schedule(t, pl, p, nil, nodeInfo(t4Node("od", 4, false, false)), nodeInfo(t4Node("spot", 4, true, false)))
+	if scores["spot"] <= scores["od"] {
+		t.Errorf("waking the cheaper spot node should win: %v", scores)
+	}
+	// Running nodes cost nothing more: they tie until a preference decides.
+	od, spot, green := busy(t4Node("od", 4, false, false)), busy(t4Node("spot", 4, true, false)), busy(t4Node("green", 4, false, true))
+	scores, _ = schedule(t, pl, p, nil, od, spot, green)
+	if scores["spot"] != scores["od"] || scores["green"] != scores["od"] {
+		t.Errorf("running nodes should tie without preferences: %v", scores)
+	}
+	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.prefs.Green = true }, od, spot, green)
+	if scores["green"] <= scores["od"] || scores["green"] <= scores["spot"] {
+		t.Errorf("preferGreen: %v", scores)
+	}
+	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.prefs.Spot = true }, od, spot, green)
+	if scores["spot"] <= scores["od"] || scores["spot"] <= scores["green"] {
+		t.Errorf("preferSpot: %v", scores)
+	}
+}
+
+func TestFragmentationAwarePacking(t *testing.T) {
+	pl := testPlugin(t)
+	partly := nodeInfo(t4Node("partly", 4, false, false), pod("x", withShare("540"), withDevice("0")))
+	empty := nodeInfo(t4Node("empty", 4, false, false), pod("y", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+	scores, _ := schedule(t, pl, pod("p", withShare("460")), nil, partly, empty)
+	if scores["partly"] <= scores["empty"] {
+		t.Errorf("a 460 share should fill the device with 460 free rather than start a new one: %v", scores)
+	}
+}
+
+func TestFilterLimitsAndShares(t *testing.T) {
+	pl := testPlugin(t)
+	full := nodeInfo(t4Node("full", 1, false, false), pod("x", withShare("700"), withDevice("0")))
+	free := nodeInfo(t4Node("free", 1, true, false))
+	_, st := schedule(t, pl, pod("p", withShare("400")), nil, full, free)
+	if st["full"].IsSuccess() || !strings.Contains(st["full"].Message(), "no device with 400 milli-GPU free") || !st["free"].IsSuccess() {
+		t.Errorf("share filter: full=%v free=%v", st["full"], st["free"])
+	}
+	_, st = schedule(t, pl, pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1)), func(c *cycle) {
+		c.limits = []model.Limit{{Source: "WorkloadOptimizer ns/w maxCostPerHour", Kind: model.LimitCostPerHour, Cap: 0.5}}
+	}, free)
+	if st["free"].Code() != fwk.Unschedulable || !strings.Contains(st["free"].Message(), "WorkloadOptimizer ns/w maxCostPerHour: hourly cost cap 0.50 USD/h exceeded") {
+		t.Errorf("cost cap: %v", st["free"])
+	}
+	_, st = schedule(t, pl, pod("p"), func(c *cycle) { c.policy.spot, c.policy.source = model.SpotAvoided, "CostPolicy p" }, free)
+	if st["free"].IsSuccess() || !strings.Contains(st["free"].Message(), "CostPolicy p: spot capacity avoided") {
+		t.Errorf("spot avoid: %v", st["free"])
+	}
+}
