@@ -84,6 +84,11 @@ test-e2e: ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), 
 bench-simulator: ## Time the simulator (one run, full table) against FGD; last line inflate_run_s=X full_table_s=Y.
 	@./hack/bench-simulator.sh
 
+.PHONY: bench-scheduler
+bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler: 1,000 kwok GPU nodes, 5,000 pods each; last line throughput_ratio=X plugin_p99_ms=Y.
+	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
+		$(GO) run ./hack/bench-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
+
 .PHONY: bench-cluster
 bench-cluster: ## Bring up the 1,523-node openb fleet until Ready; last line openb_fleet_ready_s=X.
 	@./hack/bench-cluster.sh

@@ -167,6 +167,9 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 	return c, nil
 }
 
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort() (int, error) { return freePort() }
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -306,6 +309,14 @@ func writeKubeconfig(path, server string, p pki) error {
 	cfg.Contexts["kcloud-dev"] = &clientcmdapi.Context{Cluster: "kcloud-dev", AuthInfo: "kcloud-dev-admin"}
 	cfg.CurrentContext = "kcloud-dev"
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// Start runs another program as part of the cluster: Stop and `kcloud dev down` stop it too.
+func (c *Cluster) Start(path, name string, args ...string) error {
+	if err := c.runPath(path, name, args...); err != nil {
+		return err
+	}
+	return c.save()
 }
 
 // run starts one of the control-plane binaries of o.BinDir.

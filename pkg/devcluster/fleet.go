@@ -36,6 +36,7 @@ type NodeGroup struct {
 var Profiles = map[string]func() ([]NodeGroup, error){
 	"default": defaultFleet,
 	"openb":   openbFleet,
+	"gpu1000": gpu1000Fleet,
 }
 
 // ProfileNames lists the profiles, sorted.
@@ -86,6 +87,21 @@ func openbFleet() ([]NodeGroup, error) {
 	return groups, nil
 }
 
+// gpu1000Fleet is the first 1,000 GPU nodes of the openb cluster, the scheduler benchmark's fleet.
+func gpu1000Fleet() ([]NodeGroup, error) {
+	all, err := openbFleet()
+	if err != nil {
+		return nil, err
+	}
+	var out []NodeGroup
+	for _, g := range all {
+		if g.Accelerators > 0 && len(out) < 1000 {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
 // FleetNodes turns a profile into Node objects with the labels a cloud provider and the vendors'
 // device plugins would set, and capacity for the accelerators' extended resources.
 func FleetNodes(profile string, cat *catalog.Catalog) ([]corev1.Node, error) {
@@ -126,8 +142,8 @@ func nodeName(profile string, g NodeGroup, index int) string {
 	if g.Model != "" {
 		kind = strings.ToLower(g.Model)
 	}
-	if profile == "openb" {
-		return fmt.Sprintf("openb-%04d-%s", index, kind)
+	if profile == "openb" || profile == "gpu1000" {
+		return fmt.Sprintf("%s-%04d-%s", profile, index, kind)
 	}
 	cap := "od"
 	if g.Spot {

@@ -54,7 +54,7 @@ func TestFleetNodes(t *testing.T) {
 	if len(openb) != 1523 || gpus != 6212 || cpuOnly != 310 {
 		t.Errorf("openb fleet: %d nodes, %d GPUs, %d without GPUs; want 1523, 6212, 310", len(openb), gpus, cpuOnly)
 	}
-	if _, err := FleetNodes("mainframe", cat); err == nil || !strings.Contains(err.Error(), "known profiles: default, openb") {
+	if _, err := FleetNodes("mainframe", cat); err == nil || !strings.Contains(err.Error(), "known profiles: default, gpu1000, openb") {
 		t.Errorf("unknown profile: %v", err)
 	}
 }

@@ -41,48 +41,70 @@ type Candidate struct {
 	AcceleratorNodeForCPUPod bool
 }
 
+// Scorer normalises candidates against the others of the same pod: Observe every candidate first,
+// then Score any of them.
+type Scorer struct {
+	pref   Preferences
+	w      Weights
+	lo, hi [3]float64
+}
+
+// NewScorer returns a Scorer that has observed no candidate yet.
+func NewScorer(pref Preferences, w Weights) Scorer {
+	s := Scorer{pref: pref, w: w}
+	for k := range s.lo {
+		s.lo[k], s.hi[k] = math.Inf(1), math.Inf(-1)
+	}
+	return s
+}
+
+// Observe widens the normalisation ranges to include a candidate.
+func (s *Scorer) Observe(c *Candidate) {
+	for k, v := range costs(c) {
+		s.lo[k], s.hi[k] = min(s.lo[k], v), max(s.hi[k], v)
+	}
+}
+
+// Score is the candidate's combined score, 0..100 (higher is better).
+func (s *Scorer) Score(c *Candidate) float64 {
+	w := s.w
+	weights := [3]float64{w.Cost, w.Power, w.Carbon}
+	total := w.Cost + w.Power + w.Carbon + w.Fragmentation + w.Reserve
+	if s.pref.Spot {
+		total += w.Spot
+	}
+	if s.pref.Green {
+		total += w.Green
+	}
+	v := 0.0
+	for k, x := range costs(c) {
+		v += weights[k] * lowerIsBetter(x, s.lo[k], s.hi[k])
+	}
+	v += w.Fragmentation * FragmentationScore(c.FragDelta) / 100
+	if !c.AcceleratorNodeForCPUPod {
+		v += w.Reserve
+	}
+	if s.pref.Spot && c.Spot {
+		v += w.Spot
+	}
+	if s.pref.Green && c.Green {
+		v += w.Green
+	}
+	if total <= 0 {
+		return 0
+	}
+	return 100 * v / total
+}
+
 // CombinedScores scores every candidate 0..100 (higher is better).
 func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float64) []float64 {
 	out = out[:0]
-	if len(cands) == 0 {
-		return out
-	}
-	var lo, hi [3]float64
-	for k := range lo {
-		lo[k], hi[k] = math.Inf(1), math.Inf(-1)
+	s := NewScorer(pref, w)
+	for i := range cands {
+		s.Observe(&cands[i])
 	}
 	for i := range cands {
-		for k, v := range costs(&cands[i]) {
-			lo[k], hi[k] = min(lo[k], v), max(hi[k], v)
-		}
-	}
-	weights := [3]float64{w.Cost, w.Power, w.Carbon}
-	total := w.Cost + w.Power + w.Carbon + w.Fragmentation + w.Reserve
-	if pref.Spot {
-		total += w.Spot
-	}
-	if pref.Green {
-		total += w.Green
-	}
-	for i := range cands {
-		s := 0.0
-		for k, v := range costs(&cands[i]) {
-			s += weights[k] * lowerIsBetter(v, lo[k], hi[k])
-		}
-		s += w.Fragmentation * FragmentationScore(cands[i].FragDelta) / 100
-		if !cands[i].AcceleratorNodeForCPUPod {
-			s += w.Reserve
-		}
-		if pref.Spot && cands[i].Spot {
-			s += w.Spot
-		}
-		if pref.Green && cands[i].Green {
-			s += w.Green
-		}
-		if total > 0 {
-			s = 100 * s / total
-		}
-		out = append(out, s)
+		out = append(out, s.Score(&cands[i]))
 	}
 	return out
 }

@@ -20,20 +20,20 @@ type nodeFacts struct {
 	err             error
 }
 
+// factsCache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads
+// free of lock contention.
 type factsCache struct {
 	cat *catalog.Catalog
-	mu  sync.RWMutex
-	m   map[string]*nodeFacts
+	m   sync.Map // node name -> *nodeFacts
 }
 
 func (c *factsCache) get(node *corev1.Node) *nodeFacts {
-	c.mu.RLock()
-	f, ok := c.m[node.Name]
-	c.mu.RUnlock()
-	if ok && f.resourceVersion == node.ResourceVersion {
-		return f
+	if v, ok := c.m.Load(node.Name); ok {
+		if f := v.(*nodeFacts); f.resourceVersion == node.ResourceVersion {
+			return f
+		}
 	}
-	f = &nodeFacts{resourceVersion: node.ResourceVersion}
+	f := &nodeFacts{resourceVersion: node.ResourceVersion}
 	f.facts, f.err = catalog.FactsFromNode(node)
 	if f.err == nil {
 		f.econ, f.err = c.cat.Economics(f.facts)
@@ -41,9 +41,7 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 	if f.err != nil {
 		f.err = fmt.Errorf("node %s: %w", node.Name, f.err)
 	}
-	c.mu.Lock()
-	c.m[node.Name] = f
-	c.mu.Unlock()
+	c.m.Store(node.Name, f)
 	return f
 }
 
@@ -113,4 +111,74 @@ func (pl *Plugin) nodeState(ni fwk.NodeInfo, f *nodeFacts) model.Node {
 		}
 	}
 	return n
+}
+
+// nodeView is a node's model state at one generation of its NodeInfo, with the placements already
+// worked out for pods of each shape: consecutive pods of one shape (a Deployment's replicas, a
+// burst) then cost a map lookup per node instead of a fragmentation computation.
+type nodeView struct {
+	generation int64
+	node       model.Node
+	frag       float64
+	mu         sync.Mutex
+	placements map[shape]placement
+}
+
+// shape is what a placement depends on: the pod's request (pods with model constraints are not cached).
+type shape struct {
+	cpu, mem, milli int64
+	count           int
+}
+
+type placement struct {
+	alloc    model.Allocation
+	delta    float64
+	marginal model.Marginal
+}
+
+type viewCache struct {
+	m sync.Map // node name -> *nodeView
+}
+
+// view returns the node's state, rebuilt only when the NodeInfo's generation changed. Shares reserved
+// by this scheduler but not yet visible on their pods change no generation, so a node with any is
+// always rebuilt.
+func (pl *Plugin) view(ni fwk.NodeInfo, f *nodeFacts) *nodeView {
+	name := ni.Node().Name
+	if cached, ok := pl.views.m.Load(name); ok {
+		if v := cached.(*nodeView); v.generation == ni.GetGeneration() && !pl.hasUnannotatedShare(ni) {
+			return v
+		}
+	}
+	n := pl.nodeState(ni, f)
+	v := &nodeView{generation: ni.GetGeneration(), node: n, frag: model.Fragmentation(&n, pl.types), placements: map[shape]placement{}}
+	pl.views.m.Store(name, v)
+	return v
+}
+
+func (pl *Plugin) hasUnannotatedShare(ni fwk.NodeInfo) bool {
+	for _, pi := range ni.GetPods() {
+		if p := pi.GetPod(); shareMilli(p) > 0 && deviceIndex(p) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// place returns where on the node a pod of this shape goes, the fragmentation and the marginal
+// cost, power and carbon it adds.
+func (v *nodeView) place(p model.Pod, types []model.PodType, e *model.Economics) placement {
+	key := shape{cpu: p.CPUMilli, mem: p.MemoryMiB, milli: p.GPUMilli, count: p.GPUCount}
+	v.mu.Lock()
+	pl, ok := v.placements[key]
+	v.mu.Unlock()
+	if ok && len(p.Models) == 0 {
+		return pl
+	}
+	a, d := model.PlaceShare(&p, &v.node, types, v.frag)
+	pl = placement{alloc: a, delta: d, marginal: model.MarginalOf(&p, &v.node, a, e)}
+	v.mu.Lock()
+	v.placements[key] = pl
+	v.mu.Unlock()
+	return pl
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +42,7 @@ type Plugin struct {
 	facts    *factsCache
 	policies *policyStore
 	inflight inflight
+	views    viewCache
 }
 
 var (
@@ -78,7 +78,7 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		args:     args,
 		weights:  args.ModelWeights(),
 		types:    model.TypicalPodTypes(pods, 0.95),
-		facts:    &factsCache{cat: cat, m: map[string]*nodeFacts{}},
+		facts:    &factsCache{cat: cat},
 		inflight: inflight{m: map[types.UID]reservation{}},
 	}
 	if h != nil && h.KubeConfig() != nil {
@@ -105,22 +105,17 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 // Name returns the plugin's name.
 func (pl *Plugin) Name() string { return Name }
 
-// candidate is what Filter learned about one node for PreScore.
-type candidate struct {
-	cand  model.Candidate
-	alloc model.Allocation
-}
-
+// cycle is what PreFilter and PreScore learned about the pod in this scheduling cycle. Per-node
+// results are not kept here: they come from the per-node view cache, so a cycle allocates nothing
+// per node.
 type cycle struct {
 	pod    model.Pod
 	policy podPolicy
 	limits []model.Limit
-	mu     sync.Mutex
-	cands  map[string]candidate
-	scores map[string]int64
+	scorer model.Scorer
 }
 
-// Clone shares the cycle: PreFilter's result is read-only and the candidate map is per cycle.
+// Clone shares the cycle: it is not changed after PreScore.
 func (c *cycle) Clone() fwk.StateData { return c }
 
 func read(state fwk.CycleState) (*cycle, error) {
@@ -134,7 +129,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // PreFilter gathers the pod's request, limits and preferences, and what already counts against each
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	c := &cycle{pod: podRequest(pod), policy: pl.policies.policyFor(pod), cands: map[string]candidate{}}
+	c := &cycle{pod: podRequest(pod), policy: pl.policies.policyFor(pod)}
 	for _, ls := range c.policy.limits {
 		l := ls.limit
 		if ls.shares != nil {
@@ -191,63 +186,67 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 		}
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, f.err.Error())
 	}
-	n := pl.nodeState(ni, f)
-	if c.pod.IsShare() && !model.Fits(&c.pod, &n) {
+	v := pl.view(ni, f)
+	n := &v.node
+	if c.pod.IsShare() && !model.Fits(&c.pod, n) {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no device with %d milli-GPU free", c.pod.GPUMilli))
 	}
-	if v := model.CheckSpot(c.policy.spot, c.policy.source, f.econ.Spot); v != nil {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, v.Error())
+	if sv := model.CheckSpot(c.policy.spot, c.policy.source, f.econ.Spot); sv != nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, sv.Error())
 	}
-	alloc, delta := model.PlaceShare(&c.pod, &n, pl.types, model.Fragmentation(&n, pl.types))
-	cost, power := model.AttributedCost(&c.pod, &n, &f.econ), model.AttributedPower(&c.pod, &n, &f.econ)
-	if v := model.CheckLimits(c.limits, cost, power, f.econ.CarbonIntensity); v != nil {
-		return fwk.NewStatus(fwk.Unschedulable, v.Error())
+	if len(c.limits) > 0 {
+		cost, power := model.AttributedCost(&c.pod, n, &f.econ), model.AttributedPower(&c.pod, n, &f.econ)
+		if lv := model.CheckLimits(c.limits, cost, power, f.econ.CarbonIntensity); lv != nil {
+			return fwk.NewStatus(fwk.Unschedulable, lv.Error())
+		}
 	}
-	cand := candidate{alloc: alloc, cand: model.Candidate{
-		Marginal:                 model.MarginalOf(&c.pod, &n, alloc, &f.econ),
-		FragDelta:                delta,
-		Spot:                     f.econ.Spot,
-		Green:                    f.econ.Green,
-		AcceleratorNodeForCPUPod: c.pod.GPUCount == 0 && n.Devices > 0,
-	}}
-	c.mu.Lock()
-	c.cands[ni.Node().Name] = cand
-	c.mu.Unlock()
 	return nil
 }
 
-// PreScore ranks every feasible node with the model's combined score.
+// candidate is what a node offers the pod, from the per-node view cache; ok is false for a node the
+// catalog cannot price (plain pods may still run there, scored 0).
+func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.Allocation, bool) {
+	f := pl.facts.get(ni.Node())
+	if f.err != nil {
+		return model.Candidate{}, model.Allocation{}, false
+	}
+	v := pl.view(ni, f)
+	pc := v.place(c.pod, pl.types, &f.econ)
+	return model.Candidate{
+		Marginal:                 pc.marginal,
+		FragDelta:                pc.delta,
+		Spot:                     f.econ.Spot,
+		Green:                    f.econ.Green,
+		AcceleratorNodeForCPUPod: c.pod.GPUCount == 0 && v.node.Devices > 0,
+	}, pc.alloc, true
+}
+
+// PreScore sets the normalisation of the combined score over every feasible node.
 func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	names := make([]string, 0, len(nodes))
-	cands := make([]model.Candidate, 0, len(nodes))
-	c.mu.Lock()
+	c.scorer = model.NewScorer(c.policy.prefs, pl.weights)
 	for _, ni := range nodes {
-		if cd, ok := c.cands[ni.Node().Name]; ok {
-			names = append(names, ni.Node().Name)
-			cands = append(cands, cd.cand)
+		if cand, _, ok := pl.candidate(c, ni); ok {
+			c.scorer.Observe(&cand)
 		}
-	}
-	c.mu.Unlock()
-	scores := model.CombinedScores(cands, c.policy.prefs, pl.weights, nil)
-	c.scores = make(map[string]int64, len(names))
-	for i, n := range names {
-		// kube-scheduler scores are integers; keep the model's resolution by rounding, not truncating.
-		c.scores[n] = int64(math.Round(scores[i]))
 	}
 	return nil
 }
 
-// Score returns the node's combined score from PreScore (0..100).
+// Score returns the node's combined score (0..100), rounded: kube-scheduler scores are integers.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	c, err := read(state)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
-	return c.scores[ni.Node().Name], nil
+	cand, _, ok := pl.candidate(c, ni)
+	if !ok {
+		return 0, nil
+	}
+	return int64(math.Round(c.scorer.Score(&cand))), nil
 }
 
 // ScoreExtensions is nil: scores are normalised across nodes in PreScore.
@@ -259,16 +258,18 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	c.mu.Lock()
-	cd, ok := c.cands[nodeName]
-	c.mu.Unlock()
-	if !ok {
-		// Another profile's plugins chose the node without us filtering it (should not happen).
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("no kcloud placement recorded for node %s", nodeName))
+	if !c.pod.IsShare() {
+		return nil
 	}
-	if c.pod.IsShare() {
-		pl.inflight.set(pod.UID, reservation{node: nodeName, alloc: cd.alloc})
+	ni, err := pl.handle.SnapshotSharedLister().NodeInfos().Get(nodeName)
+	if err != nil {
+		return fwk.AsStatus(fmt.Errorf("reserving a GPU share on node %s: %w", nodeName, err))
 	}
+	_, alloc, ok := pl.candidate(c, ni)
+	if !ok || alloc.Device < 0 {
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("node %s: no device for a %d milli-GPU share", nodeName, c.pod.GPUMilli))
+	}
+	pl.inflight.set(pod.UID, reservation{node: nodeName, alloc: alloc})
 	return nil
 }
 

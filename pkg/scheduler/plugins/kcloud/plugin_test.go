@@ -2,6 +2,7 @@ package kcloud
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,7 +155,9 @@ func schedule(t *testing.T, pl *Plugin, p *corev1.Pod, prepare func(*cycle), nod
 
 func TestScorePreferences(t *testing.T) {
 	pl := testPlugin(t)
-	busy := func(n *corev1.Node) *framework.NodeInfo { return nodeInfo(n, pod("x-"+n.Name, withShare("100"), withDevice("3"))) }
+	busy := func(n *corev1.Node) *framework.NodeInfo {
+		return nodeInfo(n, pod("x-"+n.Name, withShare("100"), withDevice("3")))
+	}
 	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
 	// Waking a node costs its price: the spot node, cheaper, wins without any preference.
 	scores, _ := schedule(t, pl, p, nil, nodeInfo(t4Node("od", 4, false, false)), nodeInfo(t4Node("spot", 4, true, false)))
@@ -204,5 +207,44 @@ func TestFilterLimitsAndShares(t *testing.T) {
 	_, st = schedule(t, pl, pod("p"), func(c *cycle) { c.policy.spot, c.policy.source = model.SpotAvoided, "CostPolicy p" }, free)
 	if st["free"].IsSuccess() || !strings.Contains(st["free"].Message(), "CostPolicy p: spot capacity avoided") {
 		t.Errorf("spot avoid: %v", st["free"])
+	}
+}
+
+func BenchmarkPreScore1000(b *testing.B) {
+	args, _ := config.Decode(nil)
+	pl, _ := newPlugin(context.Background(), args, nil, catalog.Default())
+	var infos []fwk.NodeInfo
+	for i := 0; i < 1000; i++ {
+		infos = append(infos, nodeInfo(t4Node("n"+strconv.Itoa(i), 4, i%2 == 0, false)))
+	}
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	ctx := context.Background()
+	state := framework.NewCycleState()
+	pl.PreFilter(ctx, state, p, infos)
+	for _, ni := range infos {
+		pl.Filter(ctx, state, p, ni)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pl.PreScore(ctx, state, p, infos)
+	}
+}
+
+func BenchmarkFilter1000(b *testing.B) {
+	args, _ := config.Decode(nil)
+	pl, _ := newPlugin(context.Background(), args, nil, catalog.Default())
+	var infos []fwk.NodeInfo
+	for i := 0; i < 1000; i++ {
+		infos = append(infos, nodeInfo(t4Node("n"+strconv.Itoa(i), 4, i%2 == 0, false)))
+	}
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		state := framework.NewCycleState()
+		pl.PreFilter(ctx, state, p, infos)
+		for _, ni := range infos {
+			pl.Filter(ctx, state, p, ni)
+		}
 	}
 }

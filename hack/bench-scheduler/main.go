@@ -1,0 +1,320 @@
+// Command bench-scheduler compares kcloud-scheduler with the upstream kube-scheduler of the same
+// version on one local cluster: 1,000 kwok GPU nodes (the first 1,000 GPU nodes of the openb cluster)
+// and 5,000 pods of mixed GPU requests for each, one after the other. It prints throughput (pods
+// bound per second from the first creation to the last binding), p99 scheduling-attempt latency from
+// each scheduler's own metrics, and the p99 of our plugin per extension point. Last line:
+// throughput_ratio=X plugin_p99_ms=Y. Run it with `make bench-scheduler`.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/devcluster"
+)
+
+func main() {
+	binDir := flag.String("bin-dir", "bin/controlplane/current", "control-plane binaries")
+	kcloudScheduler := flag.String("kcloud-scheduler", "bin/kcloud-scheduler", "kcloud-scheduler binary")
+	pods := flag.Int("pods", 5000, "pods per scheduler")
+	profile := flag.String("profile", "gpu1000", "fleet profile")
+	flag.Parse()
+	if err := run(*binDir, *kcloudScheduler, *profile, *pods); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-scheduler:", err)
+		os.Exit(1)
+	}
+}
+
+type scheduler struct {
+	name, profile, binary, port string
+	extraConfig                string
+}
+
+const schedulerConfig = `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection: {leaderElect: false}
+clientConnection: {kubeconfig: %s, qps: 1000, burst: 2000}
+profiles:
+- schedulerName: %s
+%s`
+
+const kcloudProfile = `  plugins:
+    multiPoint: {enabled: [{name: KcloudOptimizer}]}
+    score:
+      disabled: [{name: NodeResourcesFit}, {name: NodeResourcesBalancedAllocation}]
+      enabled: [{name: KcloudOptimizer, weight: 10}]
+`
+
+func run(binDir, kcloudBin, profile string, n int) error {
+	ctx := context.Background()
+	state, err := os.MkdirTemp("", "kcloud-bench-scheduler-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(state)
+	start := time.Now()
+	c, err := devcluster.Up(ctx, devcluster.Options{StateDir: filepath.Join(state, "c"), BinDir: binDir, Profile: profile,
+		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
+		}
+	}()
+	cs, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	scheds := []*scheduler{
+		{name: "kube-scheduler", profile: "bench-upstream", binary: filepath.Join(binDir, "kube-scheduler")},
+		{name: "kcloud-scheduler", profile: "kcloud-scheduler", binary: kcloudBin, extraConfig: kcloudProfile},
+	}
+	for _, s := range scheds {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.port = strconv.Itoa(port)
+		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.profile, s.extraConfig)), 0o600); err != nil {
+			return err
+		}
+		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
+			"--authorization-always-allow-paths=/metrics,/healthz,/readyz,/livez"); err != nil {
+			return err
+		}
+	}
+	time.Sleep(3 * time.Second)
+	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
+	// with the other's deletions.
+	results := map[string]phase{}
+	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
+		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n)
+		if err != nil {
+			return err
+		}
+		acc := results[s.name]
+		acc.bound += r.bound
+		acc.seconds += r.seconds
+		results[s.name] = acc
+		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs\n", round+1, s.name, r.bound, n, r.seconds)
+	}
+	fmt.Printf("fleet %s, %d pods per round, two rounds per scheduler (60%% 1 GPU, 10%% 2 GPUs, 5%% 4 GPUs, 25%% CPU only)\n", profile, n)
+	fmt.Printf("%-18s %10s %12s %18s %18s %18s\n", "scheduler", "pods/s", "bound", "p99 attempt (ms)", "p99 Filter (ms)", "p99 Score (ms)")
+	var maxPlugin float64
+	pluginLines := []string{}
+	for _, s := range scheds {
+		fams, err := scrape(s.port)
+		if err != nil {
+			return fmt.Errorf("%s metrics: %w", s.name, err)
+		}
+		p99 := quantile(fams["scheduler_scheduling_attempt_duration_seconds"], 0.99, map[string]string{"profile": s.profile, "result": "scheduled"})
+		r := results[s.name]
+		ext := func(point string) float64 {
+			return 1000 * quantile(fams["scheduler_framework_extension_point_duration_seconds"], 0.99, map[string]string{"profile": s.profile, "extension_point": point, "status": "Success"})
+		}
+		fmt.Printf("%-18s %10.1f %12d %18.2f %18.2f %18.2f\n", s.name, float64(r.bound)/r.seconds, r.bound, p99*1000, ext("Filter"), ext("Score"))
+		if s.name == "kcloud-scheduler" {
+			for _, ep := range []string{"PreFilter", "Filter", "PreScore", "Score", "Reserve", "Permit", "PreBind"} {
+				v := quantile(fams["scheduler_plugin_execution_duration_seconds"], 0.99, map[string]string{"plugin": "KcloudOptimizer", "extension_point": ep})
+				if math.IsNaN(v) {
+					continue
+				}
+				pluginLines = append(pluginLines, fmt.Sprintf("  KcloudOptimizer %-10s p99 %.3f ms", ep, v*1000))
+				maxPlugin = math.Max(maxPlugin, v*1000)
+			}
+		}
+	}
+	fmt.Println("our plugin per extension point (scheduler_plugin_execution_duration_seconds, sampled by the scheduler):")
+	for _, l := range pluginLines {
+		fmt.Println(l)
+	}
+	up, kc := results["kube-scheduler"], results["kcloud-scheduler"]
+	ratio := (float64(kc.bound) / kc.seconds) / (float64(up.bound) / up.seconds)
+	fmt.Printf("throughput_ratio=%.2f plugin_p99_ms=%.3f\n", ratio, maxPlugin)
+	return nil
+}
+
+func freePort() (int, error) {
+	return devcluster.FreePort()
+}
+
+type phase struct {
+	bound   int
+	seconds float64
+}
+
+// schedulePods creates n pods for a scheduler in their own namespace, waits until all are bound (or
+// binding stops for 20 s), then deletes them.
+func schedulePods(ctx context.Context, cs kubernetes.Interface, schedulerName, ns string, n int) (phase, error) {
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return phase{}, err
+	}
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if _, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(ns, schedulerName, i), metav1.CreateOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return phase{}, err
+	}
+	last, lastChange := 0, time.Now()
+	var done time.Time
+	for {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return phase{}, err
+		}
+		b, latest := 0, start
+		for i := range list.Items {
+			p := &list.Items[i]
+			if p.Spec.NodeName == "" {
+				continue
+			}
+			b++
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.LastTransitionTime.After(latest) {
+					latest = c.LastTransitionTime.Time
+				}
+			}
+		}
+		if b != last {
+			last, lastChange, done = b, time.Now(), time.Now()
+		}
+		if b == n || time.Since(lastChange) > 20*time.Second {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r := phase{bound: last, seconds: done.Sub(start).Seconds()}
+	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
+		return r, err
+	}
+	for {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil || len(list.Items) == 0 {
+			return r, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// benchPod is pod i of the mix: 60% one GPU, 10% two, 5% four, 25% CPU only.
+func benchPod(ns, schedulerName string, i int) *corev1.Pod {
+	gpus := int64(0)
+	switch r := i % 20; {
+	case r < 12:
+		gpus = 1
+	case r < 14:
+		gpus = 2
+	case r < 15:
+		gpus = 4
+	}
+	res := corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(int64(1000+i%4*1000), resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(int64(4+i%3*4)<<30, resource.BinarySI)}
+	c := corev1.Container{Name: "c", Image: "example.com/bench:1", Resources: corev1.ResourceRequirements{Requests: res}}
+	if gpus > 0 {
+		c.Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: *resource.NewQuantity(gpus, resource.DecimalSI)}
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: ns},
+		Spec: corev1.PodSpec{SchedulerName: schedulerName, Containers: []corev1.Container{c}}}
+}
+
+func scrape(port string) (map[string]*dto.MetricFamily, error) {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec G402 -- loopback, self-signed
+	resp, err := client.Get("https://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// quantile estimates a quantile of the histogram series matching the labels, summed, by linear
+// interpolation inside the bucket.
+func quantile(fam *dto.MetricFamily, q float64, match map[string]string) float64 {
+	if fam == nil {
+		return math.NaN()
+	}
+	counts := map[float64]float64{}
+	total := 0.0
+	for _, m := range fam.Metric {
+		ok := true
+		labels := map[string]string{}
+		for _, l := range m.Label {
+			labels[l.GetName()] = l.GetValue()
+		}
+		for k, v := range match {
+			if labels[k] != v {
+				ok = false
+			}
+		}
+		if !ok || m.Histogram == nil {
+			continue
+		}
+		for _, b := range m.Histogram.Bucket {
+			counts[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+		}
+		total += float64(m.Histogram.GetSampleCount())
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	bounds := make([]float64, 0, len(counts))
+	for b := range counts {
+		bounds = append(bounds, b)
+	}
+	sort.Float64s(bounds)
+	rank := q * total
+	prevBound, prevCount := 0.0, 0.0
+	for _, b := range bounds {
+		if counts[b] >= rank {
+			if math.IsInf(b, 1) {
+				return prevBound
+			}
+			return prevBound + (b-prevBound)*(rank-prevCount)/(counts[b]-prevCount)
+		}
+		prevBound, prevCount = b, counts[b]
+	}
+	return prevBound
+}
+
