@@ -47,7 +47,7 @@ func main() {
 
 type scheduler struct {
 	name, profile, binary, port string
-	extraConfig                string
+	extraConfig                 string
 }
 
 const schedulerConfig = `apiVersion: kubescheduler.config.k8s.io/v1
@@ -74,7 +74,9 @@ func run(binDir, kcloudBin, profile string, n int) error {
 	defer os.RemoveAll(state)
 	start := time.Now()
 	c, err := devcluster.Up(ctx, devcluster.Options{StateDir: filepath.Join(state, "c"), BinDir: binDir, Profile: profile,
-		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...)) }})
+		Log: func(f string, a ...any) {
+			fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
+		}})
 	if err != nil {
 		return err
 	}
@@ -317,4 +319,3 @@ func quantile(fam *dto.MetricFamily, q float64, match map[string]string) float64
 	}
 	return prevBound
 }
-
