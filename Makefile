@@ -89,6 +89,11 @@ bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler: 1,000 kwok GPU 
 	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
 		$(GO) run ./hack/bench-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
 
+.PHONY: fidelity-scheduler
+fidelity-scheduler: ## kcloud-scheduler on the openb fleet vs kcloud simulate on the same 1,000 pods; last line alloc/cost/power diff %.
+	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
+		$(GO) run ./hack/fidelity-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
+
 .PHONY: bench-cluster
 bench-cluster: ## Bring up the 1,523-node openb fleet until Ready; last line openb_fleet_ready_s=X.
 	@./hack/bench-cluster.sh

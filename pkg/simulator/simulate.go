@@ -207,3 +207,42 @@ func std(v []float64) float64 {
 	}
 	return math.Sqrt(s / float64(len(v)-1))
 }
+
+// Totals are a cluster's state after a run: allocated accelerators and what the active nodes cost
+// and draw.
+type Totals struct {
+	Pods, Scheduled int
+	AllocatedGPU    int64 // milli-GPUs
+	CostPerHour     float64
+	PowerWatts      float64
+}
+
+// PlaceInOrder schedules pods one after another, in the given order and without departures, with
+// one policy, the way kcloud-scheduler receives them from its queue; the fragmentation measure's
+// target workload is typical's pod types (the scheduler's targetWorkload).
+func PlaceInOrder(nodes []traces.Node, econ EconomicsFunc, pods, typical []traces.Pod, policy string, w model.Weights, seed int64) (Totals, error) {
+	c, err := NewCluster(nodes, econ)
+	if err != nil {
+		return Totals{}, err
+	}
+	pol, err := NewPolicy(policy, w)
+	if err != nil {
+		return Totals{}, err
+	}
+	target := toPods(typical)
+	modelPods := make([]model.Pod, len(target))
+	for i := range target {
+		modelPods[i] = target[i].Pod
+	}
+	s := newState(c, model.TypicalPodTypes(modelPods, TypicalCoverage), seed)
+	seq := toPods(pods)
+	t := Totals{Pods: len(seq)}
+	for i := range seq {
+		if node, a := s.place(pol, &seq[i]); node >= 0 {
+			s.assign(node, &seq[i], a)
+			t.Scheduled++
+		}
+	}
+	t.AllocatedGPU, t.CostPerHour, t.PowerWatts = s.allocated, s.totalCost, s.totalPow
+	return t, nil
+}

@@ -210,14 +210,19 @@ func TestFilterLimitsAndShares(t *testing.T) {
 	}
 }
 
-func BenchmarkPreScore1000(b *testing.B) {
+// benchSetup is a plugin and 1,000 four-GPU nodes, half of them spot, and a one-GPU pod.
+func benchSetup() (*Plugin, []fwk.NodeInfo, *corev1.Pod) {
 	args, _ := config.Decode(nil)
 	pl, _ := newPlugin(context.Background(), args, nil, catalog.Default())
 	var infos []fwk.NodeInfo
 	for i := 0; i < 1000; i++ {
 		infos = append(infos, nodeInfo(t4Node("n"+strconv.Itoa(i), 4, i%2 == 0, false)))
 	}
-	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	return pl, infos, pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+}
+
+func BenchmarkPreScore1000(b *testing.B) {
+	pl, infos, p := benchSetup()
 	ctx := context.Background()
 	state := framework.NewCycleState()
 	pl.PreFilter(ctx, state, p, infos)
@@ -231,13 +236,7 @@ func BenchmarkPreScore1000(b *testing.B) {
 }
 
 func BenchmarkFilter1000(b *testing.B) {
-	args, _ := config.Decode(nil)
-	pl, _ := newPlugin(context.Background(), args, nil, catalog.Default())
-	var infos []fwk.NodeInfo
-	for i := 0; i < 1000; i++ {
-		infos = append(infos, nodeInfo(t4Node("n"+strconv.Itoa(i), 4, i%2 == 0, false)))
-	}
-	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	pl, infos, p := benchSetup()
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
