@@ -47,13 +47,16 @@ func main() {
 
 type scheduler struct {
 	name, profile, binary, port string
-	extraConfig                 string
+	global, extraConfig         string
 }
 
+// Each scheduler runs as shipped: upstream with its defaults, kcloud-scheduler with the settings of
+// config/scheduler/kcloud-scheduler-config.yaml (every node scored, its plugin deciding the score).
 const schedulerConfig = `apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
 leaderElection: {leaderElect: false}
 clientConnection: {kubeconfig: %s, qps: 1000, burst: 2000}
+%s
 profiles:
 - schedulerName: %s
 %s`
@@ -91,7 +94,7 @@ func run(binDir, kcloudBin, profile string, n int) error {
 	}
 	scheds := []*scheduler{
 		{name: "kube-scheduler", profile: "bench-upstream", binary: filepath.Join(binDir, "kube-scheduler")},
-		{name: "kcloud-scheduler", profile: "kcloud-scheduler", binary: kcloudBin, extraConfig: kcloudProfile},
+		{name: "kcloud-scheduler", profile: "kcloud-scheduler", binary: kcloudBin, global: "percentageOfNodesToScore: 100", extraConfig: kcloudProfile},
 	}
 	for _, s := range scheds {
 		port, err := freePort()
@@ -100,7 +103,7 @@ func run(binDir, kcloudBin, profile string, n int) error {
 		}
 		s.port = strconv.Itoa(port)
 		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.profile, s.extraConfig)), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
 			return err
 		}
 		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",

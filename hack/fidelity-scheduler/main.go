@@ -58,7 +58,9 @@ func run(binDir, sched string, n int) error {
 	start := time.Now()
 	c, err := devcluster.Up(ctx, devcluster.Options{StateDir: filepath.Join(state, "c"), BinDir: binDir, Profile: "openb",
 		Scheduler: sched, SchedulerConfig: config.SchedulerConfig,
-		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...)) }})
+		Log: func(f string, a ...any) {
+			fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
+		}})
 	if err != nil {
 		return err
 	}

@@ -113,6 +113,7 @@ type cycle struct {
 	policy podPolicy
 	limits []model.Limit
 	scorer model.Scorer
+	best   float64 // the highest combined score of the cycle
 }
 
 // Clone shares the cycle: it is not changed after PreScore.
@@ -233,10 +234,20 @@ func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 			c.scorer.Observe(&cand)
 		}
 	}
+	c.best = math.Inf(-1)
+	for _, ni := range nodes {
+		if cand, _, ok := pl.candidate(c, ni); ok {
+			c.best = math.Max(c.best, c.scorer.Score(&cand))
+		}
+	}
 	return nil
 }
 
-// Score returns the node's combined score (0..100), rounded: kube-scheduler scores are integers.
+// Score returns the node's combined score as an integer 0..100: 100 for the nodes with the cycle's
+// best score and at most 99 for the others. kube-scheduler scores are integers, and rounding would
+// merge the best node with others whose score is a fraction of a point lower (the cost term spans
+// under two points), leaving the choice to a random tie-break; this way the scheduler picks what the
+// model (and the simulator) would.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	c, err := read(state)
 	if err != nil {
@@ -246,7 +257,11 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 	if !ok {
 		return 0, nil
 	}
-	return int64(math.Round(c.scorer.Score(&cand))), nil
+	s := c.scorer.Score(&cand)
+	if s >= c.best-1e-9 {
+		return fwk.MaxNodeScore, nil
+	}
+	return min(fwk.MaxNodeScore-1, int64(math.Round(s))), nil
 }
 
 // ScoreExtensions is nil: scores are normalised across nodes in PreScore.
