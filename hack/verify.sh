@@ -14,7 +14,7 @@ if [ "$before" != "$after" ]; then
   diff <(echo "$before") <(echo "$after") | sed -n 's/^> [0-9a-f]*  /  /p' >&2
   exit 1
 fi
-unformatted=$(gofmt -l $(git ls-files --cached --others --exclude-standard '*.go'))
+unformatted=$(git ls-files --cached --others --exclude-standard '*.go' | while read -r f; do [ -f "$f" ] && echo "$f"; done | xargs gofmt -l)
 if [ -n "$unformatted" ]; then
   echo "verify: gofmt needed on: $unformatted" >&2
   exit 1

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
@@ -137,7 +138,7 @@ func (a *Applier) WaitEstablished(ctx context.Context, names []string, timeout t
 			u, err := a.dyn.Resource(gvr).Get(ctx, n, metav1.GetOptions{})
 			if err == nil {
 				var crd apiextensionsv1.CustomResourceDefinition
-				if err := runtimeFromUnstructured(u, &crd); err != nil {
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &crd); err != nil {
 					return err
 				}
 				if established(&crd) {

@@ -4,10 +4,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-var metav1PatchOptions = metav1.PatchOptions{}
 
 // gangOf returns the pod's gang and its size, or "" when it has none.
 func gangOf(pod *corev1.Pod) (string, int) {

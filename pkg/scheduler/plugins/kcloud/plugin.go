@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -308,7 +309,7 @@ func (pl *Plugin) PreBind(ctx context.Context, state fwk.CycleState, pod *corev1
 		return nil
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationGPUIndex, strconv.Itoa(r.alloc.Device))
-	if _, err := pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch), metav1PatchOptions); err != nil {
+	if _, err := pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fwk.AsStatus(fmt.Errorf("writing device %d on pod %s/%s: %w", r.alloc.Device, pod.Namespace, pod.Name, err))
 	}
 	klog.FromContext(ctx).V(4).Info("Assigned GPU share", "pod", klog.KObj(pod), "node", nodeName, "device", r.alloc.Device)
