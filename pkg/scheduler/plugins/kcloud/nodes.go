@@ -17,6 +17,7 @@ type nodeFacts struct {
 	resourceVersion string
 	facts           catalog.NodeFacts
 	econ            model.Economics
+	shape           string // shapeKey of the node
 	err             error
 }
 
@@ -33,7 +34,7 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 			return f
 		}
 	}
-	f := &nodeFacts{resourceVersion: node.ResourceVersion}
+	f := &nodeFacts{resourceVersion: node.ResourceVersion, shape: shapeKey(node)}
 	f.facts, f.err = catalog.FactsFromNode(node)
 	if f.err == nil {
 		f.econ, f.err = c.cat.Economics(f.facts)

@@ -2,6 +2,7 @@ package kcloud
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"strconv"
 	"strings"
 	"testing"
@@ -245,5 +246,36 @@ func BenchmarkFilter1000(b *testing.B) {
 		for _, ni := range infos {
 			pl.Filter(ctx, state, p, ni)
 		}
+	}
+}
+
+func TestCandidateNodes(t *testing.T) {
+	pl := testPlugin(t)
+	busy := nodeInfo(t4Node("busy", 1, false, false), pod("x", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+	roomy := nodeInfo(t4Node("roomy", 4, false, false), pod("y", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+	var infos []fwk.NodeInfo
+	infos = append(infos, busy, roomy)
+	for i := 0; i < 5; i++ {
+		infos = append(infos, nodeInfo(t4Node("od-"+strconv.Itoa(i), 4, false, false)), nodeInfo(t4Node("spot-"+strconv.Itoa(i), 4, true, false)))
+	}
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	mp := podRequest(p)
+	got := sets.List(pl.candidateNodes(p, &mp, infos))
+	// the full running node is out, the running node with room is in, two empty nodes of each shape
+	if diff := cmp.Diff([]string{"od-0", "od-1", "roomy", "spot-0", "spot-1"}, got); diff != "" {
+		t.Errorf("candidates (-want +got):\n%s", diff)
+	}
+	pinned := p.DeepCopy()
+	pinned.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "od-4"}
+	if names := pl.candidateNodes(pinned, &mp, infos); names != nil {
+		t.Errorf("a host-pinned pod must see every node, got %v", sets.List(names))
+	}
+}
+
+func BenchmarkPreFilter1000(b *testing.B) {
+	pl, infos, p := benchSetup()
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		pl.PreFilter(ctx, framework.NewCycleState(), p, infos)
 	}
 }
