@@ -8,19 +8,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
-
-	"kcloud.io/optimizer/pkg/model"
 )
 
 // emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
 // the same, so the rest would only cost filtering time.
 const emptyPerShape = 2
 
-// candidateNodes narrows the nodes kube-scheduler filters to those worth considering: running nodes
-// where the pod fits, and a few empty nodes of each distinct shape (same labels but the hostname,
-// taints, capacity). It returns nil (all nodes) for pods whose placement may depend on a particular
+// candidateNodes narrows the nodes kube-scheduler filters to those worth considering: every running
+// node (those where the pod does not fit stay, so that Filter says why in the pod's events), and a
+// few empty nodes of each distinct shape (same labels but the hostname, taints, capacity). It returns nil (all nodes) for pods whose placement may depend on a particular
 // node: host-pinned selectors or affinity, inter-pod affinity, topology spread.
-func (pl *Plugin) candidateNodes(pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
+func (pl *Plugin) candidateNodes(pod *corev1.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
 	if nodeSpecific(pod) {
 		return nil
 	}
@@ -36,9 +34,7 @@ func (pl *Plugin) candidateNodes(pod *corev1.Pod, p *model.Pod, nodes []fwk.Node
 			return nil // a node the catalog cannot read: let the scheduler see everything
 		}
 		if len(ni.GetPods()) > 0 {
-			if v := pl.view(ni, f); model.Fits(p, &v.node) {
-				out.Insert(node.Name)
-			}
+			out.Insert(node.Name)
 			continue
 		}
 		if empties[f.shape] < emptyPerShape {

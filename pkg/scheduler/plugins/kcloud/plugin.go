@@ -140,7 +140,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 		c.limits = append(c.limits, l)
 	}
 	state.Write(stateKey, c)
-	if names := pl.candidateNodes(pod, &c.pod, nodes); names != nil {
+	if names := pl.candidateNodes(pod, nodes); names != nil {
 		return &fwk.PreFilterResult{NodeNames: names}, nil
 	}
 	return nil, nil

@@ -259,15 +259,14 @@ func TestCandidateNodes(t *testing.T) {
 		infos = append(infos, nodeInfo(t4Node("od-"+strconv.Itoa(i), 4, false, false)), nodeInfo(t4Node("spot-"+strconv.Itoa(i), 4, true, false)))
 	}
 	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
-	mp := podRequest(p)
-	got := sets.List(pl.candidateNodes(p, &mp, infos))
-	// the full running node is out, the running node with room is in, two empty nodes of each shape
-	if diff := cmp.Diff([]string{"od-0", "od-1", "roomy", "spot-0", "spot-1"}, got); diff != "" {
+	got := sets.List(pl.candidateNodes(p, infos))
+	// every running node (the full one too, so Filter can say why), two empty nodes of each shape
+	if diff := cmp.Diff([]string{"busy", "od-0", "od-1", "roomy", "spot-0", "spot-1"}, got); diff != "" {
 		t.Errorf("candidates (-want +got):\n%s", diff)
 	}
 	pinned := p.DeepCopy()
 	pinned.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "od-4"}
-	if names := pl.candidateNodes(pinned, &mp, infos); names != nil {
+	if names := pl.candidateNodes(pinned, infos); names != nil {
 		t.Errorf("a host-pinned pod must see every node, got %v", sets.List(names))
 	}
 }
