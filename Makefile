@@ -60,6 +60,7 @@ build: ## Compile every package and the commands under cmd/ into bin/ (kubectl-k
 run: ## Run the product: on $$KUBECONFIG's cluster, or a local one (kcloud dev up); CRDs, examples, report.
 	@./hack/build-controlplane.sh >/dev/null
 	$(GO) build -o bin/kcloud ./cmd/kcloud
+	$(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler
 	bin/kcloud run
 
 .PHONY: dev-down

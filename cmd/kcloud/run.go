@@ -38,8 +38,9 @@ func newRunCommand() *cobra.Command {
 With --kubeconfig (or $KUBECONFIG) it works on that cluster. Otherwise it starts the local cluster
 (` + "`kcloud dev up`" + `), or reuses the one already running in --state-dir. Then it installs the CRDs, applies
 the product description's WorkloadOptimizer examples (creating their namespaces) and prints the
-nodes and the optimizers. The operator and kcloud-scheduler are not built yet (issues #5 and #6):
-until they are, the optimizers' status columns stay empty.`,
+nodes and the optimizers. On the local cluster kcloud-scheduler runs beside the default scheduler
+when bin/kcloud-scheduler exists. The operator that fills the optimizers' status arrives with issue
+#6; until then their status columns stay empty.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -148,7 +149,7 @@ func report(ctx context.Context, out io.Writer, cfg *rest.Config) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nThe operator that fills PHASE, COST/H, POWER, NODE and SCORE arrives with issue #6, kcloud-scheduler with #5.")
+	fmt.Fprintln(out, "\nThe operator that fills PHASE, COST/H, POWER, NODE and SCORE arrives with issue #6.")
 	return nil
 }
 
