@@ -306,3 +306,49 @@ func TestGangAllOrNothing(t *testing.T) {
 		t.Errorf("%d of 4 gang pods bound after the gang completed", bound(got))
 	}
 }
+
+func costPolicy(t *testing.T, name, ns string, spot kcloudv1alpha1.SpotPolicy) {
+	t.Helper()
+	c, err := client.New(suite.Config, client.Options{Scheme: scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}}, SpotPolicy: spot}}
+	if err := c.Create(context.Background(), cp); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), cp) })
+	time.Sleep(2 * time.Second) // kcloud-scheduler's informer
+}
+
+// TestSpotPolicy: a CostPolicy that avoids spot keeps a pod off the cheaper spot T4; one that
+// requires spot puts an A100 pod on a spot A100 even where an on-demand one is free.
+func TestSpotPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		spot     kcloudv1alpha1.SpotPolicy
+		model    string
+		wantSpot bool
+	}{
+		{"avoid", kcloudv1alpha1.SpotAvoid, "T4", false},
+		{"require", kcloudv1alpha1.SpotRequire, "A100", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := namespace(t, "e2e-spot-"+tc.name)
+			costPolicy(t, "spot-"+tc.name, ns, tc.spot)
+			create(t, kcloudPod(ns, "p", gpus(1), onModel(tc.model)))
+			pods := waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) == 1 })
+			if bound(pods) != 1 {
+				t.Fatalf("pod not scheduled")
+			}
+			n, err := suite.Client.CoreV1().Nodes().Get(context.Background(), pods[0].Spec.NodeName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spot := n.Labels[catalog.LabelCapacityType] == string(catalog.CapacitySpot); spot != tc.wantSpot {
+				t.Errorf("spotPolicy %s: pod on %s (capacity type %s)", tc.spot, n.Name, n.Labels[catalog.LabelCapacityType])
+			}
+		})
+	}
+}
