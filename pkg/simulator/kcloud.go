@@ -14,7 +14,7 @@ type placer interface {
 // marginal power, carbon and fragmentation, normalised across the feasible nodes.
 type kcloudPolicy struct {
 	w       model.Weights
-	cache   [][]candEntry
+	cache   classCache[candEntry]
 	nodes   []int
 	cands   []model.Candidate
 	allocs  []model.Allocation
@@ -23,10 +23,8 @@ type kcloudPolicy struct {
 }
 
 type candEntry struct {
-	version uint32
-	valid   bool
-	cand    model.Candidate
-	alloc   model.Allocation
+	cand  model.Candidate
+	alloc model.Allocation
 }
 
 func (*kcloudPolicy) Name() string { return "kcloud" }
@@ -38,15 +36,8 @@ func (k *kcloudPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocation
 }
 
 func (k *kcloudPolicy) candidate(s *state, i int, p *Pod) (model.Candidate, model.Allocation) {
-	if len(k.cache) != len(s.c.Nodes) {
-		k.cache = make([][]candEntry, len(s.c.Nodes))
-	}
-	if p.Class < len(k.cache[i]) {
-		if e := &k.cache[i][p.Class]; e.valid && e.version == s.version[i] {
-			return e.cand, e.alloc
-		}
-	} else {
-		k.cache[i] = append(k.cache[i], make([]candEntry, p.Class+1-len(k.cache[i]))...)
+	if e, ok := k.cache.get(s, i, p); ok {
+		return e.cand, e.alloc
 	}
 	decrease, a := bestFragDelta(s, i, p)
 	e := &s.c.Econ[i]
@@ -58,7 +49,7 @@ func (k *kcloudPolicy) candidate(s *state, i int, p *Pod) (model.Candidate, mode
 
 		AcceleratorNodeForCPUPod: p.GPUCount == 0 && s.c.Nodes[i].Devices > 0,
 	}
-	k.cache[i][p.Class] = candEntry{version: s.version[i], valid: true, cand: c, alloc: a}
+	k.cache.put(s, i, p, candEntry{cand: c, alloc: a})
 	return c, a
 }
 

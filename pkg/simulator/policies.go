@@ -214,16 +214,21 @@ func (clusteringPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocatio
 
 // fgdPolicy (Fragmentation Gradient Descent): the placement that least increases the node's
 // fragmentation against the target workload; for a share, the device that does so.
-type fgdPolicy struct{ cache scoreCache }
+type fgdPolicy struct{ cache classCache[scored] }
+
+type scored struct {
+	score float64
+	alloc model.Allocation
+}
 
 func (*fgdPolicy) Name() string { return "fgd" }
 func (f *fgdPolicy) Score(s *state, i int, p *Pod) (float64, model.Allocation) {
-	if sc, a, ok := f.cache.get(s, i, p); ok {
-		return sc, a
+	if v, ok := f.cache.get(s, i, p); ok {
+		return v.score, v.alloc
 	}
 	decrease, a := bestFragDelta(s, i, p)
 	sc := model.FragmentationScore(-decrease)
-	f.cache.put(s, i, p, sc, a)
+	f.cache.put(s, i, p, scored{sc, a})
 	return sc, a
 }
 
@@ -234,36 +239,34 @@ func bestFragDelta(s *state, i int, p *Pod) (float64, model.Allocation) {
 	return -delta, a
 }
 
-// scoreCache remembers a node's score for a pod class until the node changes: a run schedules
+// classCache remembers a value per node and pod class until the node changes: a run schedules
 // thousands of pods of a few hundred classes, and each placement changes one node.
-type scoreCache struct {
-	entries [][]cacheEntry // [node][class]
+type classCache[T any] struct {
+	entries [][]classEntry[T] // [node][class]
 }
 
-type cacheEntry struct {
+type classEntry[T any] struct {
 	version uint32
 	valid   bool
-	score   float64
-	alloc   model.Allocation
+	value   T
 }
 
-func (c *scoreCache) get(s *state, i int, p *Pod) (float64, model.Allocation, bool) {
-	if c.entries == nil || i >= len(c.entries) || p.Class >= len(c.entries[i]) {
-		return 0, model.Allocation{}, false
+func (c *classCache[T]) get(s *state, i int, p *Pod) (T, bool) {
+	if i < len(c.entries) && p.Class < len(c.entries[i]) {
+		if e := &c.entries[i][p.Class]; e.valid && e.version == s.version[i] {
+			return e.value, true
+		}
 	}
-	e := &c.entries[i][p.Class]
-	if !e.valid || e.version != s.version[i] {
-		return 0, model.Allocation{}, false
-	}
-	return e.score, e.alloc, true
+	var zero T
+	return zero, false
 }
 
-func (c *scoreCache) put(s *state, i int, p *Pod, score float64, a model.Allocation) {
+func (c *classCache[T]) put(s *state, i int, p *Pod, v T) {
 	if len(c.entries) != len(s.c.Nodes) {
-		c.entries = make([][]cacheEntry, len(s.c.Nodes))
+		c.entries = make([][]classEntry[T], len(s.c.Nodes))
 	}
 	if p.Class >= len(c.entries[i]) {
-		c.entries[i] = append(c.entries[i], make([]cacheEntry, p.Class+1-len(c.entries[i]))...)
+		c.entries[i] = append(c.entries[i], make([]classEntry[T], p.Class+1-len(c.entries[i]))...)
 	}
-	c.entries[i][p.Class] = cacheEntry{version: s.version[i], valid: true, score: score, alloc: a}
+	c.entries[i][p.Class] = classEntry[T]{version: s.version[i], valid: true, value: v}
 }
