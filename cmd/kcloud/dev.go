@@ -20,6 +20,7 @@ import (
 	"kcloud.io/optimizer/config"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/devcluster"
+	"kcloud.io/optimizer/pkg/install"
 )
 
 func envOr(key, def string) string {
@@ -112,7 +113,11 @@ func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Clust
 		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
 		Scheduler: scheduler, SchedulerConfig: config.SchedulerConfig,
 		Install: func(ctx context.Context, cfg *rest.Config) error {
-			names, err := installCRDs(ctx, cfg)
+			a, err := install.NewApplier(cfg)
+			if err != nil {
+				return err
+			}
+			names, err := a.CRDs(ctx)
 			if err == nil {
 				fmt.Fprintf(out, "[%5.1fs] installed CRDs: %s\n", time.Since(start).Seconds(), strings.Join(names, ", "))
 			}

@@ -60,6 +60,7 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 	}
 	var cfg *rest.Config
 	var err error
+	started := false // a cluster started here already has the CRDs (devUp installs them)
 	switch {
 	case o.kubeconfig != "":
 		step("using the cluster of %s", o.kubeconfig)
@@ -73,7 +74,7 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 			if uerr != nil {
 				return uerr
 			}
-			cfg = c.Config
+			cfg, started = c.Config, true
 		}
 	}
 	if err != nil {
@@ -83,11 +84,13 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	names, err := installCRDs(ctx, cfg)
-	if err != nil {
-		return err
+	if !started {
+		names, err := a.CRDs(ctx)
+		if err != nil {
+			return err
+		}
+		step("installed CRDs: %s", strings.Join(names, ", "))
 	}
-	step("installed CRDs: %s", strings.Join(names, ", "))
 	samples, err := install.Objects(config.Samples, "samples/*.yaml")
 	if err != nil {
 		return err
@@ -158,24 +161,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// installCRDs applies the embedded CRDs and waits until they are served.
-func installCRDs(ctx context.Context, cfg *rest.Config) ([]string, error) {
-	a, err := install.NewApplier(cfg)
-	if err != nil {
-		return nil, err
-	}
-	crds, err := install.Objects(config.CRDs, "crd/bases/*.yaml")
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, crd := range crds {
-		if err := a.Apply(ctx, crd, ""); err != nil {
-			return nil, err
-		}
-		names = append(names, crd.GetName())
-	}
-	return names, a.WaitEstablished(ctx, names, time.Minute)
 }

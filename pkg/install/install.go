@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"kcloud.io/optimizer/config"
 )
 
 // FieldManager owns what the installer applies.
@@ -162,4 +164,21 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
+}
+
+// CRDs applies the product's CRDs (embedded from config/crd/bases) and waits until they are served;
+// it returns their names.
+func (a *Applier) CRDs(ctx context.Context) ([]string, error) {
+	crds, err := Objects(config.CRDs, "crd/bases/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, crd := range crds {
+		if err := a.Apply(ctx, crd, ""); err != nil {
+			return nil, err
+		}
+		names = append(names, crd.GetName())
+	}
+	return names, a.WaitEstablished(ctx, names, time.Minute)
 }
