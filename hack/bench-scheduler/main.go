@@ -70,24 +70,11 @@ const kcloudProfile = `  plugins:
 
 func run(binDir, kcloudBin, profile string, n int) error {
 	ctx := context.Background()
-	state, err := os.MkdirTemp("", "kcloud-bench-scheduler-")
+	c, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: binDir, Profile: profile})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
-	start := time.Now()
-	c, err := devcluster.Up(ctx, devcluster.Options{StateDir: filepath.Join(state, "c"), BinDir: binDir, Profile: profile,
-		Log: func(f string, a ...any) {
-			fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
-		}})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := c.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
-		}
-	}()
+	defer stop()
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return err

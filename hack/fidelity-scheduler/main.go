@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -50,25 +49,13 @@ func run(binDir, sched string, n int) error {
 		return err
 	}
 	pods := all[:n]
-	state, err := os.MkdirTemp("", "kcloud-fidelity-")
+	c, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: binDir, Profile: "openb",
+		Scheduler: sched, SchedulerConfig: config.SchedulerConfig})
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(state)
+	defer stop()
 	start := time.Now()
-	c, err := devcluster.Up(ctx, devcluster.Options{StateDir: filepath.Join(state, "c"), BinDir: binDir, Profile: "openb",
-		Scheduler: sched, SchedulerConfig: config.SchedulerConfig,
-		Log: func(f string, a ...any) {
-			fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
-		}})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := c.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping the cluster:", err)
-		}
-	}()
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -173,13 +160,12 @@ func clusterTotals(ctx context.Context, cs kubernetes.Interface) (simulator.Tota
 		}
 		n := model.NewNode(facts.AcceleratorModel, node.Status.Allocatable.Cpu().MilliValue(), node.Status.Allocatable.Memory().Value()>>20, facts.AcceleratorCount)
 		for _, p := range byNode[node.Name] {
-			req := model.Pod{CPUMilli: p.Spec.Containers[0].Resources.Requests.Cpu().MilliValue(), MemoryMiB: p.Spec.Containers[0].Resources.Requests.Memory().Value() >> 20}
+			req := kcloud.PodRequest(p)
 			a := model.Allocation{Device: -1}
-			if m, err := strconv.ParseInt(p.Annotations[kcloud.AnnotationGPUMilli], 10, 64); err == nil && m > 0 {
-				req.GPUCount, req.GPUMilli = 1, m
-				a.Device, _ = strconv.Atoi(p.Annotations[kcloud.AnnotationGPUIndex])
-			} else if q, ok := p.Spec.Containers[0].Resources.Limits[catalog.ResourceNVIDIAGPU]; ok {
-				req.GPUCount, req.GPUMilli = int(q.Value()), model.MilliPerGPU
+			if req.IsShare() {
+				if a.Device = kcloud.DeviceIndex(p); a.Device < 0 {
+					continue // bound but its device not written yet: not placed by the scheduler's account
+				}
 			}
 			model.Assign(&req, &n, a)
 		}

@@ -526,6 +526,33 @@ func (p *Process) wait(d time.Duration) bool {
 	return !Alive(p.PID)
 }
 
+// UpTemporary starts a cluster in a new temporary state directory, logging progress to stderr unless
+// o.Log is set; stop stops it and removes the directory, reporting a failure on stderr.
+func UpTemporary(ctx context.Context, o Options) (c *Cluster, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "kcloud-cluster-")
+	if err != nil {
+		return nil, nil, err
+	}
+	o.StateDir = filepath.Join(dir, "cluster")
+	if o.Log == nil {
+		start := time.Now()
+		o.Log = func(f string, a ...any) {
+			fmt.Fprintf(os.Stderr, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
+		}
+	}
+	if c, err = Up(ctx, o); err != nil {
+		_, _ = Down(o.StateDir)
+		_ = os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return c, func() {
+		if err := c.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the local cluster:", err)
+		}
+		_ = os.RemoveAll(dir)
+	}, nil
+}
+
 // Down stops the cluster recorded in a state directory (whatever process started it) and removes the
 // directory. A directory without state is an error; a stopped cluster's leftovers are cleaned.
 func Down(dir string) (*State, error) {

@@ -87,11 +87,11 @@ func (pl *Plugin) nodeState(ni fwk.NodeInfo, f *nodeFacts) model.Node {
 	for _, pi := range ni.GetPods() {
 		pod := pi.GetPod()
 		n.Pods++
-		p := podRequest(pod)
+		p := PodRequest(pod)
 		switch {
 		case p.GPUCount == 0:
 		case p.IsShare():
-			dev := deviceIndex(pod)
+			dev := DeviceIndex(pod)
 			if r, ok := pl.inflight.get(pod.UID); ok && dev < 0 {
 				dev = r.alloc.Device
 			}
@@ -159,7 +159,7 @@ func (pl *Plugin) view(ni fwk.NodeInfo, f *nodeFacts) *nodeView {
 
 func (pl *Plugin) hasUnannotatedShare(ni fwk.NodeInfo) bool {
 	for _, pi := range ni.GetPods() {
-		if p := pi.GetPod(); shareMilli(p) > 0 && deviceIndex(p) < 0 {
+		if p := pi.GetPod(); shareMilli(p) > 0 && DeviceIndex(p) < 0 {
 			return true
 		}
 	}

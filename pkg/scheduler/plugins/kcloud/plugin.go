@@ -131,7 +131,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // PreFilter gathers the pod's request, limits and preferences, and what already counts against each
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	c := &cycle{pod: podRequest(pod), policy: pl.policies.policyFor(pod)}
+	c := &cycle{pod: PodRequest(pod), policy: pl.policies.policyFor(pod)}
 	for _, ls := range c.policy.limits {
 		l := ls.limit
 		if ls.shares != nil {
@@ -161,7 +161,7 @@ func (pl *Plugin) usage(nodes []fwk.NodeInfo, self types.UID, shares member, kin
 					break
 				}
 			}
-			p := podRequest(pod)
+			p := PodRequest(pod)
 			capacity := model.NewNode(f.facts.AcceleratorModel, ni.GetAllocatable().GetMilliCPU(), ni.GetAllocatable().GetMemory()>>20, f.facts.AcceleratorCount)
 			if kind == model.LimitPowerWatts {
 				total += model.AttributedPower(&p, &capacity, &f.econ)

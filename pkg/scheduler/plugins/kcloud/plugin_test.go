@@ -91,7 +91,7 @@ func TestPodRequest(t *testing.T) {
 		{"amd", pod("c", withGPUs(catalog.ResourceAMDGPU, 8)), model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 8, GPUMilli: 1000}},
 		{"share annotation out of range is ignored", pod("d", withShare("1500")), model.Pod{CPUMilli: 2000, MemoryMiB: 4096}},
 	} {
-		if diff := cmp.Diff(tc.want, podRequest(tc.pod)); diff != "" {
+		if diff := cmp.Diff(tc.want, PodRequest(tc.pod)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
 	}

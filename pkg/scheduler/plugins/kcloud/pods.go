@@ -35,8 +35,8 @@ func shareMilli(pod *corev1.Pod) int64 {
 	return v
 }
 
-// deviceIndex returns the device written on a share pod, or -1.
-func deviceIndex(pod *corev1.Pod) int {
+// DeviceIndex returns the device written on a share pod, or -1.
+func DeviceIndex(pod *corev1.Pod) int {
 	v, err := strconv.Atoi(pod.Annotations[AnnotationGPUIndex])
 	if err != nil || v < 0 || v >= model.MaxDevicesPerNode {
 		return -1
@@ -44,8 +44,8 @@ func deviceIndex(pod *corev1.Pod) int {
 	return v
 }
 
-// podRequest is what the model needs to know about a pod: CPU, memory and accelerators.
-func podRequest(pod *corev1.Pod) model.Pod {
+// PodRequest is what the model needs to know about a pod: CPU, memory and accelerators.
+func PodRequest(pod *corev1.Pod) model.Pod {
 	req := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	p := model.Pod{CPUMilli: req.Cpu().MilliValue(), MemoryMiB: req.Memory().Value() >> 20}
 	if m := shareMilli(pod); m > 0 {
