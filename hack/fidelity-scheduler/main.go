@@ -23,8 +23,8 @@ import (
 	"kcloud.io/optimizer/config"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/devcluster"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
-	"kcloud.io/optimizer/pkg/scheduler/plugins/kcloud"
 	"kcloud.io/optimizer/pkg/simulator"
 	"kcloud.io/optimizer/pkg/traces"
 )
@@ -70,7 +70,7 @@ func run(binDir, sched string, n int) error {
 		// One at a time, so kcloud-scheduler sees them in the trace's order, as the simulator does.
 		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			got, err := cs.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
-			if err == nil && got.Spec.NodeName != "" && (shareOf(p) == 0 || got.Annotations[kcloud.AnnotationGPUIndex] != "") {
+			if err == nil && got.Spec.NodeName != "" && (shareOf(p) == 0 || got.Annotations[kube.AnnotationGPUIndex] != "") {
 				placed++
 				break
 			}
@@ -120,7 +120,7 @@ func toPod(p traces.Pod) *corev1.Pod {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: "default", Annotations: map[string]string{}},
 		Spec: corev1.PodSpec{SchedulerName: "kcloud-scheduler", Containers: []corev1.Container{ctr}}}
 	if m := shareOf(p); m > 0 {
-		pod.Annotations[kcloud.AnnotationGPUMilli] = strconv.FormatInt(m, 10)
+		pod.Annotations[kube.AnnotationGPUMilli] = strconv.FormatInt(m, 10)
 	} else if p.NumGPU > 0 {
 		pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: *resource.NewQuantity(int64(p.NumGPU), resource.DecimalSI)}
 	}
@@ -160,10 +160,10 @@ func clusterTotals(ctx context.Context, cs kubernetes.Interface) (simulator.Tota
 		}
 		n := model.NewNode(facts.AcceleratorModel, node.Status.Allocatable.Cpu().MilliValue(), node.Status.Allocatable.Memory().Value()>>20, facts.AcceleratorCount)
 		for _, p := range byNode[node.Name] {
-			req := kcloud.PodRequest(p)
+			req := kube.PodRequest(p)
 			a := model.Allocation{Device: -1}
 			if req.IsShare() {
-				if a.Device = kcloud.DeviceIndex(p); a.Device < 0 {
+				if a.Device = kube.DeviceIndex(p); a.Device < 0 {
 					continue // bound but its device not written yet: not placed by the scheduler's account
 				}
 			}

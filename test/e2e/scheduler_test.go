@@ -15,8 +15,8 @@ import (
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
-	"kcloud.io/optimizer/pkg/scheduler/plugins/kcloud"
 )
 
 func namespace(t *testing.T, name string) string {
@@ -34,7 +34,7 @@ func namespace(t *testing.T, name string) string {
 type podOpt func(*corev1.Pod)
 
 func share(milli int) podOpt {
-	return func(p *corev1.Pod) { p.Annotations[kcloud.AnnotationGPUMilli] = strconv.Itoa(milli) }
+	return func(p *corev1.Pod) { p.Annotations[kube.AnnotationGPUMilli] = strconv.Itoa(milli) }
 }
 
 func gpus(n int64) podOpt {
@@ -171,9 +171,9 @@ func TestGPUSharesNeverOvercommit(t *testing.T) {
 		if p.Spec.NodeName == "" {
 			continue
 		}
-		idx := p.Annotations[kcloud.AnnotationGPUIndex]
+		idx := p.Annotations[kube.AnnotationGPUIndex]
 		if idx == "" {
-			t.Errorf("bound share %s has no %s", p.Name, kcloud.AnnotationGPUIndex)
+			t.Errorf("bound share %s has no %s", p.Name, kube.AnnotationGPUIndex)
 		}
 		perDevice[p.Spec.NodeName+"/"+idx] += 600
 	}
@@ -222,7 +222,7 @@ func optimizer(t *testing.T, ns, name string, maxCost float64) {
 func TestCostCapHolds(t *testing.T) {
 	ns := namespace(t, "e2e-cap")
 	optimizer(t, ns, "capped", 0.05)
-	create(t, kcloudPod(ns, "capped-0", gpus(1), label(kcloud.LabelOptimizer, "capped")))
+	create(t, kcloudPod(ns, "capped-0", gpus(1), label(kube.LabelOptimizer, "capped")))
 	var msgs []string
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
@@ -249,7 +249,7 @@ func TestBurstRespectsCap(t *testing.T) {
 	optimizer(t, ns, "burst", capUSD)
 	var pods []*corev1.Pod
 	for i := 0; i < 200; i++ {
-		pods = append(pods, kcloudPod(ns, fmt.Sprintf("b-%03d", i), share(100), label(kcloud.LabelOptimizer, "burst")))
+		pods = append(pods, kcloudPod(ns, fmt.Sprintf("b-%03d", i), share(100), label(kube.LabelOptimizer, "burst")))
 	}
 	create(t, pods...)
 	last, stable := -1, 0
@@ -293,7 +293,7 @@ func TestBurstRespectsCap(t *testing.T) {
 func TestGangAllOrNothing(t *testing.T) {
 	ns := namespace(t, "e2e-gang")
 	mk := func(i int) *corev1.Pod {
-		return kcloudPod(ns, fmt.Sprintf("worker-%d", i), gpus(1), label(kcloud.LabelGang, "train"), annotation(kcloud.AnnotationGangSize, "4"))
+		return kcloudPod(ns, fmt.Sprintf("worker-%d", i), gpus(1), label(kube.LabelGang, "train"), annotation(kube.AnnotationGangSize, "4"))
 	}
 	create(t, mk(0), mk(1), mk(2))
 	time.Sleep(4 * time.Second)

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
+	"kcloud.io/optimizer/pkg/kube"
 )
 
 // emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
@@ -91,7 +92,7 @@ func shapeKey(n *corev1.Node) string {
 		q := n.Status.Allocatable[r]
 		fmt.Fprintf(&b, "|%s", q.String())
 	}
-	for _, r := range acceleratorResources {
+	for _, r := range kube.AcceleratorResources {
 		if q, ok := n.Status.Allocatable[corev1.ResourceName(r)]; ok {
 			fmt.Fprintf(&b, "|%s=%s", r, q.String())
 		}

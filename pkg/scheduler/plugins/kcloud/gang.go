@@ -4,15 +4,16 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"kcloud.io/optimizer/pkg/kube"
 )
 
 // gangOf returns the pod's gang and its size, or "" when it has none.
 func gangOf(pod *corev1.Pod) (string, int) {
-	g := pod.Labels[LabelGang]
+	g := pod.Labels[kube.LabelGang]
 	if g == "" {
 		return "", 0
 	}
-	n, err := strconv.Atoi(pod.Annotations[AnnotationGangSize])
+	n, err := strconv.Atoi(pod.Annotations[kube.AnnotationGangSize])
 	if err != nil {
 		return g, 0
 	}
@@ -29,7 +30,7 @@ func (pl *Plugin) placedInGang(pod *corev1.Pod, gang string) int {
 	for _, ni := range nodes {
 		for _, pi := range ni.GetPods() {
 			p := pi.GetPod()
-			if p.UID != pod.UID && p.Namespace == pod.Namespace && p.Labels[LabelGang] == gang {
+			if p.UID != pod.UID && p.Namespace == pod.Namespace && p.Labels[kube.LabelGang] == gang {
 				n++
 			}
 		}

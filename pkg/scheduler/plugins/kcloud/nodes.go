@@ -1,7 +1,6 @@
 package kcloud
 
 import (
-	"fmt"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +8,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -35,13 +35,7 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 		}
 	}
 	f := &nodeFacts{resourceVersion: node.ResourceVersion, shape: shapeKey(node)}
-	f.facts, f.err = catalog.FactsFromNode(node)
-	if f.err == nil {
-		f.econ, f.err = c.cat.Economics(f.facts)
-	}
-	if f.err != nil {
-		f.err = fmt.Errorf("node %s: %w", node.Name, f.err)
-	}
+	f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
 	c.m.Store(node.Name, f)
 	return f
 }
@@ -87,11 +81,11 @@ func (pl *Plugin) nodeState(ni fwk.NodeInfo, f *nodeFacts) model.Node {
 	for _, pi := range ni.GetPods() {
 		pod := pi.GetPod()
 		n.Pods++
-		p := PodRequest(pod)
+		p := kube.PodRequest(pod)
 		switch {
 		case p.GPUCount == 0:
 		case p.IsShare():
-			dev := DeviceIndex(pod)
+			dev := kube.DeviceIndex(pod)
 			if r, ok := pl.inflight.get(pod.UID); ok && dev < 0 {
 				dev = r.alloc.Device
 			}
@@ -159,7 +153,7 @@ func (pl *Plugin) view(ni fwk.NodeInfo, f *nodeFacts) *nodeView {
 
 func (pl *Plugin) hasUnannotatedShare(ni fwk.NodeInfo) bool {
 	for _, pi := range ni.GetPods() {
-		if p := pi.GetPod(); shareMilli(p) > 0 && DeviceIndex(p) < 0 {
+		if p := pi.GetPod(); kube.ShareMilli(p) > 0 && kube.DeviceIndex(p) < 0 {
 			return true
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/scheduler/apis/config"
 	"kcloud.io/optimizer/pkg/traces"
@@ -131,7 +132,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // PreFilter gathers the pod's request, limits and preferences, and what already counts against each
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	c := &cycle{pod: PodRequest(pod), policy: pl.policies.policyFor(pod)}
+	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod)}
 	for _, ls := range c.policy.limits {
 		l := ls.limit
 		if ls.shares != nil {
@@ -161,7 +162,7 @@ func (pl *Plugin) usage(nodes []fwk.NodeInfo, self types.UID, shares member, kin
 					break
 				}
 			}
-			p := PodRequest(pod)
+			p := kube.PodRequest(pod)
 			capacity := model.NewNode(f.facts.AcceleratorModel, ni.GetAllocatable().GetMilliCPU(), ni.GetAllocatable().GetMemory()>>20, f.facts.AcceleratorCount)
 			if kind == model.LimitPowerWatts {
 				total += model.AttributedPower(&p, &capacity, &f.econ)
@@ -299,7 +300,7 @@ func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *core
 
 // PreBindPreFlight skips PreBind for pods without a share.
 func (pl *Plugin) PreBindPreFlight(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) (*fwk.PreBindPreFlightResult, *fwk.Status) {
-	if shareMilli(pod) == 0 {
+	if kube.ShareMilli(pod) == 0 {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
 	return &fwk.PreBindPreFlightResult{AllowParallel: true}, nil
@@ -311,7 +312,7 @@ func (pl *Plugin) PreBind(ctx context.Context, state fwk.CycleState, pod *corev1
 	if !ok || r.alloc.Device < 0 {
 		return nil
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationGPUIndex, strconv.Itoa(r.alloc.Device))
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, kube.AnnotationGPUIndex, strconv.Itoa(r.alloc.Device))
 	if _, err := pl.handle.ClientSet().CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fwk.AsStatus(fmt.Errorf("writing device %d on pod %s/%s: %w", r.alloc.Device, pod.Namespace, pod.Name, err))
 	}

@@ -2,10 +2,11 @@ package kcloud
 
 import (
 	"context"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"strconv"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/scheduler/apis/config"
 )
@@ -60,11 +62,11 @@ func pod(name string, opts ...func(*corev1.Pod)) *corev1.Pod {
 }
 
 func withShare(m string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Annotations[AnnotationGPUMilli] = m }
+	return func(p *corev1.Pod) { p.Annotations[kube.AnnotationGPUMilli] = m }
 }
 
 func withDevice(d string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Annotations[AnnotationGPUIndex] = d }
+	return func(p *corev1.Pod) { p.Annotations[kube.AnnotationGPUIndex] = d }
 }
 
 func withGPUs(res string, n int64) func(*corev1.Pod) {
@@ -91,7 +93,7 @@ func TestPodRequest(t *testing.T) {
 		{"amd", pod("c", withGPUs(catalog.ResourceAMDGPU, 8)), model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 8, GPUMilli: 1000}},
 		{"share annotation out of range is ignored", pod("d", withShare("1500")), model.Pod{CPUMilli: 2000, MemoryMiB: 4096}},
 	} {
-		if diff := cmp.Diff(tc.want, PodRequest(tc.pod)); diff != "" {
+		if diff := cmp.Diff(tc.want, kube.PodRequest(tc.pod)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
 	}

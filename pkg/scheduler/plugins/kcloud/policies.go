@@ -3,13 +3,10 @@ package kcloud
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -20,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -99,18 +97,6 @@ func (s *policyStore) optimizer(namespace, name string) *kcloudv1alpha1.Workload
 	return wo
 }
 
-// covers reports whether a policy's target includes the pod.
-func covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
-	if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
-		return false
-	}
-	if t.Selector == nil {
-		return true
-	}
-	sel, err := metav1.LabelSelectorAsSelector(t.Selector)
-	return err == nil && sel.Matches(labels.Set(pod.Labels))
-}
-
 // member says whether another pod counts against one of the pod's limits.
 type member func(*corev1.Pod) bool
 
@@ -136,9 +122,11 @@ func enforced(m kcloudv1alpha1.EnforcementMode) bool {
 // covering it. Policies in warn mode do not constrain placement; the operator reports them.
 func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 	var pp podPolicy
-	if wo := s.optimizer(pod.Namespace, pod.Labels[LabelOptimizer]); wo != nil {
+	if wo := s.optimizer(pod.Namespace, pod.Labels[kube.LabelOptimizer]); wo != nil {
 		src := fmt.Sprintf("WorkloadOptimizer %s/%s", wo.Namespace, wo.Name)
-		same := func(o *corev1.Pod) bool { return o.Namespace == wo.Namespace && o.Labels[LabelOptimizer] == wo.Name }
+		same := func(o *corev1.Pod) bool {
+			return o.Namespace == wo.Namespace && o.Labels[kube.LabelOptimizer] == wo.Name
+		}
 		if c := wo.Spec.CostConstraints; c != nil {
 			if c.MaxCostPerHour != nil {
 				pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}, same})
@@ -153,7 +141,7 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		}
 	}
 	for _, cp := range list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies) {
-		if !covers(cp.Spec.PolicyTarget, pod) {
+		if !kube.Covers(cp.Spec.PolicyTarget, pod) {
 			continue
 		}
 		src := "CostPolicy " + cp.Name
@@ -171,14 +159,14 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		target := cp.Spec.PolicyTarget
 		if cp.Spec.MaxCostPerHour != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour},
-				func(o *corev1.Pod) bool { return covers(target, o) }})
+				func(o *corev1.Pod) bool { return kube.Covers(target, o) }})
 		}
 		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}, nil})
 		}
 	}
 	for _, pw := range list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies) {
-		if !covers(pw.Spec.PolicyTarget, pod) {
+		if !kube.Covers(pw.Spec.PolicyTarget, pod) {
 			continue
 		}
 		src := "PowerPolicy " + pw.Name
@@ -189,7 +177,7 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		target := pw.Spec.PolicyTarget
 		if pw.Spec.MaxPowerWatts != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts},
-				func(o *corev1.Pod) bool { return covers(target, o) }})
+				func(o *corev1.Pod) bool { return kube.Covers(target, o) }})
 		}
 		if pw.Spec.MaxCarbonIntensity != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}, nil})

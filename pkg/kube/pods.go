@@ -1,11 +1,18 @@
-package kcloud
+// Package kube adapts Kubernetes objects to pkg/model: what a pod asks for, which device a GPU
+// share sits on, the labels that link pods to the product, and which pods a policy covers. The
+// scheduler plugin and the operator both read pods through it, so they agree on every figure.
+package kube
 
 import (
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	resourcehelper "k8s.io/component-helpers/resource"
 
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -26,8 +33,8 @@ const (
 	AnnotationGangSize = "kcloud.io/gang-size"
 )
 
-// shareMilli returns the share a pod asks for, or 0.
-func shareMilli(pod *corev1.Pod) int64 {
+// ShareMilli returns the share a pod asks for, or 0.
+func ShareMilli(pod *corev1.Pod) int64 {
 	v, err := strconv.ParseInt(pod.Annotations[AnnotationGPUMilli], 10, 64)
 	if err != nil || v <= 0 || v >= model.MilliPerGPU {
 		return 0
@@ -48,11 +55,11 @@ func DeviceIndex(pod *corev1.Pod) int {
 func PodRequest(pod *corev1.Pod) model.Pod {
 	req := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
 	p := model.Pod{CPUMilli: req.Cpu().MilliValue(), MemoryMiB: req.Memory().Value() >> 20}
-	if m := shareMilli(pod); m > 0 {
+	if m := ShareMilli(pod); m > 0 {
 		p.GPUCount, p.GPUMilli = 1, m
 		return p
 	}
-	for _, r := range acceleratorResources {
+	for _, r := range AcceleratorResources {
 		if q, ok := req[corev1.ResourceName(r)]; ok && q.Value() > 0 {
 			p.GPUCount, p.GPUMilli = int(q.Value()), model.MilliPerGPU
 			break
@@ -61,6 +68,18 @@ func PodRequest(pod *corev1.Pod) model.Pod {
 	return p
 }
 
-// acceleratorResources are the extended resources the catalog knows.
-var acceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceAMDGPU, catalog.ResourceGaudi,
+// AcceleratorResources are the extended resources the catalog knows.
+var AcceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceAMDGPU, catalog.ResourceGaudi,
 	catalog.ResourceNeuron, catalog.ResourceRebellionsATOM, catalog.ResourceFuriosaRNGD}
+
+// Covers reports whether a policy's target includes the pod.
+func Covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
+	if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
+		return false
+	}
+	if t.Selector == nil {
+		return true
+	}
+	sel, err := metav1.LabelSelectorAsSelector(t.Selector)
+	return err == nil && sel.Matches(labels.Set(pod.Labels))
+}
