@@ -50,3 +50,18 @@ const (
 	ReasonWithinCap      = "WithinCap"
 	ReasonCapExceeded    = "CapExceeded"
 )
+
+// Condition reasons of WorkloadOptimizer.
+const (
+	ReasonCheapestPlacement         = "CheapestPlacement"
+	ReasonCheaperPlacementAvailable = "CheaperPlacementAvailable"
+	ReasonFrugalPlacement           = "LowestPowerPlacement"
+	ReasonFrugalPlacementAvailable  = "LowerPowerPlacementAvailable"
+	ReasonNoRunningPods             = "NoRunningPods"
+	ReasonNoLimits                  = "NoLimits"
+	ReasonTargetNotFound            = "TargetNotFound"
+)
+
+// FinalizerCleanup lets the operator remove what it added to a workload (the link label on its
+// pods) before a WorkloadOptimizer goes away.
+const FinalizerCleanup = "kcloud.io/cleanup"

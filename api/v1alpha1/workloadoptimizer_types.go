@@ -258,6 +258,22 @@ const (
 )
 
 // Condition types of a WorkloadOptimizer.
+// BudgetStatus is spend over an accounting period, counted up to accountedUntil so a restarted
+// operator continues from there.
+type BudgetStatus struct {
+	// periodStart is when the current period began.
+	PeriodStart metav1.Time `json:"periodStart"`
+
+	// accountedUntil is the instant up to which spend is counted.
+	AccountedUntil metav1.Time `json:"accountedUntil"`
+
+	// spend in the current period, in USD.
+	Spend float64 `json:"spend"`
+
+	// remaining budget in the current period, in USD (negative once exceeded).
+	Remaining float64 `json:"remaining"`
+}
+
 const (
 	ConditionCostOptimized  = "CostOptimized"
 	ConditionPowerOptimized = "PowerOptimized"
@@ -286,6 +302,41 @@ type WorkloadOptimizerStatus struct {
 	// +optional
 	// +listType=atomic
 	AssignedNodes []string `json:"assignedNodes,omitempty"`
+
+	// replicas is the number of the workload's pods; runningReplicas of them run on a node.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// runningReplicas is the number of the workload's pods running on a node.
+	// +optional
+	RunningReplicas int32 `json:"runningReplicas,omitempty"`
+
+	// powerSource says where currentPower comes from: catalog (the power model of the nodes'
+	// devices), dcgm or kepler (measured through Prometheus), or mixed.
+	// +optional
+	PowerSource string `json:"powerSource,omitempty"`
+
+	// bestCost is what the running replicas would cost on the cheapest nodes they could run on now,
+	// within their limits, in USD per hour.
+	// +optional
+	BestCost float64 `json:"bestCost,omitempty"`
+
+	// bestPower is what the running replicas would draw on the most frugal nodes they could run on
+	// now, in watts (catalog model).
+	// +optional
+	BestPower float64 `json:"bestPower,omitempty"`
+
+	// potentialSavings is currentCost minus bestCost: what moving would save, in USD per hour.
+	// +optional
+	PotentialSavings float64 `json:"potentialSavings,omitempty"`
+
+	// budget accounts spend against costConstraints.budgetLimit over costConstraints.budgetPeriod.
+	// +optional
+	Budget *BudgetStatus `json:"budget,omitempty"`
+
+	// lastOptimized is when the operator last evaluated the placement.
+	// +optional
+	LastOptimized *metav1.Time `json:"lastOptimized,omitempty"`
 
 	// optimizationScore is how close the current placement is to the best the model finds: 1 is optimal.
 	// +optional
