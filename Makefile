@@ -72,8 +72,12 @@ dev-down: ## Stop the local cluster that `make run` started.
 test: verify ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
 
+.PHONY: prometheus
+prometheus: ## Install Prometheus (Debian package) for the telemetry integration test when it is missing.
+	@./hack/ensure-prometheus.sh
+
 .PHONY: test-integration
-test-integration: ## Integration tests only (envtest with binaries built from modules).
+test-integration: prometheus ## Integration tests only (envtest with binaries built from modules).
 	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./test/integration/...
 
 .PHONY: test-e2e
