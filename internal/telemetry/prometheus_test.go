@@ -160,7 +160,7 @@ func TestPodReadings(t *testing.T) {
 			powerKey: {vector: []series{
 				gpu("gpu-operator", "dcgm-exporter-x", "GPU-1", 120, "job", "renamed", "exported_namespace", "team-b", "exported_pod", "infer-0"),
 				gpu("gpu-operator", "dcgm-exporter-x", "GPU-2", 60, "job", "renamed"), // idle GPU: not the exporter's power
-				gpu("team-c", "train-1", "GPU-9", 300),                                 // another job keeps plain labels
+				gpu("team-c", "train-1", "GPU-9", 300),                                // another job keeps plain labels
 			}},
 			utilKey: {vector: []series{
 				gpu("gpu-operator", "dcgm-exporter-x", "GPU-1", 35, "job", "renamed", "exported_namespace", "team-b", "exported_pod", "infer-0"),
