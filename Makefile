@@ -61,6 +61,7 @@ run: ## Run the product: on $$KUBECONFIG's cluster, or a local one (kcloud dev u
 	@./hack/build-controlplane.sh >/dev/null
 	$(GO) build -o bin/kcloud ./cmd/kcloud
 	$(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler
+	$(GO) build -o bin/kcloud-operator ./cmd/kcloud-operator
 	bin/kcloud run
 
 .PHONY: dev-down

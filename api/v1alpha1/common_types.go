@@ -42,6 +42,10 @@ type PolicyTarget struct {
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
+// ConditionCarbonExceeded is true on a PowerPolicy while covered pods run on grids dirtier than
+// spec.maxCarbonIntensity.
+const ConditionCarbonExceeded = "CarbonIntensityExceeded"
+
 // Condition reasons shared by the kinds of this package.
 const (
 	ReasonWithinBudget   = "WithinBudget"

@@ -31,8 +31,9 @@ func envOr(key, def string) string {
 }
 
 type devOptions struct {
-	stateDir, binDir, profile, scheduler string
-	apiserverPort                        int
+	stateDir, binDir, profile, scheduler, operator string
+	operatorArgs                                   []string
+	apiserverPort                                  int
 }
 
 func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
@@ -41,6 +42,8 @@ func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
 		cmd.Flags().StringVar(&o.binDir, "bin-dir", envOr("KCLOUD_BIN_DIR", "bin/controlplane/current"), "directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok ($KCLOUD_BIN_DIR; `make controlplane` builds them)")
 		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed cloud nodes), openb (the 1,523-node Alibaba openb cluster) or gpu1000 (its first 1,000 GPU nodes)")
 		cmd.Flags().IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0 picks a free one)")
+		cmd.Flags().StringVar(&o.operator, "operator", "bin/kcloud-operator", "kcloud-operator binary to run against the cluster when it exists (`make build` builds it); empty: none")
+		cmd.Flags().StringArrayVar(&o.operatorArgs, "operator-arg", nil, "a flag for kcloud-operator, e.g. --operator-arg=--accounting-interval=10s (repeatable)")
 		cmd.Flags().StringVar(&o.scheduler, "scheduler", "bin/kcloud-scheduler", "kcloud-scheduler binary to run beside the default scheduler when it exists (`make build` builds it); empty: none")
 	}
 }
@@ -109,7 +112,13 @@ func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Clust
 		fmt.Fprintf(out, "no kcloud-scheduler at %s (make build): the local cluster runs the default scheduler only\n", scheduler)
 		scheduler = ""
 	}
+	operator := o.operator
+	if _, err := os.Stat(operator); operator != "" && err != nil {
+		fmt.Fprintf(out, "no kcloud-operator at %s (make build): optimizers get no status\n", operator)
+		operator = ""
+	}
 	c, err := devcluster.Up(ctx, devcluster.Options{
+		Operator: operator, OperatorArgs: o.operatorArgs,
 		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
 		Scheduler: scheduler, SchedulerConfig: config.SchedulerConfig,
 		Install: func(ctx context.Context, cfg *rest.Config) error {

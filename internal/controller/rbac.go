@@ -7,7 +7,8 @@ package controller
 // +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers;costpolicies;powerpolicies,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/status;costpolicies/status;powerpolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=pods;nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -15,3 +16,5 @@ package controller
 // +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,10 @@ type Options struct {
 	// SchedulerConfig (a KubeSchedulerConfiguration) pointed at the cluster.
 	Scheduler       string
 	SchedulerConfig []byte
+	// Operator, when set, is a kcloud-operator binary started last, with OperatorArgs added to the
+	// kubeconfig, metrics and probe flags; Up waits until it is ready.
+	Operator     string
+	OperatorArgs []string
 	// Install runs once the fleet is Ready, before the scheduler starts (the CLI installs the CRDs).
 	Install func(ctx context.Context, cfg *rest.Config) error
 }
@@ -63,7 +68,10 @@ type State struct {
 	Server     string     `json:"server"`
 	Processes  []*Process `json:"processes"`
 	Nodes      int        `json:"nodes"`
-	Started    time.Time  `json:"started"`
+	// OperatorMetrics and OperatorProbes are the kcloud-operator's plain-HTTP endpoints, when it runs.
+	OperatorMetrics string    `json:"operatorMetrics,omitempty"`
+	OperatorProbes  string    `json:"operatorProbes,omitempty"`
+	Started         time.Time `json:"started"`
 }
 
 const stateFile = "state.json"
@@ -290,16 +298,63 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 			return err
 		}
 	}
-	if o.Scheduler == "" {
-		return nil
+	if o.Scheduler != "" {
+		o.logf("starting kcloud-scheduler")
+		cfgPath := filepath.Join(c.Dir, "kcloud-scheduler-config.yaml")
+		schedCfg := strings.Replace(string(o.SchedulerConfig), "clientConnection:", "clientConnection:\n  kubeconfig: "+c.Kubeconfig, 1)
+		if err := os.WriteFile(cfgPath, []byte(schedCfg), 0o600); err != nil {
+			return err
+		}
+		if err := c.runPath(o.Scheduler, "kcloud-scheduler", "--config="+cfgPath, "--secure-port=0"); err != nil {
+			return err
+		}
 	}
-	o.logf("starting kcloud-scheduler")
-	cfgPath := filepath.Join(c.Dir, "kcloud-scheduler-config.yaml")
-	schedCfg := strings.Replace(string(o.SchedulerConfig), "clientConnection:", "clientConnection:\n  kubeconfig: "+c.Kubeconfig, 1)
-	if err := os.WriteFile(cfgPath, []byte(schedCfg), 0o600); err != nil {
+	if o.Operator != "" {
+		o.logf("starting kcloud-operator")
+		if err := c.StartOperator(ctx, o.Operator, o.OperatorArgs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartOperator runs a kcloud-operator against the cluster with plain-HTTP metrics and probes on
+// loopback (recorded in the state) and waits until it reports ready.
+func (c *Cluster) StartOperator(ctx context.Context, path string, args ...string) error {
+	metricsPort, err := freePort()
+	if err != nil {
 		return err
 	}
-	return c.runPath(o.Scheduler, "kcloud-scheduler", "--config="+cfgPath, "--secure-port=0")
+	probePort, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.OperatorMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	c.OperatorProbes = fmt.Sprintf("http://127.0.0.1:%d", probePort)
+	all := append([]string{"--kubeconfig=" + c.Kubeconfig, "--metrics-secure=false",
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort)}, args...)
+	if err := c.Start(path, "kcloud-operator", all...); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get(c.OperatorProbes + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kcloud-operator not ready after 2 minutes (log: %s)", filepath.Join(c.Dir, "kcloud-operator.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func writeKubeconfig(path, server string, p pki) error {

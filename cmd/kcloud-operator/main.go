@@ -1,0 +1,71 @@
+// Command kcloud-operator runs the KCloud controllers: it fills each WorkloadOptimizer's status with
+// what its workload costs and draws, and accounts CostPolicy and PowerPolicy budgets.
+//
+// Environment: WATCH_NAMESPACE (comma-separated namespaces; empty for all), POD_NAME (this
+// replica's leader-election identity), OPERATOR_NAME (lease and event reporter name, default
+// kcloud-operator), CORE_SCHEDULER_URL (kcloud-scheduler base URL whose /healthz is probed).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"kcloud.io/optimizer/internal/operator"
+)
+
+func main() {
+	var o operator.Options
+	var kubeconfig string
+	fs := flag.NewFlagSet("kcloud-operator", flag.ExitOnError)
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "Kubeconfig file; in-cluster or $KUBECONFIG when empty.")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint; 0 disables it.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, to callers the API server authenticates and authorizes (get on the /metrics non-resource URL).")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (in-cluster: the pod's namespace).")
+	fs.DurationVar(&o.ReoptimizeInterval, "reoptimize-interval", 0, "How often a WorkloadOptimizer is re-evaluated without events (default 5m).")
+	fs.DurationVar(&o.AccountingInterval, "accounting-interval", 0, "How often policies account spend and energy (default 1m).")
+	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
+	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
+	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 0, "How long running reconciles may take to finish on SIGTERM (default 30s).")
+	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
+	zo.BindFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	log := ctrl.Log.WithName("setup")
+
+	if err := o.FromEnv(os.Getenv); err != nil {
+		fail(err)
+	}
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = ctrl.GetConfig()
+	}
+	if err != nil {
+		fail(fmt.Errorf("finding a kubeconfig: %w", err))
+	}
+	mgr, err := operator.New(cfg, o)
+	if err != nil {
+		fail(err)
+	}
+	log.Info("Starting", "watchNamespaces", o.WatchNamespaces, "operatorName", o.OperatorName, "podName", o.PodName,
+		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "kcloud-operator:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,170 @@
+// Package costpolicy reconciles CostPolicies: it accounts the money their covered pods spend over
+// the budget period in status (so a restarted operator continues where it stopped), reports the
+// hourly cost against the cap, and raises BudgetWarning, BudgetExceeded and CapExceeded.
+package costpolicy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// Reconciler accounts one CostPolicy at a time.
+type Reconciler struct {
+	Client   client.Client
+	Fleet    *fleet.Fleet
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Interval is how often spend is accounted (default 1 minute); a pod deleted between two
+	// accountings is charged up to the earlier one.
+	Interval time.Duration
+}
+
+// Reconcile accounts the policy's spend up to now.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	cp := &kcloudv1alpha1.CostPolicy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetPolicy(req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading CostPolicy %s: %w", req.Name, err)
+	}
+	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
+	now := r.Clock.Now().Truncate(time.Second)
+	before := cp.Status.DeepCopy()
+	s := &cp.Status
+
+	period := model.PeriodMonth
+	if cp.Spec.Budget != nil {
+		period = fleet.Period(cp.Spec.Budget.Period)
+	}
+	ledger := model.Ledger{Amount: s.CurrentSpend}
+	if s.PeriodStart != nil && s.AccountedUntil != nil {
+		ledger.PeriodStart, ledger.AccountedUntil = s.PeriodStart.Time, s.AccountedUntil.Time
+	}
+	ledger, from, err := ledger.Advance(now, period)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("CostPolicy %s: spec.budget.period: %w", cp.Name, err)
+	}
+	covered, err := r.Fleet.Cover(ctx, cp.Spec.PolicyTarget, from, now, 0)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("CostPolicy %s: %w", cp.Name, err)
+	}
+	ledger.Amount += covered.SpendUSD
+	if now.After(ledger.AccountedUntil) {
+		ledger.AccountedUntil = now
+	}
+	s.PeriodStart = &metav1.Time{Time: ledger.PeriodStart}
+	s.AccountedUntil = &metav1.Time{Time: ledger.AccountedUntil}
+	s.CurrentSpend = ledger.Amount // exact: rounding on every accounting would drift
+	s.CurrentCostPerHour = round(covered.CostPerHour)
+	s.CoveredPods = covered.Pods
+	s.ObservedGeneration = cp.Generation
+	s.RemainingBudget = nil
+
+	var evs []ev
+	was := conditionStatuses(s.Conditions)
+	set := func(t string, st metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: cp.Generation})
+		if st == metav1.ConditionTrue && was[t] != metav1.ConditionTrue {
+			evs = append(evs, ev{t, msg})
+		}
+	}
+	enforcement := cp.Spec.Enforcement
+	if enforcement == "" {
+		enforcement = kcloudv1alpha1.EnforcementWarn
+	}
+	if b := cp.Spec.Budget; b != nil {
+		left := b.Amount - ledger.Amount
+		s.RemainingBudget = &left
+		since := ledger.PeriodStart.Format(time.RFC3339)
+		spent := fmt.Sprintf("spent %.4f of %.4f USD in the %s since %s", ledger.Amount, b.Amount, period, since)
+		if ledger.Amount >= b.Amount {
+			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, spent+"; enforcement: "+string(enforcement))
+		} else {
+			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, spent)
+		}
+		if top := model.ThresholdsReached(ledger.Amount, b.Amount, b.AlertThresholds); top > 0 {
+			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", spent, top))
+		} else {
+			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, spent)
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetExceeded)
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetWarning)
+	}
+	if c := cp.Spec.MaxCostPerHour; c != nil {
+		msg := fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, *c)
+		if covered.CostPerHour > *c {
+			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg+"; enforcement: "+string(enforcement))
+		} else {
+			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCapExceeded)
+	}
+
+	if !equality.Semantic.DeepEqual(before, s) {
+		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})
+		if err := r.Client.Status().Patch(ctx, cp, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("writing status of CostPolicy %s: %w", cp.Name, err)
+		}
+		for _, e := range evs {
+			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, e.reason, "Account", "%s", e.note)
+		}
+	}
+	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
+	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
+	log.FromContext(ctx).V(1).Info("Accounted policy", "costPolicy", klog.KObj(cp), "spend", s.CurrentSpend, "costPerHour", s.CurrentCostPerHour, "pods", s.CoveredPods)
+	return reconcile.Result{RequeueAfter: r.interval()}, nil
+}
+
+type ev struct{ reason, note string }
+
+func conditionStatuses(cs []metav1.Condition) map[string]metav1.ConditionStatus {
+	m := map[string]metav1.ConditionStatus{}
+	for _, c := range cs {
+		m[c.Type] = c.Status
+	}
+	return m
+}
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return time.Minute
+	}
+	return r.Interval
+}
+
+// round keeps micro-dollars: enough to lose no cent over a period, few enough digits to read.
+func round(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// SetupWithManager reconciles on spec changes and then every interval.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("costpolicy").
+		For(&kcloudv1alpha1.CostPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}

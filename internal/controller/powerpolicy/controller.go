@@ -1,0 +1,182 @@
+// Package powerpolicy reconciles PowerPolicies: it reports the watts their covered pods draw against
+// the cap, accounts energy and emissions over the budget period in status (so a restarted operator
+// continues where it stopped), and raises BudgetWarning, BudgetExceeded, CapExceeded and
+// CarbonIntensityExceeded.
+package powerpolicy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// Reconciler accounts one PowerPolicy at a time.
+type Reconciler struct {
+	Client   client.Client
+	Fleet    *fleet.Fleet
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Interval is how often energy is accounted (default 1 minute).
+	Interval time.Duration
+}
+
+// Reconcile accounts the policy's energy and emissions up to now.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	pp := &kcloudv1alpha1.PowerPolicy{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pp); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetPolicy(req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading PowerPolicy %s: %w", req.Name, err)
+	}
+	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
+	now := r.Clock.Now().Truncate(time.Second)
+	before := pp.Status.DeepCopy()
+	s := &pp.Status
+
+	period := model.PeriodMonth
+	if pp.Spec.EnergyBudget != nil {
+		period = fleet.Period(pp.Spec.EnergyBudget.Period)
+	}
+	energy := model.Ledger{Amount: s.EnergyThisPeriodKWh}
+	if s.PeriodStart != nil && s.AccountedUntil != nil {
+		energy.PeriodStart, energy.AccountedUntil = s.PeriodStart.Time, s.AccountedUntil.Time
+	}
+	carbon := s.CarbonThisPeriodKg
+	next, from, err := energy.Advance(now, period)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("PowerPolicy %s: spec.energyBudget.period: %w", pp.Name, err)
+	}
+	if !next.PeriodStart.Equal(energy.PeriodStart) {
+		carbon = 0 // a new period
+	}
+	maxCarbon := 0.0
+	if pp.Spec.MaxCarbonIntensity != nil {
+		maxCarbon = *pp.Spec.MaxCarbonIntensity
+	}
+	covered, err := r.Fleet.Cover(ctx, pp.Spec.PolicyTarget, from, now, maxCarbon)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("PowerPolicy %s: %w", pp.Name, err)
+	}
+	next.Amount += covered.EnergyKWh
+	carbon += covered.CarbonKg
+	if now.After(next.AccountedUntil) {
+		next.AccountedUntil = now
+	}
+	s.PeriodStart = &metav1.Time{Time: next.PeriodStart}
+	s.AccountedUntil = &metav1.Time{Time: next.AccountedUntil}
+	s.EnergyThisPeriodKWh = next.Amount
+	s.CarbonThisPeriodKg = carbon
+	s.CurrentPowerWatts = float64(int64(covered.PowerWatts*10+0.5)) / 10
+	s.CoveredPods = covered.Pods
+	s.ObservedGeneration = pp.Generation
+
+	var evs [][2]string
+	was := map[string]metav1.ConditionStatus{}
+	for _, c := range s.Conditions {
+		was[c.Type] = c.Status
+	}
+	set := func(t string, st metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: pp.Generation})
+		if st == metav1.ConditionTrue && was[t] != metav1.ConditionTrue {
+			evs = append(evs, [2]string{t, msg})
+		}
+	}
+	enforcement := pp.Spec.Enforcement
+	if enforcement == "" {
+		enforcement = kcloudv1alpha1.EnforcementWarn
+	}
+	if b := pp.Spec.EnergyBudget; b != nil {
+		used := fmt.Sprintf("used %.4f of %.4f kWh in the %s since %s", next.Amount, b.KilowattHours, period, next.PeriodStart.Format(time.RFC3339))
+		if next.Amount >= b.KilowattHours {
+			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, used+"; enforcement: "+string(enforcement))
+		} else {
+			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, used)
+		}
+		if top := model.ThresholdsReached(next.Amount, b.KilowattHours, b.AlertThresholds); top > 0 {
+			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", used, top))
+		} else {
+			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, used)
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetExceeded)
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetWarning)
+	}
+	if c := pp.Spec.MaxPowerWatts; c != nil {
+		msg := fmt.Sprintf("%d covered pod(s) draw %.1f W against maxPowerWatts %.1f", covered.Pods, covered.PowerWatts, *c)
+		if covered.PowerWatts > *c {
+			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg+"; enforcement: "+string(enforcement))
+		} else {
+			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCapExceeded)
+	}
+	if pp.Spec.MaxCarbonIntensity != nil {
+		if len(covered.AboveCarbon) > 0 {
+			set(kcloudv1alpha1.ConditionCarbonExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded,
+				fmt.Sprintf("%d pod(s) run on grids above maxCarbonIntensity %.0f gCO2/kWh: %s", len(covered.AboveCarbon), maxCarbon, strings.Join(first(covered.AboveCarbon, 5), "; ")))
+		} else {
+			set(kcloudv1alpha1.ConditionCarbonExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap,
+				fmt.Sprintf("every covered pod runs on a grid at or below %.0f gCO2/kWh", maxCarbon))
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCarbonExceeded)
+	}
+
+	if !equality.Semantic.DeepEqual(before, s) {
+		patch := client.MergeFrom(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before})
+		if err := r.Client.Status().Patch(ctx, pp, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("writing status of PowerPolicy %s: %w", pp.Name, err)
+		}
+		for _, e := range evs {
+			r.Recorder.Eventf(pp, nil, corev1.EventTypeWarning, e[0], "Account", "%s", e[1])
+		}
+	}
+	metrics.PolicyEnergy.WithLabelValues(pp.Name).Set(s.EnergyThisPeriodKWh)
+	metrics.PolicyPower.WithLabelValues(pp.Name).Set(s.CurrentPowerWatts)
+	metrics.PolicyCarbon.WithLabelValues(pp.Name).Set(s.CarbonThisPeriodKg)
+	log.FromContext(ctx).V(1).Info("Accounted policy", "powerPolicy", klog.KObj(pp), "kWh", s.EnergyThisPeriodKWh, "watts", s.CurrentPowerWatts, "pods", s.CoveredPods)
+	interval := r.Interval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	return reconcile.Result{RequeueAfter: interval}, nil
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(s[:n:n], fmt.Sprintf("and %d more", len(s)-n))
+	}
+	return s
+}
+
+// SetupWithManager reconciles on spec changes and then every interval.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("powerpolicy").
+		For(&kcloudv1alpha1.PowerPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}

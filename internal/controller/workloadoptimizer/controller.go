@@ -1,0 +1,151 @@
+// Package workloadoptimizer reconciles WorkloadOptimizers: it finds the workload's pods, prices and
+// powers them from the nodes they run on, compares that with the best placement the model finds,
+// accounts the workload's budget, and reports it all in status, events and metrics.
+package workloadoptimizer
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/metrics"
+)
+
+// Reconciler reconciles one WorkloadOptimizer at a time.
+type Reconciler struct {
+	Client   ctrl.Client
+	Reader   ctrl.Reader // uncached reads of targets of any kind
+	Fleet    *fleet.Fleet
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	// Interval is how often a workload is re-evaluated without any event (default 5 minutes).
+	Interval time.Duration
+
+	savings savingsClock
+}
+
+// state is what one reconcile works on; sub-reconcilers fill it in turn.
+type state struct {
+	wo     *kcloudv1alpha1.WorkloadOptimizer
+	now    time.Time
+	pods   []*corev1.Pod // the workload's pods
+	target error         // why the target could not be read, if it could not
+	events []event
+	// figures of running pods, in the order of pods
+	running  []runningPod
+	current  totals
+	best     totals
+	baseline totals
+}
+
+type runningPod struct {
+	pod *corev1.Pod
+	fig fleet.Figures
+}
+
+type totals struct{ cost, power float64 }
+
+// event is an event to record once status is written.
+type event struct {
+	kind, reason, action, note string
+}
+
+// Reconcile evaluates a WorkloadOptimizer and writes its status.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	wo := &kcloudv1alpha1.WorkloadOptimizer{}
+	if err := r.Client.Get(ctx, req.NamespacedName, wo); err != nil {
+		if apierrors.IsNotFound(err) {
+			metrics.ForgetWorkload(req.Namespace, req.Name)
+			r.savings.forget(req.NamespacedName)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading WorkloadOptimizer %s: %w", req, err)
+	}
+	if !wo.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, r.finalize(ctx, wo)
+	}
+	if !controllerutil.ContainsFinalizer(wo, kcloudv1alpha1.FinalizerCleanup) {
+		patch := ctrl.MergeFromWithOptions(wo.DeepCopy(), ctrl.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(wo, kcloudv1alpha1.FinalizerCleanup)
+		if err := r.Client.Patch(ctx, wo, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("adding finalizer to WorkloadOptimizer %s: %w", req, err)
+		}
+	}
+
+	st := &state{wo: wo, now: r.Clock.Now()}
+	before := wo.Status.DeepCopy()
+	for _, step := range []struct {
+		name string
+		run  func(context.Context, *state) error
+	}{
+		{"finding pods", r.findPods},
+		{"linking pods", r.linkPods},
+		{"pricing pods", r.price},
+		{"searching the best placement", r.searchBest},
+		{"accounting the budget", r.accountBudget},
+		{"summarising", r.summarise},
+	} {
+		if err := step.run(ctx, st); err != nil {
+			return reconcile.Result{}, fmt.Errorf("WorkloadOptimizer %s: %s: %w", req, step.name, err)
+		}
+	}
+
+	if changed(before, &wo.Status) {
+		wo.Status.LastOptimized = ptrTime(st.now)
+		patch := ctrl.MergeFrom(&kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: wo.ObjectMeta, Status: *before})
+		if err := r.Client.Status().Patch(ctx, wo, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("writing status of WorkloadOptimizer %s: %w", req, err)
+		}
+		for _, e := range st.events {
+			r.Recorder.Eventf(wo, nil, e.kind, e.reason, e.action, "%s", e.note)
+		}
+	}
+	r.observe(st)
+	log.FromContext(ctx).V(1).Info("Evaluated workload", "workloadOptimizer", klog.KObj(wo), "phase", wo.Status.Phase,
+		"costPerHour", wo.Status.CurrentCost, "watts", wo.Status.CurrentPower, "score", wo.Status.OptimizationScore)
+	return reconcile.Result{RequeueAfter: r.interval()}, nil
+}
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return 5 * time.Minute
+	}
+	return r.Interval
+}
+
+// changed reports whether anything but the evaluation time differs.
+func changed(before, after *kcloudv1alpha1.WorkloadOptimizerStatus) bool {
+	a := after.DeepCopy()
+	a.LastOptimized = before.LastOptimized
+	return !equality.Semantic.DeepEqual(before, a)
+}
+
+// observe records the workload's metrics.
+func (r *Reconciler) observe(st *state) {
+	wo := st.wo
+	ns, name := wo.Namespace, wo.Name
+	metrics.OptimizationsTotal.WithLabelValues(ns, string(wo.Status.Phase)).Inc()
+	metrics.OptimizationScore.WithLabelValues(ns, name).Set(wo.Status.OptimizationScore)
+	metrics.WorkloadCost.WithLabelValues(ns, name).Set(wo.Status.CurrentCost)
+	metrics.WorkloadPower.DeletePartialMatch(map[string]string{"namespace": ns, "name": name})
+	metrics.WorkloadPower.WithLabelValues(ns, name, wo.Status.PowerSource).Set(wo.Status.CurrentPower)
+	metrics.PowerSavingsWatts.WithLabelValues(ns, name).Set(max(0, st.baseline.power-st.current.power))
+	saved := r.savings.advance(ctrl.ObjectKeyFromObject(wo), st.now, max(0, st.baseline.cost-st.current.cost))
+	metrics.CostSavingsTotal.WithLabelValues(ns, name).Add(saved)
+}
+
+var _ runtime.Object = &kcloudv1alpha1.WorkloadOptimizer{}

@@ -1,0 +1,396 @@
+package workloadoptimizer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	v1helper "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// Tolerances under which a placement counts as the best: differences smaller than these are noise
+// no move would be worth.
+const (
+	costTolerance  = 0.01 // USD/h, or 1% of the current cost if larger
+	powerTolerance = 1.0  // W, or 1% of the current power if larger
+)
+
+func runtimeConvert(raw map[string]any, out any) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(raw, out)
+}
+
+func ptrTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+// price computes what each running pod costs and draws on its node.
+func (r *Reconciler) price(ctx context.Context, st *state) error {
+	measured := r.Fleet.Readings(ctx)
+	for _, p := range st.pods {
+		if !fleet.Running(p) {
+			continue
+		}
+		fig, err := r.Fleet.PodFigures(ctx, p, measured)
+		if err != nil {
+			// One unpriceable node must not hide the rest of the workload; the pod counts as not
+			// running and the reason is logged.
+			log.FromContext(ctx).Error(err, "Pricing pod", "workloadOptimizer", klog.KObj(st.wo))
+			continue
+		}
+		st.running = append(st.running, runningPod{pod: p, fig: fig})
+		st.current.cost += fig.CostPerHour
+		st.current.power += fig.PowerWatts
+	}
+	return nil
+}
+
+// searchBest finds what the running pods would cost and draw at best, and on an average node.
+func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
+	if len(st.running) == 0 {
+		return nil
+	}
+	snap, err := r.Fleet.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	placed := make([]model.Placed, 0, len(st.running))
+	rules := make([]placementRule, 0, len(st.running))
+	for _, rp := range st.running {
+		node, ok := snap.Index[rp.fig.Node]
+		if !ok {
+			node = -1 // its node is cordoned or not ready: the pod may only move
+		}
+		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: node, Current: rp.fig.CatalogTotals})
+		rules = append(rules, r.ruleFor(ctx, rp.pod))
+	}
+	allowed := func(pod, node int) bool { return rules[pod].allows(snap.Objs[node], snap.Econ[node]) }
+	best := model.BestTotals(placed, snap.Nodes, snap.Econ, allowed)
+	mean := model.MeanTotals(placed, snap.Nodes, snap.Econ, allowed)
+	st.best = totals{best.CostPerHour, best.PowerWatts}
+	st.baseline = totals{mean.CostPerHour, mean.PowerWatts}
+	return nil
+}
+
+// placementRule is where a pod may run: nodes offering its accelerator resources, matching its
+// node selector and required affinity, tolerated, and within the spot rule of the policies.
+type placementRule struct {
+	resources []corev1.ResourceName
+	affinity  nodeaffinity.RequiredNodeAffinity
+	pod       *corev1.Pod
+	spot      model.SpotRule
+}
+
+func (r *Reconciler) ruleFor(ctx context.Context, pod *corev1.Pod) placementRule {
+	rule := placementRule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod}
+	for _, c := range pod.Spec.Containers {
+		for name, q := range c.Resources.Requests {
+			if slices.Contains(kube.AcceleratorResources, string(name)) && !q.IsZero() {
+				rule.resources = append(rule.resources, name)
+			}
+		}
+	}
+	policies := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, policies); err == nil {
+		for i := range policies.Items {
+			cp := &policies.Items[i]
+			if !kube.Covers(cp.Spec.PolicyTarget, pod) {
+				continue
+			}
+			switch cp.Spec.SpotPolicy {
+			case kcloudv1alpha1.SpotRequire:
+				rule.spot = model.SpotRequired
+			case kcloudv1alpha1.SpotAvoid:
+				rule.spot = model.SpotAvoided
+			}
+		}
+	}
+	return rule
+}
+
+func (pr placementRule) allows(node *corev1.Node, e *model.Economics) bool {
+	for _, res := range pr.resources {
+		if q, ok := node.Status.Allocatable[res]; !ok || q.IsZero() {
+			return false
+		}
+	}
+	if model.CheckSpot(pr.spot, "", e.Spot) != nil {
+		return false
+	}
+	if match, _ := pr.affinity.Match(node); !match {
+		return false
+	}
+	_, untolerated := v1helper.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, pr.pod.Spec.Tolerations,
+		func(t *corev1.Taint) bool {
+			return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+		}, false)
+	return !untolerated
+}
+
+// accountBudget adds the spend since the last accounting to the workload's budget.
+func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
+	c := st.wo.Spec.CostConstraints
+	if c == nil || c.BudgetLimit == nil {
+		st.wo.Status.Budget = nil
+		return nil
+	}
+	period := model.Period(c.BudgetPeriod)
+	if period == "" {
+		period = model.PeriodMonth
+	}
+	var ledger model.Ledger
+	if b := st.wo.Status.Budget; b != nil {
+		ledger = model.Ledger{PeriodStart: b.PeriodStart.Time, AccountedUntil: b.AccountedUntil.Time, Amount: b.Spend}
+	}
+	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
+	now := st.now.Truncate(time.Second)
+	ledger, from, err := ledger.Advance(now, period)
+	if err != nil {
+		return fmt.Errorf("spec.costConstraints.budgetPeriod: %w", err)
+	}
+	for _, p := range st.pods {
+		if !fleet.Ran(p) {
+			continue
+		}
+		rate := 0.0
+		for _, rp := range st.running {
+			if rp.pod.UID == p.UID {
+				rate = rp.fig.CostPerHour
+			}
+		}
+		if rate == 0 {
+			// Finished pods are no longer running: price them from their node all the same.
+			fig, err := r.Fleet.PodFigures(ctx, p, nil)
+			if err != nil {
+				continue
+			}
+			rate = fig.CostPerHour
+		}
+		ledger.Amount += rate * fleet.RunInterval(p).HoursWithin(from, now)
+	}
+	if now.After(ledger.AccountedUntil) {
+		ledger.AccountedUntil = now
+	}
+	st.wo.Status.Budget = &kcloudv1alpha1.BudgetStatus{
+		PeriodStart:    metav1.NewTime(ledger.PeriodStart),
+		AccountedUntil: metav1.NewTime(ledger.AccountedUntil),
+		Spend:          ledger.Amount, // exact: rounding on every accounting would drift
+		Remaining:      *c.BudgetLimit - ledger.Amount,
+	}
+	return nil
+}
+
+// summarise writes the figures, the conditions and the phase, and queues events for transitions.
+func (r *Reconciler) summarise(_ context.Context, st *state) error {
+	wo := st.wo
+	s := &wo.Status
+	prevPhase := s.Phase
+	s.ObservedGeneration = wo.Generation
+	s.Replicas = int32(len(st.pods))
+	s.RunningReplicas = int32(len(st.running))
+	s.CurrentCost = round(st.current.cost, 4)
+	s.CurrentPower = round(st.current.power, 1)
+	s.BestCost = round(st.best.cost, 4)
+	s.BestPower = round(st.best.power, 1)
+	s.PotentialSavings = round(max(0, st.current.cost-st.best.cost), 4)
+	var nodes, sources []string
+	for _, rp := range st.running {
+		if !slices.Contains(nodes, rp.fig.Node) {
+			nodes = append(nodes, rp.fig.Node)
+		}
+		sources = append(sources, rp.fig.PowerSource)
+	}
+	slices.Sort(nodes)
+	s.AssignedNodes = nodes
+	s.AssignedNode = ""
+	if len(st.running) > 0 {
+		s.AssignedNode = st.running[0].fig.Node
+	}
+	s.PowerSource = fleet.CombineSources(sources)
+	catalogCurrent := model.Totals{}
+	for _, rp := range st.running {
+		catalogCurrent.CostPerHour += rp.fig.CatalogTotals.CostPerHour
+		catalogCurrent.PowerWatts += rp.fig.CatalogTotals.PowerWatts
+	}
+	s.OptimizationScore = 0
+	if len(st.running) > 0 {
+		s.OptimizationScore = round(model.OptimizationScore(catalogCurrent, model.Totals{CostPerHour: st.best.cost, PowerWatts: st.best.power}), 4)
+	}
+
+	was := map[string]metav1.ConditionStatus{}
+	for _, c := range s.Conditions {
+		was[c.Type] = c.Status
+	}
+	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: wo.Generation})
+	}
+	cheapest, frugal := r.optimality(st, catalogCurrent)
+	switch {
+	case len(st.running) == 0:
+		msg := fmt.Sprintf("none of the workload's %d pod(s) runs on a node", len(st.pods))
+		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonNoRunningPods, msg)
+		set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonNoRunningPods, msg)
+	default:
+		if cheapest {
+			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonCheapestPlacement,
+				fmt.Sprintf("%d running pod(s) cost %.4f USD/h; no feasible placement is cheaper", len(st.running), catalogCurrent.CostPerHour))
+		} else {
+			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonCheaperPlacementAvailable,
+				fmt.Sprintf("%d running pod(s) cost %.4f USD/h; feasible nodes would cost %.4f USD/h (%.4f less)",
+					len(st.running), catalogCurrent.CostPerHour, st.best.cost, catalogCurrent.CostPerHour-st.best.cost))
+		}
+		if frugal {
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonFrugalPlacement,
+				fmt.Sprintf("%d running pod(s) draw %.1f W; no feasible placement draws less", len(st.running), catalogCurrent.PowerWatts))
+		} else {
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonFrugalPlacementAvailable,
+				fmt.Sprintf("%d running pod(s) draw %.1f W; feasible nodes would draw %.1f W (%.1f less)",
+					len(st.running), catalogCurrent.PowerWatts, st.best.power, catalogCurrent.PowerWatts-st.best.power))
+		}
+	}
+	within, reason, msg := limitsState(wo)
+	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
+
+	switch {
+	case st.target != nil:
+		s.Phase = kcloudv1alpha1.PhaseFailed
+	case len(st.running) == 0:
+		s.Phase = kcloudv1alpha1.PhasePending
+	case len(st.running) == len(st.pods) && cheapest && (wo.Spec.PowerConstraints == nil || frugal):
+		s.Phase = kcloudv1alpha1.PhaseOptimized
+	default:
+		s.Phase = kcloudv1alpha1.PhaseOptimizing
+	}
+
+	// Events on transitions only, so a steady workload does not flood the namespace.
+	if st.target != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
+		st.events = append(st.events, event{corev1.EventTypeWarning, kcloudv1alpha1.ReasonTargetNotFound, "FindPods", st.target.Error()})
+	}
+	if s.Phase == kcloudv1alpha1.PhaseOptimized && (was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionTrue || nodesChanged(st)) {
+		st.events = append(st.events, event{corev1.EventTypeNormal, "WorkloadOptimized", "Optimize",
+			fmt.Sprintf("%d pod(s) on %v cost %.4f USD/h and draw %.1f W; optimization score %.2f",
+				len(st.running), s.AssignedNodes, s.CurrentCost, s.CurrentPower, s.OptimizationScore)})
+	}
+	if len(st.running) > 0 && !cheapest && was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionFalse {
+		st.events = append(st.events, event{corev1.EventTypeNormal, kcloudv1alpha1.ReasonCheaperPlacementAvailable, "Optimize",
+			fmt.Sprintf("moving %d pod(s) would save %.4f USD/h (%.4f now, %.4f at best)", len(st.running), s.PotentialSavings, s.CurrentCost, s.BestCost)})
+	}
+	if within == metav1.ConditionFalse && was[kcloudv1alpha1.ConditionWithinBudget] != metav1.ConditionFalse {
+		st.events = append(st.events, event{corev1.EventTypeWarning, reason, "Account", msg})
+	}
+	if st.target != nil {
+		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.target.Error())
+	}
+	return nil
+}
+
+// optimality says whether the current placement is as cheap and as frugal as the best found,
+// within the tolerances.
+func (r *Reconciler) optimality(st *state, current model.Totals) (cheapest, frugal bool) {
+	cheapest = current.CostPerHour-st.best.cost <= math.Max(costTolerance, 0.01*current.CostPerHour)
+	frugal = current.PowerWatts-st.best.power <= math.Max(powerTolerance, 0.01*current.PowerWatts)
+	return cheapest, frugal
+}
+
+func nodesChanged(st *state) bool {
+	prev := st.wo.Status.AssignedNodes
+	now := make([]string, 0, len(st.running))
+	for _, rp := range st.running {
+		now = append(now, rp.fig.Node)
+	}
+	slices.Sort(now)
+	now = slices.Compact(now)
+	return !slices.Equal(prev, now)
+}
+
+// limitsState checks the workload's hourly cost cap, power cap and budget.
+func limitsState(wo *kcloudv1alpha1.WorkloadOptimizer) (metav1.ConditionStatus, string, string) {
+	s := &wo.Status
+	limited := false
+	if c := wo.Spec.CostConstraints; c != nil {
+		if c.MaxCostPerHour != nil {
+			limited = true
+			if s.CurrentCost > *c.MaxCostPerHour {
+				return metav1.ConditionFalse, kcloudv1alpha1.ReasonCapExceeded,
+					fmt.Sprintf("currentCost %.4f USD/h exceeds spec.costConstraints.maxCostPerHour %.4f", s.CurrentCost, *c.MaxCostPerHour)
+			}
+		}
+		if c.BudgetLimit != nil && s.Budget != nil {
+			limited = true
+			if s.Budget.Remaining <= 0 {
+				return metav1.ConditionFalse, kcloudv1alpha1.ReasonBudgetExceeded,
+					fmt.Sprintf("spent %.4f USD of spec.costConstraints.budgetLimit %.4f in the period since %s",
+						s.Budget.Spend, *c.BudgetLimit, s.Budget.PeriodStart.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	if c := wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
+		limited = true
+		if s.CurrentPower > *c.MaxPowerUsage {
+			return metav1.ConditionFalse, kcloudv1alpha1.ReasonCapExceeded,
+				fmt.Sprintf("currentPower %.1f W exceeds spec.powerConstraints.maxPowerUsage %.1f", s.CurrentPower, *c.MaxPowerUsage)
+		}
+	}
+	if !limited {
+		return metav1.ConditionTrue, kcloudv1alpha1.ReasonNoLimits, "no cost cap, budget or power cap is set"
+	}
+	msg := fmt.Sprintf("currentCost %.4f USD/h and currentPower %.1f W are within the caps", s.CurrentCost, s.CurrentPower)
+	if s.Budget != nil {
+		msg += fmt.Sprintf("; %.4f USD of the budget left", s.Budget.Remaining)
+	}
+	return metav1.ConditionTrue, kcloudv1alpha1.ReasonWithinBudget, msg
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// savingsClock integrates each workload's savings rate over time for kcloud_cost_savings_total.
+type savingsClock struct {
+	mu   sync.Mutex
+	last map[types.NamespacedName]savingsMark
+}
+
+type savingsMark struct {
+	at   time.Time
+	rate float64 // USD/h
+}
+
+// advance returns the USD saved since the previous call at the rate then in force, and records
+// the new rate.
+func (c *savingsClock) advance(key types.NamespacedName, now time.Time, rate float64) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[types.NamespacedName]savingsMark{}
+	}
+	prev, ok := c.last[key]
+	c.last[key] = savingsMark{at: now, rate: rate}
+	if !ok || !now.After(prev.at) {
+		return 0
+	}
+	return prev.rate * now.Sub(prev.at).Hours()
+}
+
+func (c *savingsClock) forget(key types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.last, key)
+}

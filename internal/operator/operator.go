@@ -1,0 +1,290 @@
+// Package operator assembles the kcloud-operator: a controller-runtime manager running the
+// WorkloadOptimizer, CostPolicy and PowerPolicy controllers over a shared Fleet, with leader
+// election, probes, authenticated metrics and graceful shutdown.
+package operator
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/costpolicy"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/controller/powerpolicy"
+	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
+	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/internal/telemetry"
+	"kcloud.io/optimizer/pkg/catalog"
+)
+
+// Options configure the operator. Environment variables fill the four the product description
+// names (see FromEnv); flags fill the rest.
+type Options struct {
+	// WatchNamespaces limits WorkloadOptimizers and pods to these namespaces (WATCH_NAMESPACE,
+	// comma-separated); empty watches every namespace. Nodes and the cluster-scoped policies are
+	// always watched; policies then see only the pods of the watched namespaces.
+	WatchNamespaces []string
+	// PodName identifies this replica in leader election and events (POD_NAME); the host name
+	// with a random suffix when empty.
+	PodName string
+	// OperatorName names the leader-election lease (<name>.kcloud.io) and the events' reporting
+	// controller (OPERATOR_NAME, default kcloud-operator), so two installations can run side by side.
+	OperatorName string
+	// CoreSchedulerURL is the kcloud-scheduler's base URL (CORE_SCHEDULER_URL); when set, its
+	// /healthz is probed every 30 seconds into kcloud_core_scheduler_up and a log line on change.
+	CoreSchedulerURL string
+
+	MetricsAddr             string // ":8443"; "0" disables
+	MetricsSecure           bool   // HTTPS with Kubernetes authentication and authorization
+	ProbeAddr               string // ":8081"
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	ReoptimizeInterval      time.Duration // WorkloadOptimizers without events (default 5m)
+	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
+	Workers                 int           // concurrent WorkloadOptimizer reconciles
+	PrometheusURL           string        // telemetry; the catalog model alone when empty
+	GracefulShutdown        time.Duration
+	Clock                   clock.Clock
+}
+
+// FromEnv reads the product's environment variables into o.
+func (o *Options) FromEnv(getenv func(string) string) error {
+	if ns := strings.TrimSpace(getenv("WATCH_NAMESPACE")); ns != "" {
+		for _, n := range strings.Split(ns, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.WatchNamespaces = append(o.WatchNamespaces, n)
+			}
+		}
+	}
+	o.PodName = getenv("POD_NAME")
+	if v := getenv("OPERATOR_NAME"); v != "" {
+		o.OperatorName = v
+	}
+	if v := getenv("CORE_SCHEDULER_URL"); v != "" {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("CORE_SCHEDULER_URL %q: want an absolute http or https URL such as https://kcloud-scheduler.kcloud-system:10259", v)
+		}
+		o.CoreSchedulerURL = strings.TrimSuffix(v, "/")
+	}
+	return nil
+}
+
+func (o *Options) defaults() {
+	if o.OperatorName == "" {
+		o.OperatorName = "kcloud-operator"
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.GracefulShutdown <= 0 {
+		o.GracefulShutdown = 30 * time.Second
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+}
+
+// Scheme has the kinds the operator reads.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = kcloudv1alpha1.AddToScheme(s)
+	return s
+}
+
+// New builds the manager with every controller registered.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	o.defaults()
+	mo := ctrl.Options{
+		Scheme:                        Scheme(),
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.OperatorName + ".kcloud.io",
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &o.GracefulShutdown,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure},
+		Cache: cache.Options{
+			// Pods are the bulk of the cache; what the operator never reads goes before it is stored.
+			ByObject: map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: trimPod}},
+			DefaultTransform: func(obj any) (any, error) {
+				if o, ok := obj.(client.Object); ok {
+					o.SetManagedFields(nil)
+				}
+				return obj, nil
+			},
+		},
+	}
+	if o.MetricsSecure {
+		mo.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	if len(o.WatchNamespaces) > 0 {
+		mo.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			mo.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	if o.LeaderElect && o.PodName != "" {
+		lock, err := leaseLock(cfg, o)
+		if err != nil {
+			return nil, err
+		}
+		mo.LeaderElectionResourceLockInterface = lock
+	}
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+
+	var source telemetry.Source
+	if o.PrometheusURL != "" {
+		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: o.PrometheusURL, Clock: o.Clock})
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus-url: %w", err)
+		}
+		source = p
+	}
+	fl := fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock})
+	recorder := mgr.GetEventRecorder(o.OperatorName)
+	ctx := context.Background()
+	if err := workloadoptimizer.SetupIndexes(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("indexing pods: %w", err)
+	}
+	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: fl, Recorder: recorder,
+		Clock: o.Clock, Interval: o.ReoptimizeInterval}
+	if err := wo.SetupWithManager(mgr, o.Workers); err != nil {
+		return nil, fmt.Errorf("setting up the WorkloadOptimizer controller: %w", err)
+	}
+	cp := &costpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	if err := cp.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the CostPolicy controller: %w", err)
+	}
+	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	if err := pp.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the PowerPolicy controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	// Ready once the caches have synced: before that, status would be computed from half a fleet.
+	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
+		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if o.CoreSchedulerURL != "" {
+		if err := mgr.Add(&schedulerProbe{url: o.CoreSchedulerURL + "/healthz", every: 30 * time.Second}); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, nil
+}
+
+// leaseLock is the leader-election lock with POD_NAME as this replica's identity.
+func leaseLock(cfg *rest.Config, o Options) (resourcelock.Interface, error) {
+	ns := o.LeaderElectionNamespace
+	if ns == "" {
+		return nil, errors.New("leader election with POD_NAME needs --leader-election-namespace (the chart sets it to the release namespace)")
+	}
+	cs, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	// The identity must be unique per candidate; a pod name is, within its namespace and lifetime.
+	id := o.PodName + "_" + uuid.NewString()[:8]
+	return resourcelock.New(resourcelock.LeasesResourceLock, ns, o.OperatorName+".kcloud.io", cs.CoreV1(), cs.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id})
+}
+
+// trimPod keeps what the operator reads of a pod: metadata, placement, requests, affinity,
+// tolerations, phase and times.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	pod.ManagedFields = nil
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		*c = corev1.Container{Name: c.Name, Resources: c.Resources}
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		*c = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+	}
+	pod.Spec.Volumes = nil
+	pod.Status.Conditions = nil
+	for i := range pod.Status.ContainerStatuses {
+		cs := &pod.Status.ContainerStatuses[i]
+		*cs = corev1.ContainerStatus{Name: cs.Name, State: corev1.ContainerState{Terminated: cs.State.Terminated}}
+	}
+	pod.Status.InitContainerStatuses = nil
+	return pod, nil
+}
+
+var _ toolscache.TransformFunc = trimPod
+
+// schedulerProbe checks the kcloud-scheduler's health endpoint.
+type schedulerProbe struct {
+	url   string
+	every time.Duration
+}
+
+func (p *schedulerProbe) Start(ctx context.Context) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("url", p.url)
+	// kube-scheduler serves /healthz anonymously over a self-signed certificate; nothing secret is
+	// sent, so the certificate is not verified.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	last := -1.0
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for {
+		up := 0.0
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				up = 1
+			}
+		}
+		metrics.CoreSchedulerUp.Set(up)
+		if up != last {
+			log.Info("Core scheduler health changed", "up", up == 1)
+			last = up
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// NeedLeaderElection: every replica reports the scheduler's health.
+func (p *schedulerProbe) NeedLeaderElection() bool { return false }
