@@ -147,3 +147,16 @@ func TestBestTotals(t *testing.T) {
 		})
 	}
 }
+
+func TestMeanTotals(t *testing.T) {
+	cheap := &Economics{PricePerHour: 4}
+	dear := &Economics{PricePerHour: 8}
+	gpu := Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: MilliPerGPU}
+	nodes := []Node{node(4), node(4), node(4, 0, 0, 0, 0)} // the third is full
+	econ := []*Economics{dear, cheap, cheap}
+	placed := []Placed{{Pod: gpu, Node: 0, Current: Totals{CostPerHour: 2}}}
+	got := MeanTotals(placed, nodes, econ, func(int, int) bool { return true })
+	if want := (2.0 + 1.0) / 2; math.Abs(got.CostPerHour-want) > 1e-9 {
+		t.Errorf("mean cost = %v, want %v (its own node and the free cheap one; the full node does not count)", got.CostPerHour, want)
+	}
+}

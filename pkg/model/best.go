@@ -57,3 +57,25 @@ func greedyBest(placed []Placed, nodes []Node, econ []*Economics, allowed func(p
 	}
 	return total
 }
+
+// MeanTotals is what the pods would cost and draw on an average node they could run on: for each
+// pod, the mean over the nodes it fits and may use (and its own), each pod on its own. It is the
+// expected outcome of a placement blind to cost and power, against which savings are counted.
+func MeanTotals(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool) Totals {
+	var t Totals
+	for i := range placed {
+		pl := &placed[i]
+		sum, count := pl.Current, 1.0
+		for j := range nodes {
+			if j == pl.Node || !allowed(i, j) || !Fits(&pl.Pod, &nodes[j]) {
+				continue
+			}
+			sum.CostPerHour += AttributedCost(&pl.Pod, &nodes[j], econ[j])
+			sum.PowerWatts += AttributedPower(&pl.Pod, &nodes[j], econ[j])
+			count++
+		}
+		t.CostPerHour += sum.CostPerHour / count
+		t.PowerWatts += sum.PowerWatts / count
+	}
+	return t
+}
