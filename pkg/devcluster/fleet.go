@@ -59,7 +59,10 @@ func defaultFleet() ([]NodeGroup, error) {
 		{InstanceType: "p3.2xlarge", Model: "V100", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1c", Spot: true, Count: 2},
 		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 2},
 		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2b", Spot: true, Count: 1},
-		{InstanceType: "g5.xlarge", Model: "A10G", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 2},
+		{InstanceType: "g5.xlarge", Model: "A10G", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 1},
+		// A 4-GPU node that draws little: the only place a 4-GPU pod fits under the product
+		// description's 2,000 W cap (a p4d half draws about 2,020 W).
+		{InstanceType: "g5.12xlarge", Model: "A10G", Accelerators: 4, Region: "us-west-2", Zone: "us-west-2b", Count: 1},
 		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-a", Count: 1},
 		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-b", Spot: true, Count: 1},
 		{InstanceType: "g2-standard-4", Model: "L4", Accelerators: 1, Region: "europe-north1", Zone: "europe-north1-a", Count: 2},

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"os"
 	"path/filepath"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 var suite *Suite
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var err error
 	suite, err = Start(ctx, "default")

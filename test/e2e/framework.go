@@ -66,14 +66,15 @@ func (s *Suite) Kcloud(ctx context.Context, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// Start builds kcloud and kcloud-scheduler and brings the local cluster up with a profile, the
-// product's CRDs and kcloud-scheduler running beside the default scheduler.
+// Start builds kcloud, kcloud-scheduler and kcloud-operator and brings the local cluster up with a
+// profile, the product's CRDs, kcloud-scheduler beside the default scheduler, and the operator
+// (accounting every 2 seconds, so budget tests need not wait minutes).
 func Start(ctx context.Context, profile string) (*Suite, error) {
 	controlPlane := os.Getenv("KCLOUD_BIN_DIR")
 	if controlPlane == "" {
 		return nil, fmt.Errorf("KCLOUD_BIN_DIR is not set: run the e2e suite with `make test-e2e` (or `make test`), which builds the control plane from the module graph")
 	}
-	bin, err := Build("kcloud", "kcloud-scheduler")
+	bin, err := Build("kcloud", "kcloud-scheduler", "kcloud-operator")
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,8 @@ func Start(ctx context.Context, profile string) (*Suite, error) {
 	s := &Suite{Root: repoRoot(), BinDir: bin, StateDir: filepath.Join(state, "cluster")}
 	start := time.Now()
 	out, err := s.Kcloud(ctx, "dev", "up", "--state-dir", s.StateDir, "--bin-dir", controlPlane, "--profile", profile,
-		"--scheduler", filepath.Join(bin, "kcloud-scheduler"))
+		"--scheduler", filepath.Join(bin, "kcloud-scheduler"), "--operator", filepath.Join(bin, "kcloud-operator"),
+		"--operator-arg=--accounting-interval=2s", "--operator-arg=--reoptimize-interval=20s")
 	if err != nil {
 		_, _ = s.Kcloud(context.Background(), "dev", "down", "--state-dir", s.StateDir)
 		return nil, fmt.Errorf("kcloud dev up: %v\n%s", err, out)

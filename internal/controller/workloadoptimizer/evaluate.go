@@ -80,7 +80,20 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: node, Current: rp.fig.CatalogTotals})
 		rules = append(rules, r.ruleFor(ctx, rp.pod))
 	}
-	allowed := func(pod, node int) bool { return rules[pod].allows(snap.Objs[node], snap.Econ[node]) }
+	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
+	// caps on the whole workload as it places each pod.
+	maxCost, maxPower := math.Inf(1), math.Inf(1)
+	if c := st.wo.Spec.CostConstraints; c != nil && c.MaxCostPerHour != nil {
+		maxCost = *c.MaxCostPerHour
+	}
+	if c := st.wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
+		maxPower = *c.MaxPowerUsage
+	}
+	allowed := func(pod, node int) bool {
+		p, n, e := &placed[pod].Pod, &snap.Nodes[node], snap.Econ[node]
+		return model.AttributedCost(p, n, e) <= maxCost && model.AttributedPower(p, n, e) <= maxPower &&
+			rules[pod].allows(snap.Objs[node], e)
+	}
 	best := model.BestTotals(placed, snap.Nodes, snap.Econ, allowed)
 	mean := model.MeanTotals(placed, snap.Nodes, snap.Econ, allowed)
 	st.best = totals{best.CostPerHour, best.PowerWatts}
