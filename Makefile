@@ -70,7 +70,7 @@ dev-down: ## Stop the local cluster that `make run` started.
 
 ##@ Test
 .PHONY: test
-test: verify ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
+test: verify prometheus ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: prometheus
@@ -94,6 +94,11 @@ bench-simulator: ## Time the simulator (one run, full table) against FGD; last l
 bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler: 1,000 kwok GPU nodes, 5,000 pods each; last line throughput_ratio=X plugin_p99_ms=Y.
 	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
 		$(GO) run ./hack/bench-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
+
+.PHONY: bench-operator
+bench-operator: ## kcloud-operator at scale: 5,000 WorkloadOptimizers, 20,000 pods, 1,000 kwok nodes, vs a bare cache; last line memory_mib=X reconcile_p99_ms=Y.
+	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-operator ./cmd/kcloud-operator && \
+		$(GO) run ./hack/bench-operator --bin-dir "$$assets" --operator bin/kcloud-operator $(BENCH_OPERATOR_FLAGS)
 
 .PHONY: fidelity-scheduler
 fidelity-scheduler: ## kcloud-scheduler on the openb fleet vs kcloud simulate on the same 1,000 pods; last line alloc/cost/power diff %.

@@ -67,6 +67,8 @@ type Options struct {
 	PrometheusURL           string        // telemetry; the catalog model alone when empty
 	GracefulShutdown        time.Duration
 	Clock                   clock.Clock
+	// SkipNameValidation lets tests start several managers in one process.
+	SkipNameValidation bool
 }
 
 // FromEnv reads the product's environment variables into o.
@@ -137,6 +139,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 				return obj, nil
 			},
 		},
+	}
+	if o.SkipNameValidation {
+		mo.Controller.SkipNameValidation = &o.SkipNameValidation
 	}
 	if o.MetricsSecure {
 		mo.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
