@@ -65,6 +65,8 @@ type Options struct {
 	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
 	Workers                 int           // concurrent WorkloadOptimizer reconciles
 	PrometheusURL           string        // telemetry; the catalog model alone when empty
+	// Telemetry, when set, is used instead of a Prometheus at PrometheusURL.
+	Telemetry telemetry.Source
 	GracefulShutdown        time.Duration
 	Clock                   clock.Clock
 	// SkipNameValidation lets tests start several managers in one process.
@@ -164,8 +166,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 
-	var source telemetry.Source
-	if o.PrometheusURL != "" {
+	source := o.Telemetry
+	if source == nil && o.PrometheusURL != "" {
 		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: o.PrometheusURL, Clock: o.Clock})
 		if err != nil {
 			return nil, fmt.Errorf("--prometheus-url: %w", err)

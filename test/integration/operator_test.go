@@ -19,10 +19,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 
+	"k8s.io/apimachinery/pkg/types"
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/operator"
+	"kcloud.io/optimizer/internal/telemetry"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
 )
 
 // startOperator runs the operator in-process against envtest's apiserver with a fake clock: the
@@ -296,4 +299,78 @@ func TestWorkloadOptimizerFindsCheaperPlacement(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMeasuredPowerAndWatchNamespace: with telemetry, a pod's accelerator power comes from the
+// measurement (the host's share stays modelled) and status names the source; a PowerPolicy
+// accounts the energy; an optimizer outside WATCH_NAMESPACE is left alone.
+func TestMeasuredPowerAndWatchNamespace(t *testing.T) {
+	ctx := context.Background()
+	ns, other := "op-power", "op-unwatched"
+	ensureNamespace(t, ns)
+	ensureNamespace(t, other)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	node := t4Node(t, "op-power-t4", "on-demand")
+	runningPod(t, ns, "infer-0", node.Name, clk.Now().Add(-2*time.Hour), map[string]string{kube.LabelOptimizer: "infer"})
+	for _, n := range []string{ns, other} {
+		wo := &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: metav1.ObjectMeta{Name: "infer", Namespace: n},
+			Spec: kcloudv1alpha1.WorkloadOptimizerSpec{WorkloadType: kcloudv1alpha1.WorkloadInference}}
+		if err := k8sClient.Create(ctx, wo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pp := &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "op-power"},
+		Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}}, PreferGreen: true}}
+	if err := k8sClient.Create(ctx, pp); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), pp) })
+	const measured = 55.0 // W on the pod's T4
+	startOperator(t, clk, operator.Options{WatchNamespaces: []string{ns}, Telemetry: telemetry.Static{Readings: map[types.NamespacedName]telemetry.Reading{
+		{Namespace: ns, Name: "infer-0"}: {Watts: measured, GPUUtilization: 0.4, Source: telemetry.SourceDCGM}}}})
+
+	// The host's share as the catalog models it: the pod's attributed power without the device.
+	facts, err := catalog.FactsFromNode(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	econ, err := catalog.Default().Economics(facts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	econ.Device = nil
+	p := &corev1.Pod{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "infer-0"}, p); err != nil {
+		t.Fatal(err)
+	}
+	req, capacity := kube.PodRequest(p), kube.NodeCapacity(node, facts)
+	want := model.AttributedPower(&req, &capacity, &econ) + measured
+	waitFor(t, "measured power in status", func() error {
+		got := &kcloudv1alpha1.WorkloadOptimizer{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "infer"}, got); err != nil {
+			return err
+		}
+		if got.Status.PowerSource != telemetry.SourceDCGM || math.Abs(got.Status.CurrentPower-want) > 0.05 {
+			return fmt.Errorf("powerSource %q currentPower %v, want dcgm and %.1f", got.Status.PowerSource, got.Status.CurrentPower, want)
+		}
+		pol := &kcloudv1alpha1.PowerPolicy{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pp), pol); err != nil {
+			return err
+		}
+		// Two hours at the measured draw, from the pod's start.
+		if wantKWh := want * 2 / 1000; math.Abs(pol.Status.EnergyThisPeriodKWh-wantKWh) > 1e-9 || pol.Status.CoveredPods != 1 {
+			return fmt.Errorf("energy %v kWh for %d pods, want %v", pol.Status.EnergyThisPeriodKWh, pol.Status.CoveredPods, wantKWh)
+		}
+		if pol.Status.CarbonThisPeriodKg <= 0 {
+			return fmt.Errorf("carbon %v", pol.Status.CarbonThisPeriodKg)
+		}
+		return nil
+	})
+	unwatched := &kcloudv1alpha1.WorkloadOptimizer{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: other, Name: "infer"}, unwatched); err != nil {
+		t.Fatal(err)
+	}
+	if unwatched.Status.Phase != "" || len(unwatched.Finalizers) > 0 {
+		t.Errorf("optimizer outside WATCH_NAMESPACE was reconciled: %+v %v", unwatched.Status, unwatched.Finalizers)
+	}
 }
