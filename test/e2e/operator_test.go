@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"math"
 	"os"
 	"path/filepath"
@@ -216,6 +218,36 @@ func TestTrainingExampleStatus(t *testing.T) {
 			return errorf("no WorkloadOptimized event naming " + node.Name)
 		})
 	}
+
+	// The product description's metrics, on the operator's metrics endpoint.
+	st, err := devcluster.ReadState(suite.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get(st.OperatorMetrics)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		text := string(body)
+		for _, want := range []string{
+			`kcloud_workload_optimizations_total{namespace="ai-workloads",phase=`,
+			`kcloud_cost_savings_total{name="ml-training-optimizer",namespace="ai-workloads"}`,
+			`kcloud_power_savings_watts{name="ml-training-optimizer",namespace="ai-workloads"}`,
+			fmt.Sprintf(`kcloud_optimization_score{name="ml-training-optimizer",namespace="ai-workloads"} %v`, s.OptimizationScore),
+			fmt.Sprintf(`kcloud_workload_cost_usd_per_hour{name="ml-training-optimizer",namespace="ai-workloads"} %v`, s.CurrentCost),
+		} {
+			if !strings.Contains(text, want) {
+				return fmt.Errorf("metrics lack %s", want)
+			}
+		}
+		return nil
+	})
 
 	// Finalizer: an optimizer that found a pod by selector labelled it; deleting it removes the label.
 	fin := &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: metav1.ObjectMeta{Name: "by-selector", Namespace: ns},
