@@ -7,46 +7,119 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
+
 	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
 )
 
 // emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
 // the same, so the rest would only cost filtering time.
 const emptyPerShape = 2
 
-// candidateNodes narrows the nodes kube-scheduler filters to those worth considering: every running
-// node (those where the pod does not fit stay, so that Filter says why in the pod's events), and a
-// few empty nodes of each distinct shape (same labels but the hostname, taints, capacity). It returns nil (all nodes) for pods whose placement may depend on a particular
-// node: host-pinned selectors or affinity, inter-pod affinity, topology spread.
-func (pl *Plugin) candidateNodes(pod *corev1.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
-	if nodeSpecific(pod) {
-		return nil
+// request is what kube-scheduler's NodeResourcesFit filter checks against a node's free room, read
+// once per cycle.
+type request struct {
+	cpuMilli, memory int64
+	accelerators     []scalar
+}
+
+type scalar struct {
+	name  corev1.ResourceName
+	value int64
+}
+
+func requestOf(pod *corev1.Pod) request {
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	r := request{cpuMilli: reqs.Cpu().MilliValue(), memory: reqs.Memory().Value()}
+	for _, name := range kube.AcceleratorResources {
+		if q, ok := reqs[corev1.ResourceName(name)]; ok && q.Value() > 0 {
+			r.accelerators = append(r.accelerators, scalar{corev1.ResourceName(name), q.Value()})
+		}
 	}
+	return r
+}
+
+// room says whether the node certainly has room for the request (the NodeResourcesFit filter and
+// ours would pass it on resources), and whether it certainly has none (both would reject it). A node
+// without the accelerator resource at all is neither: dynamic resource allocation may still serve it.
+func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeFacts) (fits, full bool) {
+	alloc, used := ni.GetAllocatable(), ni.GetRequested()
+	if len(ni.GetPods())+1 > alloc.GetAllowedPodNumber() ||
+		r.cpuMilli > 0 && r.cpuMilli > alloc.GetMilliCPU()-used.GetMilliCPU() ||
+		r.memory > 0 && r.memory > alloc.GetMemory()-used.GetMemory() {
+		return false, true
+	}
+	certain := true
+	for _, a := range r.accelerators {
+		capacity, ok := alloc.GetScalarResources()[a.name]
+		if !ok || capacity == 0 {
+			certain = false
+			continue
+		}
+		if a.value > capacity-used.GetScalarResources()[a.name] {
+			return false, true
+		}
+	}
+	// A share needs one device with room, which only our view of the node knows.
+	if p.IsShare() && f.err == nil && !model.Fits(p, &pl.view(ni, f).node) {
+		return false, true
+	}
+	return certain, false
+}
+
+// candidateNodes narrows the nodes kube-scheduler filters to those worth considering: running nodes
+// with room for the pod, and a few empty nodes with room of each distinct shape (same labels but the
+// hostname, taints, capacity). Nodes left out are only those the resource filters would reject, or
+// empty nodes identical to ones kept. It returns nil (all nodes):
+//   - for pods whose placement may depend on a particular node: host-pinned selectors or affinity,
+//     inter-pod affinity, topology spread;
+//   - when no node certainly has room, so that the FailedScheduling event says why for every node
+//     and preemption sees every node;
+//   - for a pod that failed to schedule before, for the same reasons (it had room somewhere but
+//     another filter refused those nodes).
+func (pl *Plugin) candidateNodes(pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
+	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil {
+		return nil // pod-level resources: leave the arithmetic to NodeResourcesFit
+	}
+	r := requestOf(pod)
 	out := sets.New[string]()
-	empties := map[string]int{}
-	for _, ni := range nodes {
-		node := ni.Node()
-		if node == nil {
-			continue
-		}
-		f := pl.facts.get(node)
+	empties := map[int]int{}
+	anyFits, readable := false, true
+	pl.facts.each(nodes, func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts) bool {
 		if f.err != nil {
-			return nil // a node the catalog cannot read: let the scheduler see everything
+			readable = false // a node the catalog cannot read: let the scheduler see everything
+			return false
 		}
-		if len(ni.GetPods()) > 0 {
-			out.Insert(node.Name)
-			continue
+		fits, full := room(&r, p, pl, ni, f)
+		if full {
+			return true
 		}
-		if empties[f.shape] < emptyPerShape {
+		if len(ni.GetPods()) == 0 {
+			if empties[f.shape] >= emptyPerShape {
+				return true
+			}
 			empties[f.shape]++
-			out.Insert(node.Name)
 		}
-	}
-	if out.Len() == len(nodes) {
+		anyFits = anyFits || fits
+		out.Insert(node.Name)
+		return true
+	})
+	if !readable || !anyFits || out.Len() == len(nodes) {
 		return nil
 	}
 	return out
+}
+
+// failedBefore reports whether a scheduler already found no node for the pod.
+func failedBefore(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return true
+		}
+	}
+	return false
 }
 
 func nodeSpecific(pod *corev1.Pod) bool {

@@ -17,7 +17,7 @@ type nodeFacts struct {
 	resourceVersion string
 	facts           catalog.NodeFacts
 	econ            model.Economics
-	shape           string // shapeKey of the node
+	shape           int // nodes with the same shapeKey have the same shape
 	err             error
 }
 
@@ -26,6 +26,18 @@ type nodeFacts struct {
 type factsCache struct {
 	cat *catalog.Catalog
 	m   sync.Map // node name -> *nodeFacts
+
+	mu     sync.Mutex
+	shapes map[string]int // shapeKey -> shape number, so that a cycle compares numbers, not keys
+	// slots are the facts of the nodes PreFilter saw last, by position: the scheduler's node
+	// list keeps its order between cycles and a node object is replaced when it changes, so a
+	// pointer comparison finds most nodes' facts without hashing their names.
+	slots []slot
+}
+
+type slot struct {
+	node  *corev1.Node
+	facts *nodeFacts
 }
 
 func (c *factsCache) get(node *corev1.Node) *nodeFacts {
@@ -34,10 +46,56 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 			return f
 		}
 	}
-	f := &nodeFacts{resourceVersion: node.ResourceVersion, shape: shapeKey(node)}
+	f := &nodeFacts{resourceVersion: node.ResourceVersion, shape: c.shapeOf(node)}
 	f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
 	c.m.Store(node.Name, f)
 	return f
+}
+
+func (c *factsCache) shapeOf(node *corev1.Node) int {
+	key := shapeKey(node)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shapes == nil {
+		c.shapes = map[string]int{}
+	}
+	n, ok := c.shapes[key]
+	if !ok {
+		n = len(c.shapes)
+		c.shapes[key] = n
+	}
+	return n
+}
+
+// each calls fn with the facts of every node of the list, in order, until fn returns false. It is
+// called once per cycle (PreFilter); a caller takes the slots while it runs, so that another one at
+// the same time starts with none instead of racing.
+func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts) bool) {
+	c.mu.Lock()
+	slots := c.slots
+	c.slots = nil
+	c.mu.Unlock()
+	if len(slots) < len(nodes) {
+		slots = append(slots, make([]slot, len(nodes)-len(slots))...)
+	}
+	defer func() {
+		c.mu.Lock()
+		c.slots = slots
+		c.mu.Unlock()
+	}()
+	for i, ni := range nodes {
+		node := ni.Node()
+		if node == nil {
+			continue
+		}
+		s := &slots[i]
+		if s.node != node {
+			s.node, s.facts = node, c.get(node)
+		}
+		if !fn(ni, node, s.facts) {
+			return
+		}
+	}
 }
 
 // reservation is a pod placed by this scheduler whose device choice the API may not show yet.
@@ -113,10 +171,13 @@ func (pl *Plugin) nodeState(ni fwk.NodeInfo, f *nodeFacts) model.Node {
 // burst) then cost a map lookup per node instead of a fragmentation computation.
 type nodeView struct {
 	generation int64
-	node       model.Node
-	frag       float64
-	mu         sync.Mutex
-	placements map[shape]placement
+	// unannotated: some share pod on the node has no device written yet, so its device comes
+	// from this scheduler's reservations, which change without a new generation.
+	unannotated bool
+	node        model.Node
+	frag        float64
+	mu          sync.Mutex
+	placements  map[shape]placement
 }
 
 // shape is what a placement depends on: the pod's request (pods with model constraints are not cached).
@@ -137,27 +198,36 @@ type viewCache struct {
 
 // view returns the node's state, rebuilt only when the NodeInfo's generation changed. Shares reserved
 // by this scheduler but not yet visible on their pods change no generation, so a node with any is
-// always rebuilt.
+// always rebuilt. Whether it has any depends only on its pods, hence on the generation: it is
+// found once per build, not on every call (a scan of every pod of every node, per cycle).
 func (pl *Plugin) view(ni fwk.NodeInfo, f *nodeFacts) *nodeView {
 	name := ni.Node().Name
 	if cached, ok := pl.views.m.Load(name); ok {
-		if v := cached.(*nodeView); v.generation == ni.GetGeneration() && !pl.hasUnannotatedShare(ni) {
+		if v := cached.(*nodeView); v.generation == ni.GetGeneration() && !v.unannotated {
 			return v
 		}
 	}
 	n := pl.nodeState(ni, f)
-	v := &nodeView{generation: ni.GetGeneration(), node: n, frag: model.Fragmentation(&n, pl.types), placements: map[shape]placement{}}
+	v := &nodeView{generation: ni.GetGeneration(), unannotated: hasUnannotatedShare(ni), node: n,
+		frag: model.Fragmentation(&n, pl.types), placements: map[shape]placement{}}
 	pl.views.m.Store(name, v)
 	return v
 }
 
-func (pl *Plugin) hasUnannotatedShare(ni fwk.NodeInfo) bool {
+func hasUnannotatedShare(ni fwk.NodeInfo) bool {
 	for _, pi := range ni.GetPods() {
-		if p := pi.GetPod(); kube.ShareMilli(p) > 0 && kube.DeviceIndex(p) < 0 {
+		if p := pi.GetPod(); isShare(p) && kube.DeviceIndex(p) < 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// isShare is kube.ShareMilli(pod) > 0 without parsing (and allocating an error for) the missing
+// annotation of every pod that asks for no share.
+func isShare(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[kube.AnnotationGPUMilli]
+	return ok && kube.ShareMilli(pod) > 0
 }
 
 // place returns where on the node a pod of this shape goes, the fragmentation and the marginal

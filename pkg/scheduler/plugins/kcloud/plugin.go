@@ -115,7 +115,7 @@ type cycle struct {
 	policy podPolicy
 	limits []model.Limit
 	scorer model.Scorer
-	best   float64 // the highest combined score of the cycle
+	scores map[*corev1.Node]int64 // Score's answer per node, worked out once in PreScore
 }
 
 // Clone shares the cycle: it is not changed after PreScore.
@@ -141,7 +141,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 		c.limits = append(c.limits, l)
 	}
 	state.Write(stateKey, c)
-	if names := pl.candidateNodes(pod, nodes); names != nil {
+	if names := pl.candidateNodes(pod, &c.pod, nodes); names != nil {
 		return &fwk.PreFilterResult{NodeNames: names}, nil
 	}
 	return nil, nil
@@ -227,46 +227,57 @@ func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.A
 	}, pc.alloc, true
 }
 
-// PreScore sets the normalisation of the combined score over every feasible node.
+// PreScore works out every feasible node's score at once: the combined score is normalised over
+// all of them, so each node's candidate is computed once here rather than again in Score.
 func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
 	c.scorer = model.NewScorer(c.policy.prefs, pl.weights)
-	for _, ni := range nodes {
-		if cand, _, ok := pl.candidate(c, ni); ok {
-			c.scorer.Observe(&cand)
+	cands := make([]model.Candidate, len(nodes))
+	priced := make([]bool, len(nodes))
+	for i, ni := range nodes {
+		if cands[i], _, priced[i] = pl.candidate(c, ni); priced[i] {
+			c.scorer.Observe(&cands[i])
 		}
 	}
-	c.best = math.Inf(-1)
-	for _, ni := range nodes {
-		if cand, _, ok := pl.candidate(c, ni); ok {
-			c.best = math.Max(c.best, c.scorer.Score(&cand))
+	best := math.Inf(-1)
+	combined := make([]float64, len(nodes))
+	for i := range nodes {
+		if priced[i] {
+			combined[i] = c.scorer.Score(&cands[i])
+			best = math.Max(best, combined[i])
+		}
+	}
+	c.scores = make(map[*corev1.Node]int64, len(nodes))
+	for i, ni := range nodes {
+		if priced[i] {
+			c.scores[ni.Node()] = integerScore(combined[i], best)
 		}
 	}
 	return nil
 }
 
-// Score returns the node's combined score as an integer 0..100: 100 for the nodes with the cycle's
+// integerScore is a node's combined score as an integer 0..100: 100 for the nodes with the cycle's
 // best score and at most 99 for the others. kube-scheduler scores are integers, and rounding would
 // merge the best node with others whose score is a fraction of a point lower (the cost term spans
 // under two points), leaving the choice to a random tie-break; this way the scheduler picks what the
 // model (and the simulator) would.
+func integerScore(s, best float64) int64 {
+	if s >= best-1e-9 {
+		return fwk.MaxNodeScore
+	}
+	return min(fwk.MaxNodeScore-1, int64(math.Round(s)))
+}
+
+// Score returns the node's score worked out in PreScore; a node the catalog cannot price scores 0.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	c, err := read(state)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
-	cand, _, ok := pl.candidate(c, ni)
-	if !ok {
-		return 0, nil
-	}
-	s := c.scorer.Score(&cand)
-	if s >= c.best-1e-9 {
-		return fwk.MaxNodeScore, nil
-	}
-	return min(fwk.MaxNodeScore-1, int64(math.Round(s))), nil
+	return c.scores[ni.Node()], nil
 }
 
 // ScoreExtensions is nil: scores are normalised across nodes in PreScore.

@@ -12,10 +12,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -255,21 +258,48 @@ func TestCandidateNodes(t *testing.T) {
 	pl := testPlugin(t)
 	busy := nodeInfo(t4Node("busy", 1, false, false), pod("x", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
 	roomy := nodeInfo(t4Node("roomy", 4, false, false), pod("y", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+	shared := nodeInfo(t4Node("shared", 1, false, false), pod("z", withShare("700"), withDevice("0")))
 	var infos []fwk.NodeInfo
-	infos = append(infos, busy, roomy)
+	infos = append(infos, busy, roomy, shared)
 	for i := 0; i < 5; i++ {
 		infos = append(infos, nodeInfo(t4Node("od-"+strconv.Itoa(i), 4, false, false)), nodeInfo(t4Node("spot-"+strconv.Itoa(i), 4, true, false)))
 	}
-	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
-	got := sets.List(pl.candidateNodes(p, infos))
-	// every running node (the full one too, so Filter can say why), two empty nodes of each shape
-	if diff := cmp.Diff([]string{"busy", "od-0", "od-1", "roomy", "spot-0", "spot-1"}, got); diff != "" {
-		t.Errorf("candidates (-want +got):\n%s", diff)
+	candidates := func(p *corev1.Pod, nodes []fwk.NodeInfo) []string {
+		req := kube.PodRequest(p)
+		if names := pl.candidateNodes(p, &req, nodes); names != nil {
+			return sets.List(names)
+		}
+		return nil
 	}
-	pinned := p.DeepCopy()
-	pinned.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "od-4"}
-	if names := pl.candidateNodes(pinned, infos); names != nil {
-		t.Errorf("a host-pinned pod must see every node, got %v", sets.List(names))
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	for _, tc := range []struct {
+		name  string
+		pod   *corev1.Pod
+		nodes []fwk.NodeInfo
+		want  []string // nil: every node
+	}{
+		// running nodes with room, two empty nodes of each shape; not the full one ("shared" has its
+		// nvidia.com/gpu free: shares are not counted in the resource, as the filters see it)
+		{"whole GPU", p, infos, []string{"od-0", "od-1", "roomy", "shared", "spot-0", "spot-1"}},
+		// the device with 300 milli free takes a 300 share, not a 400 one
+		{"share that fits", pod("s", withShare("300")), infos, []string{"od-0", "od-1", "roomy", "shared", "spot-0", "spot-1"}},
+		{"share that does not fit", pod("s", withShare("400")), infos, []string{"od-0", "od-1", "roomy", "spot-0", "spot-1"}},
+		// no node has room: every node, so that the event says why for each
+		{"fits nowhere", p, []fwk.NodeInfo{busy, nodeInfo(t4Node("full", 1, false, false), pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 1))), roomy}[:2], nil},
+		{"host-pinned", func() *corev1.Pod {
+			q := p.DeepCopy()
+			q.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "od-4"}
+			return q
+		}(), infos, nil},
+		{"failed before", func() *corev1.Pod {
+			q := p.DeepCopy()
+			q.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}
+			return q
+		}(), infos, nil},
+	} {
+		if diff := cmp.Diff(tc.want, candidates(tc.pod, tc.nodes)); diff != "" {
+			t.Errorf("%s: candidates (-want +got):\n%s", tc.name, diff)
+		}
 	}
 }
 
@@ -278,5 +308,24 @@ func BenchmarkPreFilter1000(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		pl.PreFilter(ctx, framework.NewCycleState(), p, infos)
+	}
+}
+
+func TestTypedTransform(t *testing.T) {
+	transform := typed[kcloudv1alpha1.CostPolicy](klog.Background(), "costpolicies")
+	good := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "kcloud.io/v1alpha1", "kind": "CostPolicy",
+		"metadata": map[string]any{"name": "cap"}, "spec": map[string]any{"maxCostPerHour": 3.5}}}
+	got, err := transform(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, ok := got.(*kcloudv1alpha1.CostPolicy)
+	if !ok || cp.Name != "cap" || cp.Spec.MaxCostPerHour == nil || *cp.Spec.MaxCostPerHour != 3.5 {
+		t.Errorf("converted policy: %#v", got)
+	}
+	bad := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "kcloud.io/v1alpha1", "kind": "CostPolicy",
+		"metadata": map[string]any{"name": "bad"}, "spec": map[string]any{"maxCostPerHour": "a lot"}}}
+	if got, err := transform(bad); err != nil || got != bad {
+		t.Errorf("an object that does not convert should stay as it came: %v, %v", got, err)
 	}
 }

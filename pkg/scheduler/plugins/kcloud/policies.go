@@ -44,8 +44,17 @@ func newPolicyStore(ctx context.Context, cfg *rest.Config) (*policyStore, error)
 	_, served := dc.ServerResourcesForGroupVersion(kcloudv1alpha1.GroupVersion.String())
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 10*time.Minute)
 	s := &policyStore{informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}}
-	for _, gvr := range []schema.GroupVersionResource{gvrOptimizers, gvrCostPolicies, gvrPowerPolicies} {
-		s.informers[gvr] = factory.ForResource(gvr).Informer()
+	logger := klog.FromContext(ctx)
+	for gvr, transform := range map[schema.GroupVersionResource]cache.TransformFunc{
+		gvrOptimizers:    typed[kcloudv1alpha1.WorkloadOptimizer](logger, gvrOptimizers.Resource),
+		gvrCostPolicies:  typed[kcloudv1alpha1.CostPolicy](logger, gvrCostPolicies.Resource),
+		gvrPowerPolicies: typed[kcloudv1alpha1.PowerPolicy](logger, gvrPowerPolicies.Resource),
+	} {
+		inf := factory.ForResource(gvr).Informer()
+		if err := inf.SetTransform(transform); err != nil {
+			return nil, fmt.Errorf("informer for %s: %w", gvr.Resource, err)
+		}
+		s.informers[gvr] = inf
 	}
 	factory.Start(ctx.Done())
 	// A cluster without our CRDs yet must not stop the scheduler from starting: the informers keep
@@ -64,18 +73,31 @@ func newPolicyStore(ctx context.Context, cfg *rest.Config) (*policyStore, error)
 	return s, nil
 }
 
+// typed converts each object the informer receives to our type once, when it arrives, so that
+// PreFilter reads typed objects instead of converting every policy for every pod. An object that
+// does not convert stays unstructured, and is skipped by readers.
+func typed[T any](logger klog.Logger, resource string) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return obj, nil
+		}
+		t := new(T)
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err != nil {
+			logger.Error(err, "Ignoring a custom resource that does not match its schema", "resource", resource, "object", klog.KObj(u))
+			return obj, nil
+		}
+		return t, nil
+	}
+}
+
 func list[T any](s *policyStore, gvr schema.GroupVersionResource) []*T {
 	if s == nil {
 		return nil
 	}
 	var out []*T
 	for _, o := range s.informers[gvr].GetStore().List() {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok {
-			continue
-		}
-		t := new(T)
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, t); err == nil {
+		if t, ok := o.(*T); ok {
 			out = append(out, t)
 		}
 	}
@@ -90,10 +112,7 @@ func (s *policyStore) optimizer(namespace, name string) *kcloudv1alpha1.Workload
 	if err != nil || !ok {
 		return nil
 	}
-	wo := &kcloudv1alpha1.WorkloadOptimizer{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.(*unstructured.Unstructured).Object, wo); err != nil {
-		return nil
-	}
+	wo, _ := o.(*kcloudv1alpha1.WorkloadOptimizer)
 	return wo
 }
 
