@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -38,8 +40,9 @@ func main() {
 	kcloudScheduler := flag.String("kcloud-scheduler", "bin/kcloud-scheduler", "kcloud-scheduler binary")
 	pods := flag.Int("pods", 5000, "pods per scheduler")
 	profile := flag.String("profile", "gpu1000", "fleet profile")
+	pprofDir := flag.String("pprof-dir", "", "if set, write a CPU profile of each round's scheduler and each scheduler's final metrics here")
 	flag.Parse()
-	if err := run(*binDir, *kcloudScheduler, *profile, *pods); err != nil {
+	if err := run(*binDir, *kcloudScheduler, *profile, *pods, *pprofDir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scheduler:", err)
 		os.Exit(1)
 	}
@@ -68,7 +71,7 @@ const kcloudProfile = `  plugins:
       enabled: [{name: KcloudOptimizer, weight: 10}]
 `
 
-func run(binDir, kcloudBin, profile string, n int) error {
+func run(binDir, kcloudBin, profile string, n int, pprofDir string) error {
 	ctx := context.Background()
 	c, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: binDir, Profile: profile})
 	if err != nil {
@@ -93,8 +96,12 @@ func run(binDir, kcloudBin, profile string, n int) error {
 		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
 			return err
 		}
+		allow := "/metrics,/healthz,/readyz,/livez"
+		if pprofDir != "" {
+			allow += ",/debug/pprof/*"
+		}
 		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
-			"--authorization-always-allow-paths=/metrics,/healthz,/readyz,/livez"); err != nil {
+			"--authorization-always-allow-paths="+allow); err != nil {
 			return err
 		}
 	}
@@ -103,7 +110,20 @@ func run(binDir, kcloudBin, profile string, n int) error {
 	// with the other's deletions.
 	results := map[string]phase{}
 	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
+		var profiled sync.WaitGroup
+		if pprofDir != "" {
+			profiled.Add(1)
+			go func() {
+				defer profiled.Done()
+				// The first 20 s of a round: the whole of it is about 30-80 s.
+				path := filepath.Join(pprofDir, fmt.Sprintf("round%d-%s.cpu.pprof", round+1, s.name))
+				if err := fetch(s.port, "/debug/pprof/profile?seconds=20", path); err != nil {
+					fmt.Fprintf(os.Stderr, "profiling %s: %v\n", s.name, err)
+				}
+			}()
+		}
 		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n)
+		profiled.Wait()
 		if err != nil {
 			return err
 		}
@@ -118,6 +138,14 @@ func run(binDir, kcloudBin, profile string, n int) error {
 	var maxPlugin float64
 	pluginLines := []string{}
 	for _, s := range scheds {
+		if pprofDir != "" {
+			if err := fetch(s.port, "/metrics", filepath.Join(pprofDir, s.name+".metrics.txt")); err != nil {
+				return err
+			}
+			if err := fetch(s.port, "/debug/pprof/allocs", filepath.Join(pprofDir, s.name+".allocs.pprof")); err != nil {
+				return err
+			}
+		}
 		fams, err := scrape(s.port)
 		if err != nil {
 			return fmt.Errorf("%s metrics: %w", s.name, err)
@@ -130,11 +158,13 @@ func run(binDir, kcloudBin, profile string, n int) error {
 		fmt.Printf("%-18s %10.1f %12d %18.2f %18.2f %18.2f\n", s.name, float64(r.bound)/r.seconds, r.bound, p99*1000, ext("Filter"), ext("Score"))
 		if s.name == "kcloud-scheduler" {
 			for _, ep := range []string{"PreFilter", "Filter", "PreScore", "Score", "Reserve", "Permit", "PreBind"} {
-				v := quantile(fams["scheduler_plugin_execution_duration_seconds"], 0.99, map[string]string{"plugin": "KcloudOptimizer", "extension_point": ep})
+				match := map[string]string{"plugin": "KcloudOptimizer", "extension_point": ep}
+				v := quantile(fams["scheduler_plugin_execution_duration_seconds"], 0.99, match)
 				if math.IsNaN(v) {
 					continue
 				}
-				pluginLines = append(pluginLines, fmt.Sprintf("  KcloudOptimizer %-10s p99 %.3f ms", ep, v*1000))
+				pluginLines = append(pluginLines, fmt.Sprintf("  KcloudOptimizer %-10s p99 %.3f ms  (%d samples)", ep, v*1000,
+					samples(fams["scheduler_plugin_execution_duration_seconds"], match)))
 				maxPlugin = math.Max(maxPlugin, v*1000)
 			}
 		}
@@ -214,7 +244,9 @@ func schedulePods(ctx context.Context, cs kubernetes.Interface, schedulerName, n
 		time.Sleep(200 * time.Millisecond)
 	}
 	r := phase{bound: last, seconds: done.Sub(start).Seconds()}
-	if err := cs.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{}); err != nil {
+	// Pods are deleted one by one from many workers: a DeleteCollection of 5,000 pods runs on one
+	// worker in the API server and outlasts its request timeout on a busy machine.
+	if err := deletePods(ctx, cs, ns, n); err != nil {
 		return r, err
 	}
 	for {
@@ -225,6 +257,31 @@ func schedulePods(ctx context.Context, cs kubernetes.Interface, schedulerName, n
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+func deletePods(ctx context.Context, cs kubernetes.Interface, ns string, n int) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				name := podName(i)
+				err := cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+				if err != nil && !apierrors.IsNotFound(err) {
+					errs <- fmt.Errorf("deleting pod %s/%s: %w", ns, name, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func podName(i int) string { return fmt.Sprintf("p-%05d", i) }
 
 // benchPod is pod i of the mix: 60% one GPU, 10% two, 5% four, 25% CPU only.
 func benchPod(ns, schedulerName string, i int) *corev1.Pod {
@@ -243,13 +300,38 @@ func benchPod(ns, schedulerName string, i int) *corev1.Pod {
 	if gpus > 0 {
 		c.Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: *resource.NewQuantity(gpus, resource.DecimalSI)}
 	}
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: ns},
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(i), Namespace: ns},
 		Spec: corev1.PodSpec{SchedulerName: schedulerName, Containers: []corev1.Container{c}}}
 }
 
+// fetch saves one of a scheduler's endpoints (metrics, pprof) to a file.
+func fetch(port, path, file string) error {
+	resp, err := get(port, path, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	return f.Close()
+}
+
+func get(port, path string, timeout time.Duration) (*http.Response, error) {
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec G402 -- loopback, self-signed
+	return client.Get("https://127.0.0.1:" + port + path)
+}
+
 func scrape(port string) (map[string]*dto.MetricFamily, error) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // #nosec G402 -- loopback, self-signed
-	resp, err := client.Get("https://127.0.0.1:" + port + "/metrics")
+	resp, err := get(port, "/metrics", 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -261,6 +343,33 @@ func scrape(port string) (map[string]*dto.MetricFamily, error) {
 	return parser.TextToMetricFamilies(resp.Body)
 }
 
+// samples counts the observations of the histogram series matching the labels. The scheduler
+// records plugin durations for one cycle in ten, through a buffer of 1,000 observations flushed
+// every second that drops what does not fit (a sampled cycle records one Filter observation per
+// plugin and node), so a point late in the cycle has fewer samples than there were cycles.
+func samples(fam *dto.MetricFamily, match map[string]string) uint64 {
+	var n uint64
+	for _, m := range fam.GetMetric() {
+		if m.Histogram != nil && matches(m, match) {
+			n += m.Histogram.GetSampleCount()
+		}
+	}
+	return n
+}
+
+func matches(m *dto.Metric, match map[string]string) bool {
+	labels := map[string]string{}
+	for _, l := range m.Label {
+		labels[l.GetName()] = l.GetValue()
+	}
+	for k, v := range match {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // quantile estimates a quantile of the histogram series matching the labels, summed, by linear
 // interpolation inside the bucket.
 func quantile(fam *dto.MetricFamily, q float64, match map[string]string) float64 {
@@ -270,17 +379,7 @@ func quantile(fam *dto.MetricFamily, q float64, match map[string]string) float64
 	counts := map[float64]float64{}
 	total := 0.0
 	for _, m := range fam.Metric {
-		ok := true
-		labels := map[string]string{}
-		for _, l := range m.Label {
-			labels[l.GetName()] = l.GetValue()
-		}
-		for k, v := range match {
-			if labels[k] != v {
-				ok = false
-			}
-		}
-		if !ok || m.Histogram == nil {
+		if !matches(m, match) || m.Histogram == nil {
 			continue
 		}
 		for _, b := range m.Histogram.Bucket {
