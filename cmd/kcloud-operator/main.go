@@ -35,6 +35,7 @@ func main() {
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
 	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 0, "How long running reconciles may take to finish on SIGTERM (default 30s).")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof (/debug/pprof/), for profiling; empty disables it.")
 	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zo.BindFlags(fs)
 	_ = fs.Parse(os.Args[1:])

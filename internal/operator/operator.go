@@ -66,9 +66,10 @@ type Options struct {
 	Workers                 int           // concurrent WorkloadOptimizer reconciles
 	PrometheusURL           string        // telemetry; the catalog model alone when empty
 	// Telemetry, when set, is used instead of a Prometheus at PrometheusURL.
-	Telemetry telemetry.Source
-	GracefulShutdown        time.Duration
-	Clock                   clock.Clock
+	Telemetry        telemetry.Source
+	GracefulShutdown time.Duration
+	Clock            clock.Clock
+	PprofAddr        string // net/http/pprof (/debug/pprof/); empty disables it
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
 }
@@ -122,7 +123,16 @@ func Scheme() *runtime.Scheme {
 // New builds the manager with every controller registered.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	o.defaults()
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// A config read from a kubeconfig file keeps client-go's default of 5 requests per second,
+		// which stretches one status write per optimizer into many minutes at a few thousand
+		// optimizers. Rely on the API server's priority and fairness instead, as controller-runtime
+		// does for the configs it loads itself (in-cluster and $KUBECONFIG).
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS = -1
+	}
 	mo := ctrl.Options{
+		PprofBindAddress:              o.PprofAddr,
 		Scheme:                        Scheme(),
 		HealthProbeBindAddress:        o.ProbeAddr,
 		LeaderElection:                o.LeaderElect,
