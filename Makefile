@@ -28,9 +28,10 @@ generate: ## Generate deepcopy code from the API markers.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs and RBAC under config/ from the markers.
+manifests: ## Generate CRDs, RBAC and webhook configurations under config/ from the markers.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kcloud-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: replace
 replace: ## Regenerate the k8s.io staging replace lines in go.mod from k8s.io/kubernetes' own go.mod.

@@ -36,6 +36,8 @@ func main() {
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
 	fs.DurationVar(&o.GracefulShutdown, "graceful-shutdown-timeout", 0, "How long running reconciles may take to finish on SIGTERM (default 30s).")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof (/debug/pprof/), for profiling; empty disables it.")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhooks; 0 serves none.")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the webhook server's tls.crt and tls.key.")
 	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zo.BindFlags(fs)
 	_ = fs.Parse(os.Args[1:])

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
@@ -36,6 +37,7 @@ import (
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
 	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/internal/telemetry"
+	webhookv1alpha1 "kcloud.io/optimizer/internal/webhook/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 )
 
@@ -70,6 +72,11 @@ type Options struct {
 	GracefulShutdown time.Duration
 	Clock            clock.Clock
 	PprofAddr        string // net/http/pprof (/debug/pprof/); empty disables it
+	// WebhookPort serves the admission webhooks (0: no webhooks); WebhookHost is the address to bind
+	// (all when empty); WebhookCertDir holds tls.crt and tls.key.
+	WebhookPort    int
+	WebhookHost    string
+	WebhookCertDir string
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
 }
@@ -152,6 +159,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			},
 		},
 	}
+	if o.WebhookPort > 0 {
+		mo.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
+	}
 	if o.SkipNameValidation {
 		mo.Controller.SkipNameValidation = &o.SkipNameValidation
 	}
@@ -202,6 +212,14 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
 	if err := pp.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the PowerPolicy controller: %w", err)
+	}
+	if o.WebhookPort > 0 {
+		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Deps{Catalog: catalog.Default(), Offers: fl.Offers, Cheapest: fl.Cheapest}); err != nil {
+			return nil, fmt.Errorf("setting up the webhooks: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook-server", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -294,3 +294,61 @@ func ready(node *corev1.Node) bool {
 	}
 	return false
 }
+
+// Offers counts the accelerator devices the fleet's nodes offer, per extended resource.
+func (f *Fleet) Offers(ctx context.Context) map[corev1.ResourceName]int64 {
+	s, err := f.Snapshot(ctx)
+	if err != nil {
+		return nil
+	}
+	out := map[corev1.ResourceName]int64{}
+	for _, n := range s.Objs {
+		for _, r := range kube.AcceleratorResources {
+			if q, ok := n.Status.Allocatable[corev1.ResourceName(r)]; ok && q.Value() > 0 {
+				out[corev1.ResourceName(r)] += q.Value()
+			}
+		}
+	}
+	return out
+}
+
+// Cheapest is the least a pod can cost and draw anywhere in the fleet: the lowest attributed cost
+// and the lowest attributed power over the nodes offering its accelerator resources and big enough
+// to hold it when empty. ok is false when no node could ever hold it.
+func (f *Fleet) Cheapest(ctx context.Context, pod *corev1.Pod) (t model.Totals, ok bool, err error) {
+	s, err := f.Snapshot(ctx)
+	if err != nil {
+		return t, false, err
+	}
+	p := kube.PodRequest(pod)
+	var resources []corev1.ResourceName
+	for _, r := range kube.AcceleratorResources {
+		for _, c := range pod.Spec.Containers {
+			if q, has := c.Resources.Limits[corev1.ResourceName(r)]; has && !q.IsZero() {
+				resources = append(resources, corev1.ResourceName(r))
+				break
+			}
+		}
+	}
+	for i, obj := range s.Objs {
+		offered := true
+		for _, r := range resources {
+			if q, has := obj.Status.Allocatable[r]; !has || q.IsZero() {
+				offered = false
+			}
+		}
+		empty := f.Node(obj).Capacity
+		if !offered || !model.Fits(&p, &empty) {
+			continue
+		}
+		c, w := model.AttributedCost(&p, &empty, s.Econ[i]), model.AttributedPower(&p, &empty, s.Econ[i])
+		if !ok || c < t.CostPerHour {
+			t.CostPerHour = c
+		}
+		if !ok || w < t.PowerWatts {
+			t.PowerWatts = w
+		}
+		ok = true
+	}
+	return t, ok, nil
+}

@@ -1,0 +1,131 @@
+package v1alpha1
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// Cheapest is the least a pod can cost and draw anywhere in the fleet (see fleet.Fleet.Cheapest).
+type Cheapest func(ctx context.Context, pod *corev1.Pod) (model.Totals, bool, error)
+
+// PodValidator refuses pods that a deny-mode CostPolicy or PowerPolicy has no room for: its budget
+// or energy is spent, or the pod's cheapest possible placement would take the covered pods over
+// the hourly cost cap or the power cap.
+type PodValidator struct {
+	Client   client.Reader
+	Cheapest Cheapest
+}
+
+var _ admission.Validator[*corev1.Pod] = &PodValidator{}
+
+// ValidateCreate checks a new pod against the deny-mode policies covering it.
+func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (admission.Warnings, error) {
+	if pod.Namespace == "" {
+		if req, err := admission.RequestFromContext(ctx); err == nil {
+			pod = pod.DeepCopy()
+			pod.Namespace = req.Namespace
+		}
+	}
+	var problems []string
+	var least *model.Totals
+	cheapest := func() (model.Totals, bool) {
+		if least == nil {
+			least = &model.Totals{}
+			if v.Cheapest != nil {
+				if t, ok, err := v.Cheapest(ctx, pod); err == nil && ok {
+					*least = t
+				}
+			}
+		}
+		return *least, least.CostPerHour > 0 || least.PowerWatts > 0
+	}
+	costs := &kcloudv1alpha1.CostPolicyList{}
+	if err := v.Client.List(ctx, costs); err != nil {
+		return nil, nil // fail open: a pod must not be refused because a cache read failed
+	}
+	for i := range costs.Items {
+		cp := &costs.Items[i]
+		if cp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(cp.Spec.PolicyTarget, pod) {
+			continue
+		}
+		if b := cp.Spec.Budget; b != nil && cp.Status.RemainingBudget != nil && *cp.Status.RemainingBudget <= 0 {
+			problems = append(problems, fmt.Sprintf("CostPolicy %s (enforcement deny): budget of %.2f USD per %s is spent (%.2f USD since %s)",
+				cp.Name, b.Amount, period(b.Period), cp.Status.CurrentSpend, since(cp.Status.PeriodStart)))
+		}
+		if c := cp.Spec.MaxCostPerHour; c != nil {
+			if least, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+least.CostPerHour > *c {
+				problems = append(problems, fmt.Sprintf("CostPolicy %s (enforcement deny): maxCostPerHour %.2f USD/h: covered pods cost %.2f USD/h and this pod adds at least %.2f USD/h",
+					cp.Name, *c, cp.Status.CurrentCostPerHour, least.CostPerHour))
+			}
+		}
+	}
+	powers := &kcloudv1alpha1.PowerPolicyList{}
+	if err := v.Client.List(ctx, powers); err != nil {
+		return nil, nil
+	}
+	for i := range powers.Items {
+		pp := &powers.Items[i]
+		if pp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(pp.Spec.PolicyTarget, pod) {
+			continue
+		}
+		if b := pp.Spec.EnergyBudget; b != nil && pp.Status.PeriodStart != nil && pp.Status.EnergyThisPeriodKWh >= b.KilowattHours {
+			problems = append(problems, fmt.Sprintf("PowerPolicy %s (enforcement deny): energy budget of %.2f kWh per %s is spent (%.2f kWh since %s)",
+				pp.Name, b.KilowattHours, period(b.Period), pp.Status.EnergyThisPeriodKWh, since(pp.Status.PeriodStart)))
+		}
+		if c := pp.Spec.MaxPowerWatts; c != nil {
+			if least, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+least.PowerWatts > *c {
+				problems = append(problems, fmt.Sprintf("PowerPolicy %s (enforcement deny): maxPowerWatts %.0f W: covered pods draw %.0f W and this pod adds at least %.0f W",
+					pp.Name, *c, pp.Status.CurrentPowerWatts, least.PowerWatts))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("pod %s/%s refused: %s", pod.Namespace, podName(pod), strings.Join(problems, "; "))
+	}
+	return nil, nil
+}
+
+// ValidateUpdate allows updates: policies apply to new pods.
+func (v *PodValidator) ValidateUpdate(context.Context, *corev1.Pod, *corev1.Pod) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateDelete allows deletes.
+func (v *PodValidator) ValidateDelete(context.Context, *corev1.Pod) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func podName(pod *corev1.Pod) string {
+	if pod.Name != "" {
+		return pod.Name
+	}
+	return pod.GenerateName + "*"
+}
+
+func period(p kcloudv1alpha1.BudgetPeriod) string {
+	if p == "" {
+		return "month"
+	}
+	return string(p)
+}
+
+func since(t *metav1.Time) string {
+	if t.IsZero() {
+		return "the period start"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+var _ runtime.Object = &corev1.Pod{}
