@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -334,6 +335,9 @@ func (c *Cluster) StartOperator(ctx context.Context, path string, args ...string
 	all := append([]string{"--kubeconfig=" + c.Kubeconfig, "--metrics-secure=false",
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort)}, args...)
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--webhook-port") }) {
+		all = append(all, "--webhook-port=0") // no webhook configurations point here unless asked
+	}
 	if err := c.Start(path, "kcloud-operator", all...); err != nil {
 		return err
 	}
