@@ -2,6 +2,7 @@ package kcloud
 
 import (
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -12,23 +13,26 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// nodeFacts are a node's catalog facts and economics, cached per node resource version.
+// nodeFacts are a node's catalog facts and economics, cached per node object, and its latest view.
 type nodeFacts struct {
-	resourceVersion string
-	facts           catalog.NodeFacts
-	econ            model.Economics
-	shape           int // nodes with the same shapeKey have the same shape
-	err             error
+	facts catalog.NodeFacts
+	econ  model.Economics
+	shape int // nodes with the same shapeKey have the same shape
+	err   error
+	view  atomic.Pointer[nodeView]
 }
 
 // factsCache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads
-// free of lock contention.
+// free of lock contention. It is keyed by the node object, which the informer replaces whenever
+// the node changes: hashing and comparing a pointer is cheaper than a name, for every node of
+// every cycle.
 type factsCache struct {
 	cat *catalog.Catalog
-	m   sync.Map // node name -> *nodeFacts
+	m   sync.Map // *corev1.Node -> *nodeFacts
 
 	mu     sync.Mutex
-	shapes map[string]int // shapeKey -> shape number, so that a cycle compares numbers, not keys
+	byName map[string]*corev1.Node // the object each node's facts were last worked out for
+	shapes map[string]int          // shapeKey -> shape number, so that a cycle compares numbers, not keys
 	// slots are the facts of the nodes PreFilter saw last, by position: the scheduler's node
 	// list keeps its order between cycles and a node object is replaced when it changes, so a
 	// pointer comparison finds most nodes' facts without hashing their names.
@@ -38,24 +42,42 @@ type factsCache struct {
 type slot struct {
 	node  *corev1.Node
 	facts *nodeFacts
+	free  free
 }
 
 func (c *factsCache) get(node *corev1.Node) *nodeFacts {
-	if v, ok := c.m.Load(node.Name); ok {
-		if f := v.(*nodeFacts); f.resourceVersion == node.ResourceVersion {
-			return f
-		}
+	if v, ok := c.m.Load(node); ok {
+		return v.(*nodeFacts)
 	}
-	f := &nodeFacts{resourceVersion: node.ResourceVersion, shape: c.shapeOf(node)}
+	f := &nodeFacts{}
 	f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
-	c.m.Store(node.Name, f)
-	return f
-}
-
-func (c *factsCache) shapeOf(node *corev1.Node) int {
 	key := shapeKey(node)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	f.shape = c.shapeNumber(key)
+	if c.byName == nil {
+		c.byName = map[string]*corev1.Node{}
+	}
+	// The node's previous object is dropped, so that the cache holds one entry per node.
+	if old, ok := c.byName[node.Name]; ok && old != node {
+		c.m.Delete(old)
+	}
+	c.byName[node.Name] = node
+	c.m.Store(node, f)
+	return f
+}
+
+func (c *factsCache) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.byName[name]; ok {
+		c.m.Delete(old)
+		delete(c.byName, name)
+	}
+}
+
+// shapeNumber numbers shape keys; c.mu is held.
+func (c *factsCache) shapeNumber(key string) int {
 	if c.shapes == nil {
 		c.shapes = map[string]int{}
 	}
@@ -67,10 +89,11 @@ func (c *factsCache) shapeOf(node *corev1.Node) int {
 	return n
 }
 
-// each calls fn with the facts of every node of the list, in order, until fn returns false. It is
+// each calls fn with the facts and free room of every node of the list, in order, until fn
+// returns false. It is
 // called once per cycle (PreFilter); a caller takes the slots while it runs, so that another one at
 // the same time starts with none instead of racing.
-func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts) bool) {
+func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts, fr *free) bool) {
 	c.mu.Lock()
 	slots := c.slots
 	c.slots = nil
@@ -90,9 +113,11 @@ func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *c
 		}
 		s := &slots[i]
 		if s.node != node {
-			s.node, s.facts = node, c.get(node)
+			s.node, s.facts, s.free = node, c.get(node), freeOf(ni)
+		} else if s.free.generation != ni.GetGeneration() {
+			s.free = freeOf(ni)
 		}
-		if !fn(ni, node, s.facts) {
+		if !fn(ni, node, s.facts, &s.free) {
 			return
 		}
 	}
@@ -192,25 +217,18 @@ type placement struct {
 	marginal model.Marginal
 }
 
-type viewCache struct {
-	m sync.Map // node name -> *nodeView
-}
-
 // view returns the node's state, rebuilt only when the NodeInfo's generation changed. Shares reserved
 // by this scheduler but not yet visible on their pods change no generation, so a node with any is
 // always rebuilt. Whether it has any depends only on its pods, hence on the generation: it is
 // found once per build, not on every call (a scan of every pod of every node, per cycle).
 func (pl *Plugin) view(ni fwk.NodeInfo, f *nodeFacts) *nodeView {
-	name := ni.Node().Name
-	if cached, ok := pl.views.m.Load(name); ok {
-		if v := cached.(*nodeView); v.generation == ni.GetGeneration() && !v.unannotated {
-			return v
-		}
+	if v := f.view.Load(); v != nil && v.generation == ni.GetGeneration() && !v.unannotated {
+		return v
 	}
 	n := pl.nodeState(ni, f)
 	v := &nodeView{generation: ni.GetGeneration(), unannotated: hasUnannotatedShare(ni), node: n,
 		frag: model.Fragmentation(&n, pl.types), placements: map[shape]placement{}}
-	pl.views.m.Store(name, v)
+	f.view.Store(v)
 	return v
 }
 

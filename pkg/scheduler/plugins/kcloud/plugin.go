@@ -44,7 +44,6 @@ type Plugin struct {
 	facts    *factsCache
 	policies *policyStore
 	inflight inflight
-	views    viewCache
 }
 
 var (
@@ -97,6 +96,17 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 				}
 				if pod, ok := obj.(*corev1.Pod); ok {
 					pl.inflight.delete(pod.UID)
+				}
+			},
+		})
+		// A deleted node's facts and view go with it.
+		_, _ = h.SharedInformerFactory().Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(obj any) {
+				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = t.Obj
+				}
+				if node, ok := obj.(*corev1.Node); ok {
+					pl.facts.forget(node.Name)
 				}
 			},
 		})
@@ -235,25 +245,29 @@ func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 		return fwk.AsStatus(err)
 	}
 	c.scorer = model.NewScorer(c.policy.prefs, pl.weights)
-	cands := make([]model.Candidate, len(nodes))
-	priced := make([]bool, len(nodes))
+	type scored struct {
+		cand     model.Candidate
+		combined float64
+		priced   bool
+	}
+	all := make([]scored, len(nodes))
 	for i, ni := range nodes {
-		if cands[i], _, priced[i] = pl.candidate(c, ni); priced[i] {
-			c.scorer.Observe(&cands[i])
+		s := &all[i]
+		if s.cand, _, s.priced = pl.candidate(c, ni); s.priced {
+			c.scorer.Observe(&s.cand)
 		}
 	}
 	best := math.Inf(-1)
-	combined := make([]float64, len(nodes))
-	for i := range nodes {
-		if priced[i] {
-			combined[i] = c.scorer.Score(&cands[i])
-			best = math.Max(best, combined[i])
+	for i := range all {
+		if s := &all[i]; s.priced {
+			s.combined = c.scorer.Score(&s.cand)
+			best = math.Max(best, s.combined)
 		}
 	}
 	c.scores = make(map[*corev1.Node]int64, len(nodes))
 	for i, ni := range nodes {
-		if priced[i] {
-			c.scores[ni.Node()] = integerScore(combined[i], best)
+		if all[i].priced {
+			c.scores[ni.Node()] = integerScore(all[i].combined, best)
 		}
 	}
 	return nil

@@ -291,6 +291,8 @@ func TestCandidateNodes(t *testing.T) {
 			q.Spec.NodeSelector = map[string]string{corev1.LabelHostname: "od-4"}
 			return q
 		}(), infos, nil},
+		// nvidia.com/gpu nodes only: whether amd.com/gpu can be served is for the filters to say
+		{"accelerator no node has", pod("a", withGPUs(catalog.ResourceAMDGPU, 1)), infos, nil},
 		{"failed before", func() *corev1.Pod {
 			q := p.DeepCopy()
 			q.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable}}
@@ -300,6 +302,11 @@ func TestCandidateNodes(t *testing.T) {
 		if diff := cmp.Diff(tc.want, candidates(tc.pod, tc.nodes)); diff != "" {
 			t.Errorf("%s: candidates (-want +got):\n%s", tc.name, diff)
 		}
+	}
+	// A node whose pods change is seen anew in the next cycle.
+	roomy.AddPod(pod("y2", withGPUs(catalog.ResourceNVIDIAGPU, 3)))
+	if diff := cmp.Diff([]string{"od-0", "od-1", "shared", "spot-0", "spot-1"}, candidates(p, infos)); diff != "" {
+		t.Errorf("after roomy filled up (-want +got):\n%s", diff)
 	}
 }
 
@@ -327,5 +334,33 @@ func TestTypedTransform(t *testing.T) {
 		"metadata": map[string]any{"name": "bad"}, "spec": map[string]any{"maxCostPerHour": "a lot"}}}
 	if got, err := transform(bad); err != nil || got != bad {
 		t.Errorf("an object that does not convert should stay as it came: %v, %v", got, err)
+	}
+}
+
+func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
+	c := &factsCache{cat: catalog.Default()}
+	entries := func() int {
+		n := 0
+		c.m.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	node := t4Node("n", 4, false, false)
+	f := c.get(node)
+	if c.get(node) != f {
+		t.Error("the same node object should find the same facts")
+	}
+	updated := node.DeepCopy()
+	updated.ResourceVersion = "2"
+	if c.get(updated) == f || entries() != 1 {
+		t.Errorf("a new node object should replace the facts of the old one: %d entries", entries())
+	}
+	other := t4Node("m", 4, true, false)
+	if c.get(other).shape == f.shape {
+		t.Error("an on-demand and a spot node differ in shape")
+	}
+	c.forget("n")
+	c.forget("m")
+	if entries() != 0 {
+		t.Errorf("deleted nodes should leave no facts: %d entries", entries())
 	}
 }
