@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash -o pipefail
 
 GO ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
+FUZZTIME ?= 60s
 # Control-plane binaries are built from the module graph; the script prints their directory.
 WITH_ASSETS = assets=$$(./hack/build-controlplane.sh) && KUBEBUILDER_ASSETS="$$assets"
 KUBECTL = bin/controlplane/current/kubectl
@@ -85,6 +86,13 @@ test-integration: prometheus ## Integration tests only (envtest with binaries bu
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after.
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+.PHONY: fuzz
+fuzz: ## Fuzz admission decoding and validation, FUZZTIME (default 60s) per target; not part of make test.
+	@for target in FuzzPodAdmission FuzzPolicyValidation; do \
+		echo "fuzzing $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./internal/webhook/v1alpha1/ || exit 1; \
+	done
 
 ##@ Benchmarks
 .PHONY: bench-simulator

@@ -38,25 +38,42 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 			pod.Namespace = req.Namespace
 		}
 	}
-	var problems []string
-	var least *model.Totals
-	cheapest := func() (model.Totals, bool) {
-		if least == nil {
-			least = &model.Totals{}
-			if v.Cheapest != nil {
-				if t, ok, err := v.Cheapest(ctx, pod); err == nil && ok {
-					*least = t
-				}
-			}
-		}
-		return *least, least.CostPerHour > 0 || least.PowerWatts > 0
-	}
 	costs := &kcloudv1alpha1.CostPolicyList{}
+	powers := &kcloudv1alpha1.PowerPolicyList{}
 	if err := v.Client.List(ctx, costs); err != nil {
 		return nil, nil // fail open: a pod must not be refused because a cache read failed
 	}
-	for i := range costs.Items {
-		cp := &costs.Items[i]
+	if err := v.Client.List(ctx, powers); err != nil {
+		return nil, nil
+	}
+	least := func() (model.Totals, bool) {
+		if v.Cheapest == nil {
+			return model.Totals{}, false
+		}
+		t, ok, err := v.Cheapest(ctx, pod)
+		return t, ok && err == nil
+	}
+	if problems := CheckPod(pod, costs.Items, powers.Items, least); len(problems) > 0 {
+		return nil, fmt.Errorf("pod %s/%s refused: %s", pod.Namespace, podName(pod), strings.Join(problems, "; "))
+	}
+	return nil, nil
+}
+
+// CheckPod lists why the deny-mode policies covering a new pod have no room for it. least is the
+// least the pod can cost and draw in the fleet, asked for only when a cap needs it.
+func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kcloudv1alpha1.PowerPolicy, least func() (model.Totals, bool)) []string {
+	var problems []string
+	var cached *model.Totals
+	var known bool
+	cheapest := func() (model.Totals, bool) {
+		if cached == nil {
+			t, ok := least()
+			cached, known = &t, ok
+		}
+		return *cached, known
+	}
+	for i := range costs {
+		cp := &costs[i]
 		if cp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(cp.Spec.PolicyTarget, pod) {
 			continue
 		}
@@ -65,18 +82,14 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 				cp.Name, b.Amount, period(b.Period), cp.Status.CurrentSpend, since(cp.Status.PeriodStart)))
 		}
 		if c := cp.Spec.MaxCostPerHour; c != nil {
-			if least, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+least.CostPerHour > *c {
+			if l, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+l.CostPerHour > *c {
 				problems = append(problems, fmt.Sprintf("CostPolicy %s (enforcement deny): maxCostPerHour %.2f USD/h: covered pods cost %.2f USD/h and this pod adds at least %.2f USD/h",
-					cp.Name, *c, cp.Status.CurrentCostPerHour, least.CostPerHour))
+					cp.Name, *c, cp.Status.CurrentCostPerHour, l.CostPerHour))
 			}
 		}
 	}
-	powers := &kcloudv1alpha1.PowerPolicyList{}
-	if err := v.Client.List(ctx, powers); err != nil {
-		return nil, nil
-	}
-	for i := range powers.Items {
-		pp := &powers.Items[i]
+	for i := range powers {
+		pp := &powers[i]
 		if pp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(pp.Spec.PolicyTarget, pod) {
 			continue
 		}
@@ -85,16 +98,13 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 				pp.Name, b.KilowattHours, period(b.Period), pp.Status.EnergyThisPeriodKWh, since(pp.Status.PeriodStart)))
 		}
 		if c := pp.Spec.MaxPowerWatts; c != nil {
-			if least, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+least.PowerWatts > *c {
+			if l, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+l.PowerWatts > *c {
 				problems = append(problems, fmt.Sprintf("PowerPolicy %s (enforcement deny): maxPowerWatts %.0f W: covered pods draw %.0f W and this pod adds at least %.0f W",
-					pp.Name, *c, pp.Status.CurrentPowerWatts, least.PowerWatts))
+					pp.Name, *c, pp.Status.CurrentPowerWatts, l.PowerWatts))
 			}
 		}
 	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("pod %s/%s refused: %s", pod.Namespace, podName(pod), strings.Join(problems, "; "))
-	}
-	return nil, nil
+	return problems
 }
 
 // ValidateUpdate allows updates: policies apply to new pods.

@@ -47,14 +47,24 @@ func (v *WorkloadOptimizerValidator) ValidateDelete(context.Context, *kcloudv1al
 }
 
 func (v *WorkloadOptimizerValidator) validate(ctx context.Context, wo *kcloudv1alpha1.WorkloadOptimizer, create bool) (admission.Warnings, error) {
-	var errs field.ErrorList
-	spec := field.NewPath("spec")
 	policies := &kcloudv1alpha1.CostPolicyList{}
 	if err := v.Client.List(ctx, policies); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading CostPolicies: %w", err))
 	}
-	for i := range policies.Items {
-		cp := &policies.Items[i]
+	if errs := CheckOptimizer(wo, policies.Items, v.Catalog, create); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("WorkloadOptimizer").GroupKind(), wo.Name, errs)
+	}
+	return nil, nil
+}
+
+// CheckOptimizer applies the cross-object rules to an optimizer: its cost cap within the caps of
+// the CostPolicies covering it; on creation, no deny-mode policy covering it with its budget spent;
+// its power cap at least what the requested accelerators draw idle.
+func CheckOptimizer(wo *kcloudv1alpha1.WorkloadOptimizer, policies []kcloudv1alpha1.CostPolicy, cat *catalog.Catalog, create bool) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	for i := range policies {
+		cp := &policies[i]
 		if !coversOptimizer(cp.Spec.PolicyTarget, wo) {
 			continue
 		}
@@ -78,7 +88,7 @@ func (v *WorkloadOptimizerValidator) validate(ctx context.Context, wo *kcloudv1a
 			if want.n <= 0 {
 				continue
 			}
-			model, idle := lowestIdle(v.Catalog, want.kind)
+			model, idle := lowestIdle(cat, want.kind)
 			if model == "" {
 				continue
 			}
@@ -90,10 +100,7 @@ func (v *WorkloadOptimizerValidator) validate(ctx context.Context, wo *kcloudv1a
 				fmt.Sprintf("is below the least the requested accelerators draw idle: %g W = %s", floor, joinParts(parts))))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("WorkloadOptimizer").GroupKind(), wo.Name, errs)
-	}
-	return nil, nil
+	return errs
 }
 
 func joinParts(p []string) string {
@@ -161,17 +168,25 @@ func (v *CostPolicyValidator) ValidateDelete(context.Context, *kcloudv1alpha1.Co
 }
 
 func (v *CostPolicyValidator) validate(ctx context.Context, cp *kcloudv1alpha1.CostPolicy) (admission.Warnings, error) {
-	rule := cp.Spec.SpotPolicy
-	if rule != kcloudv1alpha1.SpotRequire && rule != kcloudv1alpha1.SpotAvoid {
+	if cp.Spec.SpotPolicy != kcloudv1alpha1.SpotRequire && cp.Spec.SpotPolicy != kcloudv1alpha1.SpotAvoid {
 		return nil, nil
 	}
 	list := &kcloudv1alpha1.CostPolicyList{}
 	if err := v.Client.List(ctx, list); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading CostPolicies: %w", err))
 	}
+	if errs := CheckSpotConflicts(cp, list.Items); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("CostPolicy").GroupKind(), cp.Name, errs)
+	}
+	return nil, nil
+}
+
+// CheckSpotConflicts refuses a spot rule that contradicts another policy's over common pods.
+func CheckSpotConflicts(cp *kcloudv1alpha1.CostPolicy, others []kcloudv1alpha1.CostPolicy) field.ErrorList {
+	rule := cp.Spec.SpotPolicy
 	var errs field.ErrorList
-	for i := range list.Items {
-		other := &list.Items[i]
+	for i := range others {
+		other := &others[i]
 		if other.Name == cp.Name || !Overlap(cp.Spec.PolicyTarget, other.Spec.PolicyTarget) {
 			continue
 		}
@@ -181,10 +196,7 @@ func (v *CostPolicyValidator) validate(ctx context.Context, cp *kcloudv1alpha1.C
 				fmt.Sprintf("conflicts with CostPolicy %s (spotPolicy %s), which covers some of the same pods: no node could satisfy both", other.Name, other.Spec.SpotPolicy)))
 		}
 	}
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("CostPolicy").GroupKind(), cp.Name, errs)
-	}
-	return nil, nil
+	return errs
 }
 
 // Overlap reports whether two policy targets may cover a common pod: their namespaces meet (empty is
