@@ -1,3 +1,5 @@
+// +kubebuilder:webhookconfiguration:mutating=true,name=kcloud-mutating-webhook-configuration
+// +kubebuilder:webhookconfiguration:mutating=false,name=kcloud-validating-webhook-configuration
 package v1alpha1
 
 import (
