@@ -34,12 +34,13 @@ type factsCache struct {
 	byName map[string]*corev1.Node // the object each node's facts were last worked out for
 	shapes map[string]int          // shapeKey -> shape number, so that a cycle compares numbers, not keys
 	// slots are the facts of the nodes PreFilter saw last, by position: the scheduler's node
-	// list keeps its order between cycles and a node object is replaced when it changes, so a
-	// pointer comparison finds most nodes' facts without hashing their names.
+	// list keeps its order and its NodeInfo objects between cycles, so comparing a pointer and a
+	// generation finds most nodes' facts without hashing their names.
 	slots []slot
 }
 
 type slot struct {
+	ni    fwk.NodeInfo
 	node  *corev1.Node
 	facts *nodeFacts
 	free  free
@@ -107,17 +108,19 @@ func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *c
 		c.mu.Unlock()
 	}()
 	for i, ni := range nodes {
-		node := ni.Node()
-		if node == nil {
-			continue
-		}
 		s := &slots[i]
-		if s.node != node {
-			s.node, s.facts, s.free = node, c.get(node), freeOf(ni)
-		} else if s.free.generation != ni.GetGeneration() {
-			s.free = freeOf(ni)
+		// The generation changes with the node object and with the node's pods.
+		if s.ni != ni || s.free.generation != ni.GetGeneration() {
+			node := ni.Node()
+			if node == nil {
+				continue
+			}
+			if s.node != node {
+				s.node, s.facts = node, c.get(node)
+			}
+			s.ni, s.free = ni, freeOf(ni)
 		}
-		if !fn(ni, node, s.facts, &s.free) {
+		if !fn(ni, s.node, s.facts, &s.free) {
 			return
 		}
 	}

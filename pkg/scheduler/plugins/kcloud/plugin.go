@@ -216,6 +216,9 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 			return fwk.NewStatus(fwk.Unschedulable, lv.Error())
 		}
 	}
+	// Work out the placement here, where the scheduler runs nodes in parallel, so that PreScore,
+	// which runs once over all feasible nodes, finds it cached.
+	v.place(c.pod, pl.types, &f.econ)
 	return nil
 }
 
