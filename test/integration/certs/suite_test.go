@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -37,7 +38,9 @@ func TestMain(m *testing.M) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		panic(err)
 	}
-	env := &envtest.Environment{}
+	// Generous start and stop limits: on a loaded 2-core machine kube-apiserver may need more than
+	// envtest's 20 s default, and a timed-out attempt leaves a process shutting down.
+	env := &envtest.Environment{ControlPlaneStartTimeout: 2 * time.Minute, ControlPlaneStopTimeout: time.Minute}
 	var err error
 	cfg, err = env.Start()
 	if err != nil {
