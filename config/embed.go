@@ -18,3 +18,8 @@ var Samples embed.FS
 //
 //go:embed scheduler/kcloud-scheduler-config.yaml
 var SchedulerConfig []byte
+
+// Webhooks are the generated admission webhook configurations (webhook).
+//
+//go:embed webhook/manifests.yaml
+var Webhooks []byte

@@ -9,7 +9,9 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
@@ -18,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"kcloud.io/optimizer/internal/operator"
+	"kcloud.io/optimizer/internal/webhook/certs"
 )
 
 func main() {
@@ -38,6 +41,13 @@ func main() {
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of net/http/pprof (/debug/pprof/), for profiling; empty disables it.")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhooks; 0 serves none.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the webhook server's tls.crt and tls.key.")
+	fs.StringVar(&o.WebhookHost, "webhook-host", "", "Address the webhook server binds (all when empty).")
+	var certMode, namespace, service, secret, extraIPs string
+	fs.StringVar(&certMode, "webhook-cert-mode", "self", "self: the operator keeps a CA and serving certificate in a Secret, rotates them and injects the caBundle; external: cert-manager (or anything) provides the files in --webhook-cert-dir.")
+	fs.StringVar(&namespace, "operator-namespace", inClusterNamespace(), "Namespace of the operator: where the certificate Secret lives.")
+	fs.StringVar(&service, "webhook-service-name", "kcloud-webhook-service", "Service the apiserver calls the webhooks through (the serving certificate's names).")
+	fs.StringVar(&secret, "webhook-secret-name", "kcloud-webhook-certs", "Secret holding the self-managed CA and serving certificate.")
+	fs.StringVar(&extraIPs, "webhook-extra-ips", "", "Comma-separated IPs the serving certificate also names (local clusters calling a URL on loopback).")
 	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zo.BindFlags(fs)
 	_ = fs.Parse(os.Args[1:])
@@ -46,6 +56,24 @@ func main() {
 
 	if err := o.FromEnv(os.Getenv); err != nil {
 		fail(err)
+	}
+	switch certMode {
+	case "self":
+		co := &certs.Options{Namespace: namespace, SecretName: secret, ServiceName: service}
+		for _, ip := range strings.Split(extraIPs, ",") {
+			if ip = strings.TrimSpace(ip); ip == "" {
+				continue
+			}
+			parsed := net.ParseIP(ip)
+			if parsed == nil {
+				fail(fmt.Errorf("--webhook-extra-ips: %q is not an IP address", ip))
+			}
+			co.ExtraIPs = append(co.ExtraIPs, parsed)
+		}
+		o.WebhookCerts = co
+	case "external":
+	default:
+		fail(fmt.Errorf("--webhook-cert-mode %q: want self or external", certMode))
 	}
 	var cfg *rest.Config
 	var err error
@@ -66,6 +94,14 @@ func main() {
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}
+}
+
+// inClusterNamespace is the pod's namespace when running in a cluster, else the chart's default.
+func inClusterNamespace() string {
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "kcloud-operator-system"
 }
 
 func fail(err error) {

@@ -33,6 +33,7 @@ func envOr(key, def string) string {
 type devOptions struct {
 	stateDir, binDir, profile, scheduler, operator string
 	operatorArgs                                   []string
+	webhooks                                       bool
 	apiserverPort                                  int
 }
 
@@ -43,6 +44,7 @@ func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
 		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed cloud nodes), openb (the 1,523-node Alibaba openb cluster) or gpu1000 (its first 1,000 GPU nodes)")
 		cmd.Flags().IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0 picks a free one)")
 		cmd.Flags().StringVar(&o.operator, "operator", "bin/kcloud-operator", "kcloud-operator binary to run against the cluster when it exists (`make build` builds it); empty: none")
+		cmd.Flags().BoolVar(&o.webhooks, "webhooks", true, "install the admission webhooks, served by the operator on loopback with certificates it manages")
 		cmd.Flags().StringArrayVar(&o.operatorArgs, "operator-arg", nil, "a flag for kcloud-operator, e.g. --operator-arg=--accounting-interval=10s (repeatable)")
 		cmd.Flags().StringVar(&o.scheduler, "scheduler", "bin/kcloud-scheduler", "kcloud-scheduler binary to run beside the default scheduler when it exists (`make build` builds it); empty: none")
 	}
@@ -118,7 +120,7 @@ func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Clust
 		operator = ""
 	}
 	c, err := devcluster.Up(ctx, devcluster.Options{
-		Operator: operator, OperatorArgs: o.operatorArgs,
+		Operator: operator, OperatorArgs: o.operatorArgs, Webhooks: o.webhooks && operator != "",
 		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
 		Scheduler: scheduler, SchedulerConfig: config.SchedulerConfig,
 		Install: func(ctx context.Context, cfg *rest.Config) error {

@@ -37,6 +37,7 @@ import (
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
 	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/internal/telemetry"
+	"kcloud.io/optimizer/internal/webhook/certs"
 	webhookv1alpha1 "kcloud.io/optimizer/internal/webhook/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 )
@@ -77,6 +78,11 @@ type Options struct {
 	WebhookPort    int
 	WebhookHost    string
 	WebhookCertDir string
+	// WebhookCerts, when set, has the operator manage the webhook certificates itself: a CA and a
+	// serving certificate in a Secret, written to WebhookCertDir, rotated before expiry, with the
+	// caBundle of the webhook configurations kept current. Nil when cert-manager (or anything else)
+	// provides the files.
+	WebhookCerts *certs.Options
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
 }
@@ -213,6 +219,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := pp.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the PowerPolicy controller: %w", err)
 	}
+	if o.WebhookPort > 0 && o.WebhookCerts != nil {
+		if err := setupCertificates(mgr, o); err != nil {
+			return nil, err
+		}
+	}
 	if o.WebhookPort > 0 {
 		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Deps{Catalog: catalog.Default(), Offers: fl.Offers, Cheapest: fl.Cheapest}); err != nil {
 			return nil, fmt.Errorf("setting up the webhooks: %w", err)
@@ -239,6 +250,37 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 	}
 	return mgr, nil
+}
+
+// setupCertificates makes sure the webhook server's certificate files exist before the manager
+// starts it (its certificate watcher reads them at start), then keeps them rotated.
+func setupCertificates(mgr ctrl.Manager, o Options) error {
+	co := *o.WebhookCerts
+	co.CertDir = o.WebhookCertDir
+	co.Clock = o.Clock
+	co.Recorder = mgr.GetEventRecorder(o.OperatorName)
+	if len(co.MutatingWebhookConfigurations) == 0 && len(co.ValidatingWebhookConfigurations) == 0 {
+		co.MutatingWebhookConfigurations = []string{webhookv1alpha1.MutatingConfiguration}
+		co.ValidatingWebhookConfigurations = []string{webhookv1alpha1.ValidatingConfiguration}
+	}
+	// Not the manager's cached client: that would cache every Secret of the cluster.
+	c, err := client.NewWithWatch(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	rot, err := certs.New(c, co)
+	if err != nil {
+		return fmt.Errorf("webhook certificates: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rot.Ensure(ctx); err != nil {
+		return fmt.Errorf("webhook certificates: %w", err)
+	}
+	if err := mgr.Add(rot); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("webhook-certs", rot.ReadyCheck)
 }
 
 // leaseLock is the leader-election lock with POD_NAME as this replica's identity.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"kcloud.io/optimizer/pkg/install"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,9 @@ type Options struct {
 	// kubeconfig, metrics and probe flags; Up waits until it is ready.
 	Operator     string
 	OperatorArgs []string
+	// Webhooks has the operator serve the admission webhooks on loopback, with their
+	// configurations installed to call it there and certificates it manages itself.
+	Webhooks bool
 	// Install runs once the fleet is Ready, before the scheduler starts (the CLI installs the CRDs).
 	Install func(ctx context.Context, cfg *rest.Config) error
 }
@@ -70,9 +74,11 @@ type State struct {
 	Processes  []*Process `json:"processes"`
 	Nodes      int        `json:"nodes"`
 	// OperatorMetrics and OperatorProbes are the kcloud-operator's plain-HTTP endpoints, when it runs.
-	OperatorMetrics string    `json:"operatorMetrics,omitempty"`
-	OperatorProbes  string    `json:"operatorProbes,omitempty"`
-	Started         time.Time `json:"started"`
+	OperatorMetrics string `json:"operatorMetrics,omitempty"`
+	OperatorProbes  string `json:"operatorProbes,omitempty"`
+	// WebhookURL is where the apiserver calls the operator's webhooks, when they are installed.
+	WebhookURL string    `json:"webhookURL,omitempty"`
+	Started    time.Time `json:"started"`
 }
 
 const stateFile = "state.json"
@@ -311,12 +317,46 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 		}
 	}
 	if o.Operator != "" {
+		args := o.OperatorArgs
+		if o.Webhooks {
+			webhookArgs, err := c.installWebhooks(ctx)
+			if err != nil {
+				return err
+			}
+			args = append(webhookArgs, args...)
+			o.logf("installed the admission webhooks, served by kcloud-operator on %s", c.WebhookURL)
+		}
 		o.logf("starting kcloud-operator")
-		if err := c.StartOperator(ctx, o.Operator, o.OperatorArgs...); err != nil {
+		if err := c.StartOperator(ctx, o.Operator, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// OperatorNamespace is where the operator keeps its certificate Secret on the local cluster.
+const OperatorNamespace = "kcloud-operator-system"
+
+// installWebhooks points the webhook configurations at a free loopback port and returns the
+// operator flags that serve them there.
+func (c *Cluster) installWebhooks(ctx context.Context) ([]string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	a, err := install.NewApplier(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.EnsureNamespace(ctx, OperatorNamespace); err != nil {
+		return nil, err
+	}
+	c.WebhookURL = fmt.Sprintf("https://127.0.0.1:%d", port)
+	if _, err := a.WebhooksAt(ctx, c.WebhookURL); err != nil {
+		return nil, fmt.Errorf("installing the webhook configurations: %w", err)
+	}
+	return []string{fmt.Sprintf("--webhook-port=%d", port), "--webhook-host=127.0.0.1", "--webhook-extra-ips=127.0.0.1",
+		"--operator-namespace=" + OperatorNamespace, "--webhook-cert-dir=" + filepath.Join(c.Dir, "webhook-certs")}, nil
 }
 
 // StartOperator runs a kcloud-operator against the cluster with plain-HTTP metrics and probes on

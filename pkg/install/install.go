@@ -45,19 +45,30 @@ func Objects(fsys fs.FS, pattern string) ([]*unstructured.Unstructured, error) {
 		if err != nil {
 			return nil, err
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-		for {
-			var obj map[string]any
-			if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, fmt.Errorf("%s: %w", path.Base(f), err)
-			}
-			if len(obj) == 0 {
-				continue
-			}
-			out = append(out, &unstructured.Unstructured{Object: obj})
+		objs, err := Decode(path.Base(f), b)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// Decode reads every YAML or JSON document of a file's content; name is for errors.
+func Decode(name string, b []byte) ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		out = append(out, &unstructured.Unstructured{Object: obj})
 	}
 	return out, nil
 }
@@ -181,4 +192,32 @@ func (a *Applier) CRDs(ctx context.Context) ([]string, error) {
 		names = append(names, crd.GetName())
 	}
 	return names, a.WaitEstablished(ctx, names, time.Minute)
+}
+
+// WebhooksAt applies the product's webhook configurations (embedded from config/webhook) with every
+// webhook calling baseURL+path instead of a Service: for a local cluster whose apiserver reaches
+// the operator on loopback. The operator's certificate rotator fills in the caBundle.
+func (a *Applier) WebhooksAt(ctx context.Context, baseURL string) ([]string, error) {
+	objs, err := Decode("webhook/manifests.yaml", config.Webhooks)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, obj := range objs {
+		hooks, _, _ := unstructured.NestedSlice(obj.Object, "webhooks")
+		for i, h := range hooks {
+			hook := h.(map[string]any)
+			p, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
+			hook["clientConfig"] = map[string]any{"url": baseURL + p}
+			hooks[i] = hook
+		}
+		if err := unstructured.SetNestedSlice(obj.Object, hooks, "webhooks"); err != nil {
+			return nil, err
+		}
+		if err := a.Apply(ctx, obj, ""); err != nil {
+			return nil, err
+		}
+		names = append(names, obj.GetName())
+	}
+	return names, nil
 }
