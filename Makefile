@@ -99,6 +99,11 @@ fuzz: ## Fuzz admission decoding and validation, FUZZTIME (default 60s) per targ
 bench-simulator: ## Time the simulator (one run, full table) against FGD; last line inflate_run_s=X full_table_s=Y.
 	@./hack/bench-simulator.sh
 
+.PHONY: bench-webhook
+bench-webhook: ## Webhook latency: in-process at 500 req/s vs a no-op webhook, and through the local apiserver; last line webhook_p99_ms=X apiserver_p99_ms=Y.
+	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-operator ./cmd/kcloud-operator && \
+		$(GO) run ./hack/bench-webhook --bin-dir "$$assets" --operator bin/kcloud-operator
+
 .PHONY: bench-scheduler
 bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler: 1,000 kwok GPU nodes, 5,000 pods each; last line throughput_ratio=X plugin_p99_ms=Y.
 	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
