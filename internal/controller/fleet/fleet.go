@@ -176,7 +176,8 @@ func (f *Fleet) Readings(ctx context.Context) map[types.NamespacedName]telemetry
 // PodFigures prices and powers a pod that has run on a node.
 func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[types.NamespacedName]telemetry.Reading) (Figures, error) {
 	node := &corev1.Node{}
-	if err := f.reader.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node); err != nil {
+	// Read-only: the cache's node is not copied (once per pod priced, thousands per second).
+	if err := f.reader.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node, client.UnsafeDisableDeepCopy); err != nil {
 		return Figures{}, fmt.Errorf("pod %s/%s: reading its node %s: %w", pod.Namespace, pod.Name, pod.Spec.NodeName, err)
 	}
 	e := f.Node(node)
@@ -237,12 +238,15 @@ func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if f.snap != nil && now.Sub(f.snapAt) < f.maxAge {
 		return f.snap, nil
 	}
+	// The cache's objects are read, never modified, and not copied: a deep copy of every pod of
+	// a large cluster at each rebuild is most of what the operator allocates. The snapshot keeps
+	// the nodes, which is why callers must not modify it.
 	nodes := &corev1.NodeList{}
-	if err := f.reader.List(ctx, nodes); err != nil {
+	if err := f.reader.List(ctx, nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	pods := &corev1.PodList{}
-	if err := f.reader.List(ctx, pods); err != nil {
+	if err := f.reader.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })

@@ -31,17 +31,19 @@ type Covered struct {
 // node's figures for the time they ran in it; maxCarbon (gCO2/kWh, 0 for none) flags pods on dirtier
 // grids.
 func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, from, now time.Time, maxCarbon float64) (Covered, error) {
+	// The pods are read, never modified: not copied out of the cache (a cluster-wide policy
+	// covers every pod).
 	var pods []corev1.Pod
 	if len(target.Namespaces) == 0 {
 		list := &corev1.PodList{}
-		if err := f.reader.List(ctx, list); err != nil {
+		if err := f.reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 			return Covered{}, fmt.Errorf("listing pods: %w", err)
 		}
 		pods = list.Items
 	} else {
 		for _, ns := range target.Namespaces {
 			list := &corev1.PodList{}
-			if err := f.reader.List(ctx, list, client.InNamespace(ns)); err != nil {
+			if err := f.reader.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 				return Covered{}, fmt.Errorf("listing pods in %s: %w", ns, err)
 			}
 			pods = append(pods, list.Items...)
