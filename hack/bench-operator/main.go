@@ -85,7 +85,7 @@ func main() {
 	fs.IntVar(&c.workers, "workers", 4, "the operator's --workers (its default is 4)")
 	fs.DurationVar(&c.settle, "settle", 30*time.Second, "wait after the initial sync before the steady-state window")
 	fs.DurationVar(&c.steady, "steady", 90*time.Second, "steady-state window")
-	fs.DurationVar(&c.sampleEvery, "sample-every", 5*time.Second, "memory sampling period in the window")
+	fs.DurationVar(&c.sampleEvery, "sample-every", 2*time.Second, "resident-set sampling period in the window (the Go heap is scraped every 15s)")
 	fs.StringVar(&c.keepLogs, "keep-logs", "", "if set, copy the operator's and the baseline's logs and final metrics into this directory")
 	fs.StringVar(&c.pprofDir, "pprof-dir", "", "if set, run the operator with --pprof-bind-address and save a CPU profile of the first 30s of the window and a heap profile at its end here")
 	_ = fs.Parse(os.Args[1:])
@@ -196,7 +196,7 @@ func run(ctx context.Context, c config) error {
 
 	// The baseline: a bare cache of the same kinds, started first so that it has synced before
 	// the operator's run; it then lives through the same steady state.
-	bm, err := startBaseline(ctx, cl, exe)
+	bm, baseProc, err := startBaseline(ctx, cl, exe)
 	if err != nil {
 		return err
 	}
@@ -268,35 +268,42 @@ func run(ctx context.Context, c config) error {
 			}
 		}()
 	}
+	// The resident set is read from /proc every sampleEvery (the same figure as
+	// process_resident_memory_bytes, without the cost of a scrape); the Go heap from a scrape of the
+	// metrics every scrapeEvery, a usual Prometheus interval: the operator exports series per
+	// optimizer, and scraping them every few seconds would itself be a load.
 	var opSamples, baseSamples []memSample
-	for t := time.Duration(0); ; t += c.sampleEvery {
+	lastScrape := time.Time{}
+	for {
 		if !devcluster.Alive(opProc.PID) {
 			return fmt.Errorf("kcloud-operator exited during the steady state; its log %s", opProc.Log)
 		}
-		if s, err := sampleMemory(cl.OperatorMetrics); err == nil {
-			opSamples = append(opSamples, s)
-		} else {
-			logf("sampling the operator's memory: %v", err)
-		}
-		if s, err := sampleMemory(bm); err == nil {
-			baseSamples = append(baseSamples, s)
-		} else {
-			logf("sampling the baseline's memory: %v", err)
-		}
-		if n := len(opSamples); n > 0 {
-			logf("steady state %3.0fs: operator RSS %.1f MiB, heap in-use %.1f MiB", time.Since(windowStart).Seconds(),
-				opSamples[n-1].rss/mib, opSamples[n-1].heap/mib)
-		}
-		next := windowStart.Add(t + c.sampleEvery)
-		if !next.Before(windowStart.Add(c.steady)) {
-			if err := sleep(ctx, time.Until(windowStart.Add(c.steady))); err != nil {
-				return err
+		op, base := memSample{rss: rssOf(opProc.PID), heap: math.NaN()}, memSample{rss: rssOf(baseProc.PID), heap: math.NaN()}
+		if time.Since(lastScrape) >= scrapeEvery {
+			lastScrape = time.Now()
+			if s, err := sampleMemory(cl.OperatorMetrics); err == nil {
+				op.heap = s.heap
+			} else {
+				logf("scraping the operator's metrics: %v", err)
 			}
+			if s, err := sampleMemory(bm); err == nil {
+				base.heap = s.heap
+			} else {
+				logf("scraping the baseline's metrics: %v", err)
+			}
+			logf("steady state %3.0fs: operator RSS %.1f MiB, heap in use %.1f MiB; bare cache RSS %.1f MiB",
+				time.Since(windowStart).Seconds(), op.rss/mib, op.heap/mib, base.rss/mib)
+		}
+		opSamples, baseSamples = append(opSamples, op), append(baseSamples, base)
+		if time.Since(windowStart)+c.sampleEvery >= c.steady {
 			break
 		}
-		if err := sleep(ctx, time.Until(next)); err != nil {
+		if err := sleep(ctx, c.sampleEvery); err != nil {
 			return err
 		}
+	}
+	if err := sleep(ctx, time.Until(windowStart.Add(c.steady))); err != nil {
+		return err
 	}
 	after, err := scrape(cl.OperatorMetrics)
 	if err != nil {
@@ -315,10 +322,10 @@ func run(ctx context.Context, c config) error {
 		logf("profiles saved in %s", c.pprofDir)
 	}
 	if s, err := sampleMemory(cl.OperatorMetrics); err == nil {
-		opSamples = append(opSamples, s)
+		opSamples = append(opSamples, memSample{rss: rssOf(opProc.PID), heap: s.heap})
 	}
 	if s, err := sampleMemory(bm); err == nil {
-		baseSamples = append(baseSamples, s)
+		baseSamples = append(baseSamples, memSample{rss: rssOf(baseProc.PID), heap: s.heap})
 	}
 	if c.keepLogs != "" {
 		keep(c.keepLogs, cl)
@@ -449,18 +456,18 @@ func waitSynced(ctx context.Context, c cache.Cache, n int, podsPer int, op *devc
 
 // startBaseline runs this binary in --baseline-cache mode as part of the cluster and waits until
 // its caches have synced; it returns its metrics URL.
-func startBaseline(ctx context.Context, cl *devcluster.Cluster, exe string) (string, error) {
+func startBaseline(ctx context.Context, cl *devcluster.Cluster, exe string) (string, *devcluster.Process, error) {
 	mport, err := devcluster.FreePort()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	pport, err := devcluster.FreePort()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := cl.Start(exe, "bare-cache", "--baseline-cache", "--kubeconfig="+cl.Kubeconfig,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", mport), fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", pport)); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
@@ -468,14 +475,14 @@ func startBaseline(ctx context.Context, cl *devcluster.Cluster, exe string) (str
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), nil
+				return fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), cl.Processes[len(cl.Processes)-1], nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("bare-cache baseline not ready after 5 minutes (log %s)", filepath.Join(cl.Dir, "bare-cache.log"))
+			return "", nil, fmt.Errorf("bare-cache baseline not ready after 5 minutes (log %s)", filepath.Join(cl.Dir, "bare-cache.log"))
 		}
 		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 }
@@ -732,6 +739,26 @@ func policies(nsCount int) []client.Object {
 
 const mib = 1 << 20
 
+// scrapeEvery is how often the steady state scrapes the metrics endpoints for the Go heap.
+const scrapeEvery = 15 * time.Second
+
+// rssOf reads a process's resident set (VmRSS) in bytes from /proc, NaN when unreadable.
+func rssOf(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%f kB", &kb); err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return math.NaN()
+}
+
 type memSample struct{ rss, heap float64 }
 
 func sampleMemory(url string) (memSample, error) {
@@ -893,7 +920,7 @@ type reportData struct {
 func maxOf(s []memSample, f func(memSample) float64) float64 {
 	m := math.NaN()
 	for _, x := range s {
-		if v := f(x); math.IsNaN(m) || v > m {
+		if v := f(x); !math.IsNaN(v) && (math.IsNaN(m) || v > m) {
 			m = v
 		}
 	}
@@ -939,14 +966,17 @@ func report(c config, d reportData) error {
 	fmt.Printf("  operator flags: --reoptimize-interval=%s --workers=%d (accounting interval: the default, 1m)\n", c.reoptimize, c.workers)
 	fmt.Printf("  setup: pods created in %.1fs, all Running after %.1fs\n", d.podsCreated.Seconds(), d.podsRunning.Seconds())
 	fmt.Printf("  initial_sync_s=%.1f (operator start to every optimizer reporting runningReplicas=%d)\n", d.initialSync.Seconds(), c.podsPer)
-	fmt.Printf("  steady state: a %.0fs window starting %s after the initial sync; memory sampled every %s (%d samples)\n",
-		secs, c.settle, c.sampleEvery, len(d.opSamples))
+	fmt.Printf("  steady state: a %.0fs window starting %s after the initial sync; resident set read from /proc every %s\n",
+		secs, c.settle, c.sampleEvery)
+	fmt.Printf("  (%d samples), Go heap from a metrics scrape every %s\n", len(d.opSamples), scrapeEvery)
 	fmt.Println()
 	fmt.Println("workloadoptimizer reconciles (controller_runtime_reconcile_time_seconds)")
 	fmt.Printf("  %-44s %14s %14s\n", "", "steady window", "whole run")
 	fmt.Printf("  %-44s %14.0f %14.0f\n", "reconciles", totWin, totAll)
 	fmt.Printf("  %-44s %14.1f %14s\n", "reconciles per second", totWin/secs, "")
+	fmt.Printf("  %-44s %14.1f %14s\n", "  needed to re-evaluate each once per interval", float64(d.optimizers)/c.reoptimize.Seconds(), "")
 	fmt.Printf("  %-44s %14.1f %14s\n", "  each optimizer re-evaluated (times, mean)", totWin/float64(d.optimizers), "")
+	fmt.Printf("  %-44s %14.0f %14s\n", "queue depth at the end of the window", value(d.after, "workqueue_depth", wo), "")
 	fmt.Printf("  %-44s %14.0f %14.0f\n", "reconcile errors", errsWin, errsAll)
 	fmt.Printf("  %-44s %14s %14s\n", "mean (ms)", ms(steady.sum/steady.count), ms(whole.sum/whole.count))
 	fmt.Printf("  %-44s %14s %14s\n", "p50 bucket upper bound (ms)", ms(steady.upperBound(0.5)), ms(whole.upperBound(0.5)))
