@@ -40,6 +40,9 @@ type MetricDemand struct {
 	Demand []float64
 	// Threshold is the target value of the metric per replica (autoScaling.metrics[].threshold).
 	Threshold float64
+	// Params, when set, are Holt-Winters factors fitted earlier (ScaleDecision.Forecasts[i].Params) to
+	// reuse instead of fitting on this history; nil fits them now.
+	Params *HoltWintersParams
 }
 
 // TotalDemand is a workload's demand in units of the metric's per-replica target: the observed value
@@ -108,6 +111,9 @@ type ScaleDecision struct {
 	// model that produced it.
 	Forecast []float64
 	Method   ForecastMethod
+	// Forecasts are every metric's forecasts in the order of ScaleInput.Metrics (predictive mode; a
+	// metric without a usable threshold or observation has the zero value).
+	Forecasts []ForecastResult
 	// Limit is the bound that decided DesiredReplicas when it differs from the stabilized
 	// recommendation; Stabilized tells whether the stabilization window held a scale-down back.
 	Limit      ScalingLimit
@@ -161,7 +167,10 @@ func DecideReplicas(in ScaleInput) ScaleDecision {
 	d := ScaleDecision{Recommendation: -1}
 	horizon := LeadSteps(in.Lead, in.Step) + 1
 	var why string
-	for _, m := range in.Metrics {
+	if in.Mode == ScalingPredictive {
+		d.Forecasts = make([]ForecastResult, len(in.Metrics))
+	}
+	for i, m := range in.Metrics {
 		if !(m.Threshold > 0) {
 			continue
 		}
@@ -172,7 +181,13 @@ func DecideReplicas(in ScaleInput) ScaleDecision {
 		demand, method := last, ForecastMethod("")
 		var forecast []float64
 		if in.Mode == ScalingPredictive {
-			f := ForecastDetail(m.Demand, in.Season, horizon)
+			var f ForecastResult
+			if m.Params != nil {
+				f = ForecastWithParams(m.Demand, in.Season, horizon, *m.Params)
+			} else {
+				f = ForecastDetail(m.Demand, in.Season, horizon)
+			}
+			d.Forecasts[i] = f
 			forecast, method = f.Values, f.Method
 			for _, v := range f.Values {
 				if finite(v) {

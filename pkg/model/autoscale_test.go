@@ -143,3 +143,15 @@ func TestReplicaPower(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideReplicasReusesFactors: factors passed in are the ones the forecast used and returned.
+func TestDecideReplicasReusesFactors(t *testing.T) {
+	p := HoltWintersParams{Alpha: 0.9, Beta: 0, Gamma: 0.05}
+	in := ScaleInput{Mode: ScalingPredictive, Step: time.Minute, Season: 24, CurrentReplicas: 1,
+		Metrics: []MetricDemand{{Metric: "m", Demand: daily(60, 24, 10, 3, 0), Threshold: 1, Params: &p}},
+		Limits:  ReplicaLimits{MaxReplicas: 100}}
+	d := DecideReplicas(in)
+	if d.Forecasts[0].Params != p || d.Method != ForecastHoltWinters {
+		t.Errorf("forecast %+v, want Holt-Winters with %+v", d.Forecasts[0], p)
+	}
+}

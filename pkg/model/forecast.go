@@ -58,6 +58,17 @@ func Forecast(history []float64, season, horizon int) []float64 {
 
 // ForecastDetail is Forecast with the method, the fitted factors and the in-sample error.
 func ForecastDetail(history []float64, season, horizon int) ForecastResult {
+	return forecast(history, season, horizon, nil)
+}
+
+// ForecastWithParams is ForecastDetail with Holt-Winters factors fitted earlier instead of a new fit:
+// fitting is a grid of passes over the history and forecasting one pass, so a caller forecasting every
+// minute may refit every hour and reuse the factors in between (RMSE is then the error of p).
+func ForecastWithParams(history []float64, season, horizon int, p HoltWintersParams) ForecastResult {
+	return forecast(history, season, horizon, &p)
+}
+
+func forecast(history []float64, season, horizon int, params *HoltWintersParams) ForecastResult {
 	if horizon <= 0 {
 		return ForecastResult{Method: ForecastNone, RMSE: math.NaN()}
 	}
@@ -82,10 +93,17 @@ func ForecastDetail(history []float64, season, horizon int) ForecastResult {
 		return ForecastResult{Method: ForecastConstant, Values: repeat(first, horizon), RMSE: math.NaN()}
 	}
 	if canHoltWinters(history, season) {
-		p, sse, n := FitHoltWinters(history, season)
+		st := hwInit(history, season)
+		var p HoltWintersParams
+		if params != nil {
+			p = *params
+		} else {
+			p, _, _ = fitFrom(history, season, st)
+		}
+		sse, n := hwRun(history, season, p, &st)
 		return ForecastResult{
 			Method: ForecastHoltWinters,
-			Values: HoltWintersForecast(history, season, horizon, p),
+			Values: hwForecast(st, len(history), horizon),
 			Params: p,
 			RMSE:   rmse(sse, n),
 		}
@@ -263,7 +281,11 @@ func FitHoltWinters(history []float64, season int) (p HoltWintersParams, sse flo
 	if !canHoltWinters(history, season) {
 		return HoltWintersParams{}, 0, 0
 	}
-	init := hwInit(history, season)
+	return fitFrom(history, season, hwInit(history, season))
+}
+
+// fitFrom is FitHoltWinters from the initial state init, which it leaves unchanged.
+func fitFrom(history []float64, season int, init hwState) (p HoltWintersParams, sse float64, n int) {
 	scratch := hwState{season: make([]float64, season)}
 	best := math.Inf(1)
 	for _, a := range hwAlphas {
@@ -291,9 +313,14 @@ func HoltWintersForecast(history []float64, season, horizon int, p HoltWintersPa
 	}
 	st := hwInit(history, season)
 	hwRun(history, season, p, &st)
+	return hwForecast(st, len(history), horizon)
+}
+
+// hwForecast is level + h x trend + the season of each of the horizon steps after n points.
+func hwForecast(st hwState, n, horizon int) []float64 {
 	out := make([]float64, horizon)
 	for h := range out {
-		out[h] = st.level + float64(h+1)*st.trend + st.season[(len(history)+h)%season]
+		out[h] = st.level + float64(h+1)*st.trend + st.season[(n+h)%len(st.season)]
 	}
 	return out
 }

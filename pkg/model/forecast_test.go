@@ -117,3 +117,16 @@ func BenchmarkForecastTwoDays(b *testing.B) {
 		Forecast(h, season, 4)
 	}
 }
+
+// TestForecastWithParamsReusesTheFit: the fitted factors reproduce the fitted forecast.
+func TestForecastWithParamsReusesTheFit(t *testing.T) {
+	h := withGaps(daily(3*48, 48, 20, 5, 0.01), 11)
+	fitted := ForecastDetail(h, 48, 5)
+	reused := ForecastWithParams(h, 48, 5, fitted.Params)
+	if diff := cmp.Diff(fitted, reused); diff != "" {
+		t.Errorf("reused factors (-fitted +reused):\n%s", diff)
+	}
+	if other := ForecastWithParams(h, 48, 5, HoltWintersParams{Alpha: 1}); cmp.Equal(other.Values, fitted.Values) {
+		t.Errorf("other factors gave the same forecast %v", other.Values)
+	}
+}
