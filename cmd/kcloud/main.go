@@ -23,6 +23,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimulateCommand(), newDevCommand(), newRunCommand())
+	root.AddCommand(newSimulateCommand(), newSimulateAutoscaleCommand(), newDevCommand(), newRunCommand())
 	return root
 }
