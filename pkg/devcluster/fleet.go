@@ -49,6 +49,12 @@ func ProfileNames() []string {
 	return names
 }
 
+// Node labels of the simulated fleet beyond the catalog's.
+const (
+	LabelAccelerator = "accelerator"
+	LabelNVIDIAClass = "gpu.nvidia.com/class"
+)
+
 // defaultFleet is a small mixed cloud fleet: 20 nodes over NVIDIA, AMD, Intel, AWS, Rebellions and
 // FuriosaAI accelerators, spot and on-demand, in regions of different carbon intensity.
 func defaultFleet() ([]NodeGroup, error) {
@@ -188,6 +194,14 @@ func buildNode(name, profile string, g NodeGroup, dev catalog.DeviceSpec, cpus, 
 	if g.Model != "" && g.Accelerators > 0 {
 		if dev.ProductLabelKey != "" && dev.ProductLabel != "" {
 			labels[dev.ProductLabelKey] = dev.ProductLabel
+		}
+		// The labels platform teams put on accelerator nodes and the product description's examples
+		// select on (accelerator: nvidia-gpu, gpu.nvidia.com/class: compute).
+		if vendor := strings.Fields(dev.Vendor); len(vendor) > 0 {
+			labels[LabelAccelerator] = strings.ToLower(vendor[0]) + "-" + string(dev.Kind)
+		}
+		if dev.Resource == catalog.ResourceNVIDIAGPU {
+			labels[LabelNVIDIAClass] = "compute"
 		}
 		capacity[corev1.ResourceName(dev.Resource)] = *resource.NewQuantity(int64(g.Accelerators), resource.DecimalSI)
 	}
