@@ -113,50 +113,47 @@ func TestThresholdsReached(t *testing.T) {
 	}
 }
 
-func TestBestTotals(t *testing.T) {
-	cheap := &Economics{PricePerHour: 4, HostIdleWatts: 100, HostMaxWatts: 200, Device: PowerCurve{{0, 50}, {1, 300}}}
-	dear := &Economics{PricePerHour: 8, HostIdleWatts: 100, HostMaxWatts: 200, Device: PowerCurve{{0, 20}, {1, 150}}}
+func TestWorkloadPlacement(t *testing.T) {
+	od := &Economics{PricePerHour: 8, HostIdleWatts: 100, HostMaxWatts: 200, Device: PowerCurve{{0, 50}, {1, 300}}}
+	spot := &Economics{PricePerHour: 3, HostIdleWatts: 100, HostMaxWatts: 200, Device: PowerCurve{{0, 50}, {1, 300}}, Spot: true}
+	big := &Economics{PricePerHour: 10, HostIdleWatts: 200, HostMaxWatts: 400, Device: PowerCurve{{0, 40}, {1, 400}}}
 	gpu := Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: MilliPerGPU}
-	fleet := func() []Node { return []Node{node(4), node(4), node(1)} }
-	econ := []*Economics{dear, cheap, cheap}
-	at := func(p Pod, n int) Placed {
-		nodes := fleet()
-		return Placed{Pod: p, Node: n, Current: Totals{AttributedCost(&p, &nodes[n], econ[n]), AttributedPower(&p, &nodes[n], econ[n])}}
+	twoGPU := Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 2, GPUMilli: MilliPerGPU}
+	on := func(n Node, pods ...Pod) Node {
+		for i := range pods {
+			Assign(&pods[i], &n, Allocation{Device: BestFitDevice(&pods[i], &n)})
+		}
+		return n
 	}
 	all := func(int, int) bool { return true }
 	tests := []struct {
 		name    string
+		nodes   []Node
+		econ    []*Economics
 		placed  []Placed
 		allowed func(int, int) bool
-		want    Totals
+		current float64
+		best    float64
 	}{
-		// The dear node draws less: its devices idle at 20 W against 50 W.
-		{"already on the cheapest", []Placed{at(gpu, 1)}, all, Totals{CostPerHour: 1, PowerWatts: at(gpu, 0).Current.PowerWatts}},
-		{"a cheaper node exists", []Placed{at(gpu, 0)}, all, Totals{CostPerHour: 1, PowerWatts: at(gpu, 0).Current.PowerWatts}},
-		{"not allowed to move", []Placed{at(gpu, 0)}, func(_, n int) bool { return n == 0 }, at(gpu, 0).Current},
-		// Five pods: four fit the cheap 4-GPU node, the fifth takes the 1-GPU node (price 4/1 = 4 > 8/4).
-		{"moved pods take room", []Placed{at(gpu, 0), at(gpu, 0), at(gpu, 0), at(gpu, 0), at(gpu, 0)}, all,
-			Totals{CostPerHour: 4*1 + 2, PowerWatts: 5 * at(gpu, 0).Current.PowerWatts}},
+		{"alone on a dear node, an empty cheap one waits", []Node{on(node(2), gpu), node(2)}, []*Economics{od, spot},
+			[]Placed{{Pod: gpu, Node: 0}}, all, 8, 3},
+		{"not allowed to move", []Node{on(node(2), gpu), node(2)}, []*Economics{od, spot},
+			[]Placed{{Pod: gpu, Node: 0}}, func(_, n int) bool { return n == 0 }, 8, 8},
+		// Filling a 4-GPU node costs the cluster its price; an 8-GPU node half used would cost more.
+		{"filling a node beats half of a bigger one", []Node{on(node(4), twoGPU, twoGPU), node(8)}, []*Economics{od, big},
+			[]Placed{{Pod: twoGPU, Node: 0}, {Pod: twoGPU, Node: 0}}, all, 8, 8},
+		{"sharing a node that runs anyway costs nothing more", []Node{on(node(2), gpu), on(node(2), gpu)}, []*Economics{od, spot},
+			[]Placed{{Pod: gpu, Node: 0}}, all, 8, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := BestTotals(tc.placed, fleet(), econ, tc.allowed)
-			if math.Abs(got.CostPerHour-tc.want.CostPerHour) > 1e-9 || math.Abs(got.PowerWatts-tc.want.PowerWatts) > 1e-9 {
-				t.Errorf("BestTotals = %+v, want %+v", got, tc.want)
+			got := WorkloadPlacement(tc.placed, tc.nodes, tc.econ, tc.allowed)
+			if math.Abs(got.Current.CostPerHour-tc.current) > 1e-9 || math.Abs(got.Best.CostPerHour-tc.best) > 1e-9 {
+				t.Errorf("cost: current %v best %v, want %v %v", got.Current.CostPerHour, got.Best.CostPerHour, tc.current, tc.best)
+			}
+			if got.Best.PowerWatts > got.Current.PowerWatts+1e-9 {
+				t.Errorf("best power %v above current %v", got.Best.PowerWatts, got.Current.PowerWatts)
 			}
 		})
-	}
-}
-
-func TestMeanTotals(t *testing.T) {
-	cheap := &Economics{PricePerHour: 4}
-	dear := &Economics{PricePerHour: 8}
-	gpu := Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: MilliPerGPU}
-	nodes := []Node{node(4), node(4), node(4, 0, 0, 0, 0)} // the third is full
-	econ := []*Economics{dear, cheap, cheap}
-	placed := []Placed{{Pod: gpu, Node: 0, Current: Totals{CostPerHour: 2}}}
-	got := MeanTotals(placed, nodes, econ, func(int, int) bool { return true })
-	if want := (2.0 + 1.0) / 2; math.Abs(got.CostPerHour-want) > 1e-9 {
-		t.Errorf("mean cost = %v, want %v (its own node and the free cheap one; the full node does not count)", got.CostPerHour, want)
 	}
 }

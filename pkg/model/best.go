@@ -1,81 +1,128 @@
 package model
 
-// Placed is a pod where it runs now: the node it is on (by index into the nodes given to
-// BestTotals) and what it costs and draws there.
+// Placed is one pod of a workload where it runs now: the index of its node among the nodes given
+// to WorkloadPlacement (-1 when its node is not among them) and, for a GPU share, its device.
 type Placed struct {
-	Pod     Pod
-	Node    int
-	Current Totals
+	Pod    Pod
+	Node   int
+	Device int
 }
 
-// BestTotals is what the pods would cost and draw on the nodes the model finds cheapest (for cost)
-// and most frugal (for power), each chosen greedily pod by pod: a pod may move to any node it fits
-// (allowed says which nodes a pod may use, in the nodes' state with every other pod in place) or
-// stay where it is. Pods that move take room, so later pods see it. Each dimension is minimised on
-// its own, as OptimizationScore compares them one by one.
-func BestTotals(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool) Totals {
-	return Totals{
-		CostPerHour: greedyBest(placed, nodes, econ, allowed, func(t Totals) float64 { return t.CostPerHour },
-			func(p *Pod, n *Node, e *Economics) float64 { return AttributedCost(p, n, e) }),
-		PowerWatts: greedyBest(placed, nodes, econ, allowed, func(t Totals) float64 { return t.PowerWatts },
-			func(p *Pod, n *Node, e *Economics) float64 { return AttributedPower(p, n, e) }),
-	}
+// Placement compares what a workload costs the cluster where it runs with the best placement the
+// model finds and with a cost-blind one, all in the marginal terms the scheduler ranks nodes by:
+// what the cluster's hourly bill and draw would drop by if the workload left (Current), what they
+// would rise by at the best place (Best, never above Current: staying is a placement too) and on
+// an average feasible node (Mean). Cost and power are minimised each on its own.
+type Placement struct {
+	Current, Best, Mean Totals
 }
 
-func greedyBest(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool,
-	current func(Totals) float64, on func(*Pod, *Node, *Economics) float64) float64 {
-	taken := map[int]Node{} // nodes that moved pods have filled, copied on first use
-	total := 0.0
+// WorkloadPlacement evaluates a workload's placement on nodes in their current state (the
+// workload's own pods included). allowed says which nodes a pod may move to.
+func WorkloadPlacement(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool) Placement {
+	freed := map[int]Node{} // nodes with the workload's pods taken off
 	for i := range placed {
 		pl := &placed[i]
-		best, bestNode := current(pl.Current), -1
+		if pl.Node < 0 {
+			continue
+		}
+		n, ok := freed[pl.Node]
+		if !ok {
+			n = nodes[pl.Node]
+		}
+		takeOff(&pl.Pod, &n, pl.Device)
+		freed[pl.Node] = n
+	}
+	var p Placement
+	for j, n := range freed {
+		p.Current.CostPerHour += NodeCost(&nodes[j], econ[j]) - NodeCost(&n, econ[j])
+		p.Current.PowerWatts += NodePower(&nodes[j], econ[j]) - NodePower(&n, econ[j])
+	}
+	p.Best.CostPerHour = min(p.Current.CostPerHour, greedyPlace(placed, nodes, freed, econ, allowed, func(m Marginal) float64 { return m.CostPerHour }))
+	p.Best.PowerWatts = min(p.Current.PowerWatts, greedyPlace(placed, nodes, freed, econ, allowed, func(m Marginal) float64 { return m.PowerWatts }))
+	for i := range placed {
+		pl := &placed[i]
+		var sum Totals
+		count := 0.0
 		for j := range nodes {
-			if j == pl.Node || !allowed(i, j) {
+			if j != pl.Node && !allowed(i, j) {
 				continue
 			}
 			n := nodes[j]
-			if t, ok := taken[j]; ok {
-				n = t
+			if f, ok := freed[j]; ok {
+				n = f
 			}
 			if !Fits(&pl.Pod, &n) {
 				continue
 			}
-			if v := on(&pl.Pod, &n, econ[j]); v < best {
+			m := MarginalOf(&pl.Pod, &n, Allocation{Device: BestFitDevice(&pl.Pod, &n)}, econ[j])
+			sum.CostPerHour += m.CostPerHour
+			sum.PowerWatts += m.PowerWatts
+			count++
+		}
+		if count > 0 {
+			p.Mean.CostPerHour += sum.CostPerHour / count
+			p.Mean.PowerWatts += sum.PowerWatts / count
+		}
+	}
+	return p
+}
+
+// greedyPlace puts the pods back one by one, each where it adds least to the dimension, starting
+// from the nodes with the whole workload taken off; a pod that fits nowhere else goes back home.
+func greedyPlace(placed []Placed, nodes []Node, freed map[int]Node, econ []*Economics, allowed func(pod, node int) bool,
+	dim func(Marginal) float64) float64 {
+	state := make(map[int]Node, len(freed))
+	for j, n := range freed {
+		state[j] = n
+	}
+	at := func(j int) Node {
+		if n, ok := state[j]; ok {
+			return n
+		}
+		return nodes[j]
+	}
+	total := 0.0
+	for i := range placed {
+		pl := &placed[i]
+		best, bestNode := 0.0, -1
+		for j := range nodes {
+			if j != pl.Node && !allowed(i, j) {
+				continue
+			}
+			n := at(j)
+			if !Fits(&pl.Pod, &n) {
+				continue
+			}
+			v := dim(MarginalOf(&pl.Pod, &n, Allocation{Device: BestFitDevice(&pl.Pod, &n)}, econ[j]))
+			if bestNode < 0 || v < best {
 				best, bestNode = v, j
 			}
 		}
-		if bestNode >= 0 {
-			n, ok := taken[bestNode]
-			if !ok {
-				n = nodes[bestNode]
-			}
-			a := Allocation{Device: BestFitDevice(&pl.Pod, &n)}
-			Assign(&pl.Pod, &n, a)
-			taken[bestNode] = n
+		if bestNode < 0 {
+			continue // its node is gone from the fleet and nothing else fits: nothing to compare
 		}
+		n := at(bestNode)
+		Assign(&pl.Pod, &n, Allocation{Device: BestFitDevice(&pl.Pod, &n)})
+		state[bestNode] = n
 		total += best
 	}
 	return total
 }
 
-// MeanTotals is what the pods would cost and draw on an average node they could run on: for each
-// pod, the mean over the nodes it fits and may use (and its own), each pod on its own. It is the
-// expected outcome of a placement blind to cost and power, against which savings are counted.
-func MeanTotals(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool) Totals {
-	var t Totals
-	for i := range placed {
-		pl := &placed[i]
-		sum, count := pl.Current, 1.0
-		for j := range nodes {
-			if j == pl.Node || !allowed(i, j) || !Fits(&pl.Pod, &nodes[j]) {
-				continue
+// takeOff removes a placed pod from a node's state: a share from its device, whole devices from
+// the last fully allocated ones (which devices a whole-GPU pod holds is the device plugin's business).
+func takeOff(p *Pod, n *Node, device int) {
+	a := Allocation{Device: device}
+	if p.GPUCount > 0 && !p.IsShare() {
+		for d := n.Devices - 1; d >= 0 && len(a.Whole) < p.GPUCount; d-- {
+			if n.DeviceFree[d] == 0 {
+				a.Whole = append(a.Whole, d)
 			}
-			sum.CostPerHour += AttributedCost(&pl.Pod, &nodes[j], econ[j])
-			sum.PowerWatts += AttributedPower(&pl.Pod, &nodes[j], econ[j])
-			count++
 		}
-		t.CostPerHour += sum.CostPerHour / count
-		t.PowerWatts += sum.PowerWatts / count
 	}
-	return t
+	if p.IsShare() && (device < 0 || device >= n.Devices) {
+		return
+	}
+	Release(p, n, a)
 }

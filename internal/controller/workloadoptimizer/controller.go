@@ -23,6 +23,7 @@ import (
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/pkg/model"
 )
 
 // Reconciler reconciles one WorkloadOptimizer at a time.
@@ -48,8 +49,9 @@ type state struct {
 	// figures of running pods, in the order of pods
 	running  []runningPod
 	current  totals
-	best     totals
-	baseline totals
+	// placement in the cluster's marginal terms: what the workload adds to the bill and the draw
+	// where it runs, at best, and on an average feasible node.
+	placement model.Placement
 }
 
 type runningPod struct {
@@ -143,8 +145,9 @@ func (r *Reconciler) observe(st *state) {
 	metrics.WorkloadCost.WithLabelValues(ns, name).Set(wo.Status.CurrentCost)
 	metrics.WorkloadPower.DeletePartialMatch(map[string]string{"namespace": ns, "name": name})
 	metrics.WorkloadPower.WithLabelValues(ns, name, wo.Status.PowerSource).Set(wo.Status.CurrentPower)
-	metrics.PowerSavingsWatts.WithLabelValues(ns, name).Set(max(0, st.baseline.power-st.current.power))
-	saved := r.savings.advance(ctrl.ObjectKeyFromObject(wo), st.now, max(0, st.baseline.cost-st.current.cost))
+	pl := st.placement
+	metrics.PowerSavingsWatts.WithLabelValues(ns, name).Set(max(0, pl.Mean.PowerWatts-pl.Current.PowerWatts))
+	saved := r.savings.advance(ctrl.ObjectKeyFromObject(wo), st.now, max(0, pl.Mean.CostPerHour-pl.Current.CostPerHour))
 	metrics.CostSavingsTotal.WithLabelValues(ns, name).Add(saved)
 }
 

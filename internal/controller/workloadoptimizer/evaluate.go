@@ -77,7 +77,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		if !ok {
 			node = -1 // its node is cordoned or not ready: the pod may only move
 		}
-		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: node, Current: rp.fig.CatalogTotals})
+		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: node, Device: kube.DeviceIndex(rp.pod)})
 		rules = append(rules, r.ruleFor(ctx, rp.pod))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
@@ -94,10 +94,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		return model.AttributedCost(p, n, e) <= maxCost && model.AttributedPower(p, n, e) <= maxPower &&
 			rules[pod].allows(snap.Objs[node], e)
 	}
-	best := model.BestTotals(placed, snap.Nodes, snap.Econ, allowed)
-	mean := model.MeanTotals(placed, snap.Nodes, snap.Econ, allowed)
-	st.best = totals{best.CostPerHour, best.PowerWatts}
-	st.baseline = totals{mean.CostPerHour, mean.PowerWatts}
+	st.placement = model.WorkloadPlacement(placed, snap.Nodes, snap.Econ, allowed)
 	return nil
 }
 
@@ -219,9 +216,10 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	s.RunningReplicas = int32(len(st.running))
 	s.CurrentCost = round(st.current.cost, 4)
 	s.CurrentPower = round(st.current.power, 1)
-	s.BestCost = round(st.best.cost, 4)
-	s.BestPower = round(st.best.power, 1)
-	s.PotentialSavings = round(max(0, st.current.cost-st.best.cost), 4)
+	pl := st.placement
+	s.BestCost = round(pl.Best.CostPerHour, 4)
+	s.BestPower = round(pl.Best.PowerWatts, 1)
+	s.PotentialSavings = round(max(0, pl.Current.CostPerHour-pl.Best.CostPerHour), 4)
 	var nodes, sources []string
 	for _, rp := range st.running {
 		if !slices.Contains(nodes, rp.fig.Node) {
@@ -236,14 +234,9 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 		s.AssignedNode = st.running[0].fig.Node
 	}
 	s.PowerSource = fleet.CombineSources(sources)
-	catalogCurrent := model.Totals{}
-	for _, rp := range st.running {
-		catalogCurrent.CostPerHour += rp.fig.CatalogTotals.CostPerHour
-		catalogCurrent.PowerWatts += rp.fig.CatalogTotals.PowerWatts
-	}
 	s.OptimizationScore = 0
 	if len(st.running) > 0 {
-		s.OptimizationScore = round(model.OptimizationScore(catalogCurrent, model.Totals{CostPerHour: st.best.cost, PowerWatts: st.best.power}), 4)
+		s.OptimizationScore = round(model.OptimizationScore(pl.Current, pl.Best), 4)
 	}
 
 	was := map[string]metav1.ConditionStatus{}
@@ -253,7 +246,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	set := func(t string, status metav1.ConditionStatus, reason, msg string) {
 		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: wo.Generation})
 	}
-	cheapest, frugal := r.optimality(st, catalogCurrent)
+	cheapest, frugal := optimality(pl)
 	switch {
 	case len(st.running) == 0:
 		msg := fmt.Sprintf("none of the workload's %d pod(s) runs on a node", len(st.pods))
@@ -262,19 +255,19 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	default:
 		if cheapest {
 			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonCheapestPlacement,
-				fmt.Sprintf("%d running pod(s) cost %.4f USD/h; no feasible placement is cheaper", len(st.running), catalogCurrent.CostPerHour))
+				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; no feasible placement adds less", len(st.running), pl.Current.CostPerHour))
 		} else {
 			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonCheaperPlacementAvailable,
-				fmt.Sprintf("%d running pod(s) cost %.4f USD/h; feasible nodes would cost %.4f USD/h (%.4f less)",
-					len(st.running), catalogCurrent.CostPerHour, st.best.cost, catalogCurrent.CostPerHour-st.best.cost))
+				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; on feasible nodes they would add %.4f USD/h (%.4f less)",
+					len(st.running), pl.Current.CostPerHour, pl.Best.CostPerHour, pl.Current.CostPerHour-pl.Best.CostPerHour))
 		}
 		if frugal {
 			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonFrugalPlacement,
-				fmt.Sprintf("%d running pod(s) draw %.1f W; no feasible placement draws less", len(st.running), catalogCurrent.PowerWatts))
+				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; no feasible placement adds less", len(st.running), pl.Current.PowerWatts))
 		} else {
 			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonFrugalPlacementAvailable,
-				fmt.Sprintf("%d running pod(s) draw %.1f W; feasible nodes would draw %.1f W (%.1f less)",
-					len(st.running), catalogCurrent.PowerWatts, st.best.power, catalogCurrent.PowerWatts-st.best.power))
+				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; on feasible nodes they would add %.1f W (%.1f less)",
+					len(st.running), pl.Current.PowerWatts, pl.Best.PowerWatts, pl.Current.PowerWatts-pl.Best.PowerWatts))
 		}
 	}
 	within, reason, msg := limitsState(wo)
@@ -313,11 +306,11 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	return nil
 }
 
-// optimality says whether the current placement is as cheap and as frugal as the best found,
-// within the tolerances.
-func (r *Reconciler) optimality(st *state, current model.Totals) (cheapest, frugal bool) {
-	cheapest = current.CostPerHour-st.best.cost <= math.Max(costTolerance, 0.01*current.CostPerHour)
-	frugal = current.PowerWatts-st.best.power <= math.Max(powerTolerance, 0.01*current.PowerWatts)
+// optimality says whether the current placement is as cheap and as frugal, for the cluster, as
+// the best found, within the tolerances.
+func optimality(pl model.Placement) (cheapest, frugal bool) {
+	cheapest = pl.Current.CostPerHour-pl.Best.CostPerHour <= math.Max(costTolerance, 0.01*pl.Current.CostPerHour)
+	frugal = pl.Current.PowerWatts-pl.Best.PowerWatts <= math.Max(powerTolerance, 0.01*pl.Current.PowerWatts)
 	return cheapest, frugal
 }
 
