@@ -208,9 +208,10 @@ func TestTrainingExampleStatus(t *testing.T) {
 			t.Errorf("condition %s = %+v, want True with reason %s", want.typ, cond, want.reason)
 		}
 	}
-	// The pod is as cheap as it can be among nodes where it fits now, whatever other tests hold.
-	if cond := meta.FindStatusCondition(s.Conditions, kcloudv1alpha1.ConditionCostOptimized); cond == nil || cond.Reason == kcloudv1alpha1.ReasonNoRunningPods {
-		t.Errorf("condition CostOptimized = %+v", cond)
+	// The operator, pricing every feasible placement from the catalog, agrees with the scheduler.
+	if cond := meta.FindStatusCondition(s.Conditions, kcloudv1alpha1.ConditionCostOptimized); cond == nil ||
+		cond.Status != metav1.ConditionTrue || cond.Reason != kcloudv1alpha1.ReasonCheapestPlacement {
+		t.Errorf("condition CostOptimized = %+v, want True (%s)", cond, kcloudv1alpha1.ReasonCheapestPlacement)
 	}
 	if s.Budget == nil || s.Budget.Remaining > *wo.Spec.CostConstraints.BudgetLimit || s.Budget.Spend < 0 {
 		t.Errorf("status.budget = %+v", s.Budget)
@@ -477,5 +478,101 @@ func TestBudgetSurvivesOperatorRestart(t *testing.T) {
 	}
 	if afterUntil.Sub(beforeUntil) < 6*time.Second {
 		t.Errorf("accountedUntil went from %s to %s across a 6-second outage", beforeUntil, afterUntil)
+	}
+}
+
+// TestSpecExamplesLandCheapest applies the product description's other two examples with pods of
+// their size, linked by label and completed by the mutating webhook: llm-serving's two replicas run
+// where the operator, pricing every feasible placement from the catalog, finds nothing cheaper for
+// the cluster; bert-training's eight A100s draw more than its 4,000 W cap on every node that has
+// eight NVIDIA GPUs, so its pod stays Pending with an event naming the cap.
+func TestSpecExamplesLandCheapest(t *testing.T) {
+	ctx := context.Background()
+	c := crClient(t)
+	apply := func(file string) *kcloudv1alpha1.WorkloadOptimizer {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(suite.Root, "config/samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wo := &kcloudv1alpha1.WorkloadOptimizer{}
+		if err := yaml.UnmarshalStrict(raw, wo); err != nil {
+			t.Fatal(err)
+		}
+		if wo.Namespace == "" {
+			wo.Namespace = "default"
+		}
+		if _, err := suite.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: wo.Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		if err := c.Create(ctx, wo); apierrors.IsAlreadyExists(err) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(wo), wo); err != nil {
+				t.Fatal(err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return wo
+	}
+	serving := apply("kcloud_v1alpha1_workloadoptimizer_llm-serving.yaml")
+	training := apply("kcloud_v1alpha1_workloadoptimizer_bert-training.yaml")
+	time.Sleep(2 * time.Second) // the scheduler's and the webhook's caches see them
+	bare := func(ns, name, wo string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{kube.LabelOptimizer: wo}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.com/model:1"}}}}
+	}
+	create(t, bare(serving.Namespace, "llm-0", serving.Name), bare(serving.Namespace, "llm-1", serving.Name), bare(training.Namespace, "bert-0", training.Name))
+
+	eventually(t, 2*time.Minute, func() error {
+		got := &kcloudv1alpha1.WorkloadOptimizer{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(serving), got); err != nil {
+			return err
+		}
+		if got.Status.RunningReplicas != 2 {
+			return fmt.Errorf("llm-serving: %d of 2 replicas running", got.Status.RunningReplicas)
+		}
+		cond := meta.FindStatusCondition(got.Status.Conditions, kcloudv1alpha1.ConditionCostOptimized)
+		if cond == nil || cond.Status != metav1.ConditionTrue {
+			return fmt.Errorf("llm-serving on %v: CostOptimized %+v", got.Status.AssignedNodes, cond)
+		}
+		if got.Status.CurrentCost > *serving.Spec.CostConstraints.MaxCostPerHour {
+			return fmt.Errorf("llm-serving costs %.4f USD/h over its cap", got.Status.CurrentCost)
+		}
+		t.Logf("llm-serving: 2 replicas on %v, charged %.4f USD/h: %s", got.Status.AssignedNodes, got.Status.CurrentCost, cond.Message)
+		return nil
+	})
+
+	// bert-training: no node with eight NVIDIA GPUs keeps the cap, by the catalog's own figures.
+	pod, err := suite.Client.CoreV1().Pods(training.Namespace).Get(ctx, "bert-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := pod.Spec.Containers[0].Resources.Limits[catalog.ResourceNVIDIAGPU]; q.Value() != 8 {
+		t.Fatalf("the webhook did not give bert-0 the example's 8 GPUs: %v", pod.Spec.Containers[0].Resources)
+	}
+	nodes, err := suite.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if q := n.Status.Allocatable[catalog.ResourceNVIDIAGPU]; q.Value() < 8 {
+			continue
+		}
+		_, watts := expectedFigures(t, pod, n)
+		t.Logf("bert-training on %s would draw %.1f W (cap %.0f W)", n.Name, watts, *training.Spec.PowerConstraints.MaxPowerUsage)
+		if watts <= *training.Spec.PowerConstraints.MaxPowerUsage {
+			t.Errorf("%s keeps bert-training's power cap: the pod should run there", n.Name)
+		}
+	}
+	eventually(t, time.Minute, func() error {
+		msgs := strings.Join(failedScheduling(t, training.Namespace, "bert-0"), "\n")
+		if !strings.Contains(msgs, "WorkloadOptimizer ml-workloads/bert-training maxPowerUsage: power cap 4000 W exceeded") {
+			return fmt.Errorf("no FailedScheduling event naming the power cap yet: %q", msgs)
+		}
+		return nil
+	})
+	if p, _ := suite.Client.CoreV1().Pods(training.Namespace).Get(ctx, "bert-0", metav1.GetOptions{}); p.Spec.NodeName != "" {
+		t.Errorf("bert-0 bound to %s despite the cap", p.Spec.NodeName)
 	}
 }

@@ -227,6 +227,34 @@ type Snapshot struct {
 	Econ  []*model.Economics
 	Objs  []*corev1.Node
 	Index map[string]int
+	// Placed holds the pods the snapshot counts on its nodes, with the device a share was counted on.
+	Placed map[types.UID]PlacedPod
+}
+
+// PlacedPod is where the snapshot counted a pod.
+type PlacedPod struct {
+	Node   int
+	Device int
+}
+
+// SnapshotFor is Snapshot, rebuilt first if it does not count every given running pod yet: a
+// workload must be judged in a state that includes it.
+func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot, error) {
+	s, err := f.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pods {
+		if _, counted := s.Placed[p.UID]; !counted && Running(p) {
+			if _, known := s.Index[p.Spec.NodeName]; known {
+				f.mu.Lock()
+				f.snap = nil
+				f.mu.Unlock()
+				return f.Snapshot(ctx)
+			}
+		}
+	}
+	return s, nil
 }
 
 // Snapshot returns the free capacity of every schedulable, ready node that the catalog can price,
@@ -250,7 +278,7 @@ func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
-	s := &Snapshot{Index: map[string]int{}}
+	s := &Snapshot{Index: map[string]int{}, Placed: map[types.UID]PlacedPod{}}
 	for i := range nodes.Items {
 		node := &nodes.Items[i]
 		if node.Spec.Unschedulable || !ready(node) {
@@ -285,6 +313,7 @@ func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 			continue
 		}
 		model.Assign(&p, n, a)
+		s.Placed[pod.UID] = PlacedPod{Node: j, Device: a.Device}
 	}
 	f.snap, f.snapAt = s, now
 	return s, nil

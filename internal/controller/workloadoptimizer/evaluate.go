@@ -66,18 +66,24 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if len(st.running) == 0 {
 		return nil
 	}
-	snap, err := r.Fleet.Snapshot(ctx)
+	running := make([]*corev1.Pod, len(st.running))
+	for i, rp := range st.running {
+		running[i] = rp.pod
+	}
+	snap, err := r.Fleet.SnapshotFor(ctx, running)
 	if err != nil {
 		return err
 	}
 	placed := make([]model.Placed, 0, len(st.running))
 	rules := make([]placementRule, 0, len(st.running))
 	for _, rp := range st.running {
-		node, ok := snap.Index[rp.fig.Node]
-		if !ok {
-			node = -1 // its node is cordoned or not ready: the pod may only move
+		// Where the snapshot counted the pod; -1 when it did not (its node is cordoned or not
+		// ready): the pod may only move.
+		where, counted := snap.Placed[rp.pod.UID]
+		if !counted {
+			where = fleet.PlacedPod{Node: -1, Device: -1}
 		}
-		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: node, Device: kube.DeviceIndex(rp.pod)})
+		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
 		rules = append(rules, r.ruleFor(ctx, rp.pod))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
