@@ -47,8 +47,8 @@ type state struct {
 	target error         // why the target could not be read, if it could not
 	events []event
 	// figures of running pods, in the order of pods
-	running  []runningPod
-	current  totals
+	running []runningPod
+	current totals
 	// placement in the cluster's marginal terms: what the workload adds to the bill and the draw
 	// where it runs, at best, and on an average feasible node.
 	placement model.Placement
