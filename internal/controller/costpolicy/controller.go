@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -60,11 +59,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if cp.Spec.Budget != nil {
 		period = fleet.Period(cp.Spec.Budget.Period)
 	}
-	ledger := model.Ledger{Amount: s.CurrentSpend}
-	if s.PeriodStart != nil && s.AccountedUntil != nil {
-		ledger.PeriodStart, ledger.AccountedUntil = s.PeriodStart.Time, s.AccountedUntil.Time
-	}
-	ledger, from, err := ledger.Advance(now, period)
+	ledger, from, err := fleet.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.CurrentSpend, now, period)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("CostPolicy %s: spec.budget.period: %w", cp.Name, err)
 	}
@@ -84,71 +79,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.ObservedGeneration = cp.Generation
 	s.RemainingBudget = nil
 
-	var evs []ev
-	was := conditionStatuses(s.Conditions)
-	set := func(t string, st metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: cp.Generation})
-		if st == metav1.ConditionTrue && was[t] != metav1.ConditionTrue {
-			evs = append(evs, ev{t, msg})
-		}
-	}
-	enforcement := cp.Spec.Enforcement
-	if enforcement == "" {
-		enforcement = kcloudv1alpha1.EnforcementWarn
-	}
+	conds := fleet.NewPolicyConditions(&s.Conditions, cp.Generation, cp.Spec.Enforcement)
+	var amount *float64
+	var thresholds []int32
 	if b := cp.Spec.Budget; b != nil {
 		left := b.Amount - ledger.Amount
 		s.RemainingBudget = &left
-		since := ledger.PeriodStart.Format(time.RFC3339)
-		spent := fmt.Sprintf("spent %.4f of %.4f USD in the %s since %s", ledger.Amount, b.Amount, period, since)
-		if ledger.Amount >= b.Amount {
-			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, spent+"; enforcement: "+string(enforcement))
-		} else {
-			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, spent)
-		}
-		if top := model.ThresholdsReached(ledger.Amount, b.Amount, b.AlertThresholds); top > 0 {
-			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", spent, top))
-		} else {
-			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, spent)
-		}
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetExceeded)
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetWarning)
+		amount, thresholds = &b.Amount, b.AlertThresholds
 	}
-	if c := cp.Spec.MaxCostPerHour; c != nil {
-		msg := fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, *c)
-		if covered.CostPerHour > *c {
-			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg+"; enforcement: "+string(enforcement))
-		} else {
-			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
-		}
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCapExceeded)
-	}
+	conds.Budget(amount, thresholds, ledger.Amount, fmt.Sprintf("spent %.4f of %.4f USD in the %s since %s",
+		ledger.Amount, fleet.ValueOr0(amount), period, ledger.PeriodStart.Format(time.RFC3339)))
+	c := cp.Spec.MaxCostPerHour
+	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.CostPerHour > *c,
+		fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, fleet.ValueOr0(c)))
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})
 		if err := r.Client.Status().Patch(ctx, cp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of CostPolicy %s: %w", cp.Name, err)
 		}
-		for _, e := range evs {
-			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, e.reason, "Account", "%s", e.note)
+		for _, e := range conds.Events {
+			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, e[0], "Account", "%s", e[1])
 		}
 	}
 	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
 	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
 	log.FromContext(ctx).V(1).Info("Accounted policy", "costPolicy", klog.KObj(cp), "spend", s.CurrentSpend, "costPerHour", s.CurrentCostPerHour, "pods", s.CoveredPods)
 	return reconcile.Result{RequeueAfter: r.interval()}, nil
-}
-
-type ev struct{ reason, note string }
-
-func conditionStatuses(cs []metav1.Condition) map[string]metav1.ConditionStatus {
-	m := map[string]metav1.ConditionStatus{}
-	for _, c := range cs {
-		m[c.Type] = c.Status
-	}
-	return m
 }
 
 func (r *Reconciler) interval() time.Duration {

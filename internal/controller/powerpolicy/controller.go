@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -60,16 +59,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if pp.Spec.EnergyBudget != nil {
 		period = fleet.Period(pp.Spec.EnergyBudget.Period)
 	}
-	energy := model.Ledger{Amount: s.EnergyThisPeriodKWh}
-	if s.PeriodStart != nil && s.AccountedUntil != nil {
-		energy.PeriodStart, energy.AccountedUntil = s.PeriodStart.Time, s.AccountedUntil.Time
-	}
 	carbon := s.CarbonThisPeriodKg
-	next, from, err := energy.Advance(now, period)
+	next, from, err := fleet.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.EnergyThisPeriodKWh, now, period)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("PowerPolicy %s: spec.energyBudget.period: %w", pp.Name, err)
 	}
-	if !next.PeriodStart.Equal(energy.PeriodStart) {
+	if s.PeriodStart == nil || !next.PeriodStart.Equal(s.PeriodStart.Time) {
 		carbon = 0 // a new period
 	}
 	maxCarbon := 0.0
@@ -93,65 +88,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.CoveredPods = covered.Pods
 	s.ObservedGeneration = pp.Generation
 
-	var evs [][2]string
-	was := map[string]metav1.ConditionStatus{}
-	for _, c := range s.Conditions {
-		was[c.Type] = c.Status
-	}
-	set := func(t string, st metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: pp.Generation})
-		if st == metav1.ConditionTrue && was[t] != metav1.ConditionTrue {
-			evs = append(evs, [2]string{t, msg})
-		}
-	}
-	enforcement := pp.Spec.Enforcement
-	if enforcement == "" {
-		enforcement = kcloudv1alpha1.EnforcementWarn
-	}
+	conds := fleet.NewPolicyConditions(&s.Conditions, pp.Generation, pp.Spec.Enforcement)
+	var amount *float64
+	var thresholds []int32
 	if b := pp.Spec.EnergyBudget; b != nil {
-		used := fmt.Sprintf("used %.4f of %.4f kWh in the %s since %s", next.Amount, b.KilowattHours, period, next.PeriodStart.Format(time.RFC3339))
-		if next.Amount >= b.KilowattHours {
-			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, used+"; enforcement: "+string(enforcement))
-		} else {
-			set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, used)
-		}
-		if top := model.ThresholdsReached(next.Amount, b.KilowattHours, b.AlertThresholds); top > 0 {
-			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", used, top))
-		} else {
-			set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, used)
-		}
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetExceeded)
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionBudgetWarning)
+		amount, thresholds = &b.KilowattHours, b.AlertThresholds
 	}
-	if c := pp.Spec.MaxPowerWatts; c != nil {
-		msg := fmt.Sprintf("%d covered pod(s) draw %.1f W against maxPowerWatts %.1f", covered.Pods, covered.PowerWatts, *c)
-		if covered.PowerWatts > *c {
-			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg+"; enforcement: "+string(enforcement))
-		} else {
-			set(kcloudv1alpha1.ConditionCapExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
-		}
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCapExceeded)
+	conds.Budget(amount, thresholds, next.Amount, fmt.Sprintf("used %.4f of %.4f kWh in the %s since %s",
+		next.Amount, fleet.ValueOr0(amount), period, next.PeriodStart.Format(time.RFC3339)))
+	c := pp.Spec.MaxPowerWatts
+	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.PowerWatts > *c,
+		fmt.Sprintf("%d covered pod(s) draw %.1f W against maxPowerWatts %.1f", covered.Pods, covered.PowerWatts, fleet.ValueOr0(c)))
+	carbonMsg := fmt.Sprintf("every covered pod runs on a grid at or below %.0f gCO2/kWh", maxCarbon)
+	if len(covered.AboveCarbon) > 0 {
+		carbonMsg = fmt.Sprintf("%d pod(s) run on grids above maxCarbonIntensity %.0f gCO2/kWh: %s", len(covered.AboveCarbon), maxCarbon, strings.Join(first(covered.AboveCarbon, 5), "; "))
 	}
-	if pp.Spec.MaxCarbonIntensity != nil {
-		if len(covered.AboveCarbon) > 0 {
-			set(kcloudv1alpha1.ConditionCarbonExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded,
-				fmt.Sprintf("%d pod(s) run on grids above maxCarbonIntensity %.0f gCO2/kWh: %s", len(covered.AboveCarbon), maxCarbon, strings.Join(first(covered.AboveCarbon, 5), "; ")))
-		} else {
-			set(kcloudv1alpha1.ConditionCarbonExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap,
-				fmt.Sprintf("every covered pod runs on a grid at or below %.0f gCO2/kWh", maxCarbon))
-		}
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionCarbonExceeded)
-	}
+	conds.Cap(kcloudv1alpha1.ConditionCarbonExceeded, pp.Spec.MaxCarbonIntensity != nil, len(covered.AboveCarbon) > 0, carbonMsg)
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before})
 		if err := r.Client.Status().Patch(ctx, pp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of PowerPolicy %s: %w", pp.Name, err)
 		}
-		for _, e := range evs {
+		for _, e := range conds.Events {
 			r.Recorder.Eventf(pp, nil, corev1.EventTypeWarning, e[0], "Account", "%s", e[1])
 		}
 	}

@@ -1,0 +1,97 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// PolicyConditions sets a CostPolicy's or PowerPolicy's conditions and collects, as values, a
+// Warning event for each condition that turns true, to be recorded once status is written.
+type PolicyConditions struct {
+	list        *[]metav1.Condition
+	generation  int64
+	was         map[string]metav1.ConditionStatus
+	enforcement kcloudv1alpha1.EnforcementMode
+	// Events are reason and message pairs of the conditions that turned true.
+	Events [][2]string
+}
+
+// NewPolicyConditions works on a policy's status conditions.
+func NewPolicyConditions(list *[]metav1.Condition, generation int64, enforcement kcloudv1alpha1.EnforcementMode) *PolicyConditions {
+	if enforcement == "" {
+		enforcement = kcloudv1alpha1.EnforcementWarn
+	}
+	was := map[string]metav1.ConditionStatus{}
+	for _, c := range *list {
+		was[c.Type] = c.Status
+	}
+	return &PolicyConditions{list: list, generation: generation, was: was, enforcement: enforcement}
+}
+
+// Set sets one condition; a true one says the enforcement mode.
+func (pc *PolicyConditions) Set(typ string, status metav1.ConditionStatus, reason, msg string) {
+	if status == metav1.ConditionTrue {
+		msg += "; enforcement: " + string(pc.enforcement)
+	}
+	meta.SetStatusCondition(pc.list, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: pc.generation})
+	if status == metav1.ConditionTrue && pc.was[typ] != metav1.ConditionTrue {
+		pc.Events = append(pc.Events, [2]string{typ, msg})
+	}
+}
+
+// Budget sets BudgetExceeded and BudgetWarning for used against amount (nil budget: removes them).
+// usage describes the figures, e.g. "spent 12.5 of 100 USD in the month since ...".
+func (pc *PolicyConditions) Budget(amount *float64, thresholds []int32, used float64, usage string) {
+	if amount == nil {
+		meta.RemoveStatusCondition(pc.list, kcloudv1alpha1.ConditionBudgetExceeded)
+		meta.RemoveStatusCondition(pc.list, kcloudv1alpha1.ConditionBudgetWarning)
+		return
+	}
+	if used >= *amount {
+		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, usage)
+	} else {
+		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
+	}
+	if top := model.ThresholdsReached(used, *amount, thresholds); top > 0 {
+		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", usage, top))
+	} else {
+		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
+	}
+}
+
+// Cap sets a cap condition (CapExceeded, CarbonIntensityExceeded) from whether it is exceeded, or
+// removes it when the policy sets no such cap.
+func (pc *PolicyConditions) Cap(typ string, set, exceeded bool, msg string) {
+	switch {
+	case !set:
+		meta.RemoveStatusCondition(pc.list, typ)
+	case exceeded:
+		pc.Set(typ, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg)
+	default:
+		pc.Set(typ, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
+	}
+}
+
+// ResumeLedger rebuilds a policy's ledger from its status and moves it to the period containing
+// now; it returns the ledger and the instant usage must be counted from.
+func ResumeLedger(start, until *metav1.Time, amount float64, now time.Time, period model.Period) (model.Ledger, time.Time, error) {
+	l := model.Ledger{Amount: amount}
+	if start != nil && until != nil {
+		l.PeriodStart, l.AccountedUntil = start.Time, until.Time
+	}
+	return l.Advance(now, period)
+}
+
+// ValueOr0 reads an optional figure for a message.
+func ValueOr0(v *float64) float64 {
+	if v == nil {
+		return 0
+	}
+	return *v
+}
