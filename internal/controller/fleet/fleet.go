@@ -39,10 +39,13 @@ type Fleet struct {
 
 	nodes sync.Map // node name -> *NodeEntry
 
-	mu      sync.Mutex
-	snap    *Snapshot
-	snapAt  time.Time
+	mu      sync.Mutex // guards reading
 	reading readings
+
+	snapMu   sync.Mutex // guards the snapshot fields
+	snap     *Snapshot
+	snapAt   time.Time
+	building bool
 }
 
 type readings struct {
@@ -247,10 +250,15 @@ func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot,
 	for _, p := range pods {
 		if _, counted := s.Placed[p.UID]; !counted && Running(p) {
 			if _, known := s.Index[p.Spec.NodeName]; known {
-				f.mu.Lock()
-				f.snap = nil
-				f.mu.Unlock()
-				return f.Snapshot(ctx)
+				// This workload is not in it yet: build one that has it, whoever else is building.
+				fresh, err := f.build(ctx)
+				if err != nil {
+					return nil, err
+				}
+				f.snapMu.Lock()
+				f.snap, f.snapAt = fresh, f.clock.Now()
+				f.snapMu.Unlock()
+				return fresh, nil
 			}
 		}
 	}
@@ -260,12 +268,29 @@ func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot,
 // Snapshot returns the free capacity of every schedulable, ready node that the catalog can price,
 // rebuilt when older than the maximum age. Callers must not modify it.
 func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.snapMu.Lock()
 	now := f.clock.Now()
-	if f.snap != nil && now.Sub(f.snapAt) < f.maxAge {
-		return f.snap, nil
+	if f.snap != nil && (now.Sub(f.snapAt) < f.maxAge || f.building) {
+		// Fresh, or being rebuilt by another reconcile: go on with the last one, don't wait.
+		s := f.snap
+		f.snapMu.Unlock()
+		return s, nil
 	}
+	f.building = true
+	f.snapMu.Unlock()
+	s, err := f.build(ctx)
+	f.snapMu.Lock()
+	defer f.snapMu.Unlock()
+	f.building = false
+	if err != nil {
+		return nil, err
+	}
+	f.snap, f.snapAt = s, now
+	return s, nil
+}
+
+// build makes a snapshot from the cache.
+func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 	// The cache's objects are read, never modified, and not copied: a deep copy of every pod of
 	// a large cluster at each rebuild is most of what the operator allocates. The snapshot keeps
 	// the nodes, which is why callers must not modify it.
@@ -315,7 +340,6 @@ func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 		model.Assign(&p, n, a)
 		s.Placed[pod.UID] = PlacedPod{Node: j, Device: a.Device}
 	}
-	f.snap, f.snapAt = s, now
 	return s, nil
 }
 

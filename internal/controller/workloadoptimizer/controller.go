@@ -6,12 +6,14 @@ package workloadoptimizer
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -37,6 +39,7 @@ type Reconciler struct {
 	Interval time.Duration
 
 	savings savingsClock
+	sources powerSources
 }
 
 // state is what one reconcile works on; sub-reconcilers fill it in turn.
@@ -73,6 +76,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			metrics.ForgetWorkload(req.Namespace, req.Name)
 			r.savings.forget(req.NamespacedName)
+			r.sources.forget(req.NamespacedName)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading WorkloadOptimizer %s: %w", req, err)
@@ -143,7 +147,11 @@ func (r *Reconciler) observe(st *state) {
 	metrics.OptimizationsTotal.WithLabelValues(ns, string(wo.Status.Phase)).Inc()
 	metrics.OptimizationScore.WithLabelValues(ns, name).Set(wo.Status.OptimizationScore)
 	metrics.WorkloadCost.WithLabelValues(ns, name).Set(wo.Status.CurrentCost)
-	metrics.WorkloadPower.DeletePartialMatch(map[string]string{"namespace": ns, "name": name})
+	// Only a change of source drops the old series: scanning every workload's series on every
+	// reconcile would cost more than the reconcile.
+	if old, changed := r.sources.swap(ctrl.ObjectKeyFromObject(wo), wo.Status.PowerSource); changed {
+		metrics.WorkloadPower.DeleteLabelValues(ns, name, old)
+	}
 	metrics.WorkloadPower.WithLabelValues(ns, name, wo.Status.PowerSource).Set(wo.Status.CurrentPower)
 	pl := st.placement
 	metrics.PowerSavingsWatts.WithLabelValues(ns, name).Set(max(0, pl.Mean.PowerWatts-pl.Current.PowerWatts))
@@ -152,3 +160,27 @@ func (r *Reconciler) observe(st *state) {
 }
 
 var _ runtime.Object = &kcloudv1alpha1.WorkloadOptimizer{}
+
+// powerSources remembers the power-source label of each workload's series.
+type powerSources struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]string
+}
+
+// swap records a workload's source and returns the previous one when it differs.
+func (p *powerSources) swap(key types.NamespacedName, source string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[types.NamespacedName]string{}
+	}
+	old, seen := p.m[key]
+	p.m[key] = source
+	return old, seen && old != source
+}
+
+func (p *powerSources) forget(key types.NamespacedName) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, key)
+}
