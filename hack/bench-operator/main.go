@@ -65,6 +65,7 @@ type config struct {
 	sampleEvery                  time.Duration
 	workers                      int
 	keepLogs, pprofDir           string
+	memoryLimit                  string
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	fs.DurationVar(&c.steady, "steady", 90*time.Second, "steady-state window")
 	fs.DurationVar(&c.sampleEvery, "sample-every", 2*time.Second, "resident-set sampling period in the window (the Go heap is scraped every 15s)")
 	fs.StringVar(&c.keepLogs, "keep-logs", "", "if set, copy the operator's and the baseline's logs and final metrics into this directory")
+	fs.StringVar(&c.memoryLimit, "operator-memory-limit", "", "if set, the operator runs with GOMEMLIMIT set to this (e.g. 250MiB), as a deployment sets it from the container's memory limit; the cluster and the baseline run without")
 	fs.StringVar(&c.pprofDir, "pprof-dir", "", "if set, run the operator with --pprof-bind-address and save a CPU profile of the first 30s of the window and a heap profile at its end here")
 	_ = fs.Parse(os.Args[1:])
 	ctrl.SetLogger(zap.New())
@@ -232,8 +234,17 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	logf("starting kcloud-operator %s", strings.Join(args, " "))
+	if c.memoryLimit != "" {
+		// Only the operator inherits it: the control plane and the baseline started earlier.
+		logf("the operator runs with GOMEMLIMIT=%s", c.memoryLimit)
+		if err := os.Setenv("GOMEMLIMIT", c.memoryLimit); err != nil {
+			return err
+		}
+	}
 	opStart := time.Now()
-	if err := cl.StartOperator(ctx, c.operator, args...); err != nil {
+	err = cl.StartOperator(ctx, c.operator, args...)
+	_ = os.Unsetenv("GOMEMLIMIT")
+	if err != nil {
 		return err
 	}
 	opProc := cl.Processes[len(cl.Processes)-1]
