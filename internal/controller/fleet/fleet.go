@@ -37,7 +37,8 @@ type Fleet struct {
 	clock     clock.PassiveClock
 	maxAge    time.Duration
 
-	nodes sync.Map // node name -> *NodeEntry
+	nodes    sync.Map // node name -> *NodeEntry
+	requests sync.Map // pod UID -> podRequest
 
 	mu      sync.Mutex // guards reading
 	reading readings
@@ -100,6 +101,25 @@ func (f *Fleet) Node(node *corev1.Node) *NodeEntry {
 	}
 	f.nodes.Store(node.Name, e)
 	return e
+}
+
+// podRequest is a pod's request as the model sees it, at one resource version.
+type podRequest struct {
+	resourceVersion string
+	pod             model.Pod
+}
+
+// request is kube.PodRequest cached per pod and resource version: summing a pod's containers
+// allocates, and every snapshot and every policy's accounting reads every pod.
+func (f *Fleet) request(pod *corev1.Pod) model.Pod {
+	if v, ok := f.requests.Load(pod.UID); ok {
+		if r := v.(podRequest); r.resourceVersion == pod.ResourceVersion {
+			return r.pod
+		}
+	}
+	p := kube.PodRequest(pod)
+	f.requests.Store(pod.UID, podRequest{resourceVersion: pod.ResourceVersion, pod: p})
+	return p
 }
 
 // Forget drops a deleted node from the cache.
@@ -187,7 +207,7 @@ func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[ty
 	if e.Err != nil {
 		return Figures{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, e.Err)
 	}
-	p := kube.PodRequest(pod)
+	p := f.request(pod)
 	n := e.Capacity
 	fig := Figures{
 		Node:         node.Name,
@@ -319,13 +339,24 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 		s.Econ = append(s.Econ, &e.Econ)
 		s.Objs = append(s.Objs, node)
 	}
+	seen := make(map[types.UID]struct{}, len(pods.Items))
+	for i := range pods.Items {
+		seen[pods.Items[i].UID] = struct{}{}
+	}
+	// Requests of pods that are gone leave the cache with each rebuild.
+	f.requests.Range(func(k, _ any) bool {
+		if _, ok := seen[k.(types.UID)]; !ok {
+			f.requests.Delete(k)
+		}
+		return true
+	})
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		j, ok := s.Index[pod.Spec.NodeName]
 		if !ok || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		p := kube.PodRequest(pod)
+		p := f.request(pod)
 		n := &s.Nodes[j]
 		a := model.Allocation{Device: kube.DeviceIndex(pod)}
 		if p.IsShare() && (a.Device < 0 || a.Device >= n.Devices || n.DeviceFree[a.Device] < p.GPUMilli) {
