@@ -127,14 +127,13 @@ func (f *Fleet) Forget(nodeName string) { f.nodes.Delete(nodeName) }
 
 // Figures are what one running pod costs and draws.
 type Figures struct {
-	Node          string
-	CostPerHour   float64 // USD/h: the pod's dominant share of its node's price
-	PowerWatts    float64 // W: catalog model, or measured accelerator power plus the modelled host share
-	PowerSource   string
-	CarbonPerKWh  float64 // gCO2/kWh of the node's grid
-	Running       model.Interval
-	Pod           model.Pod
-	CatalogTotals model.Totals // the catalog model's figures, which best placements compare against
+	Node         string
+	CostPerHour  float64 // USD/h: the pod's dominant share of its node's price
+	PowerWatts   float64 // W: catalog model, or measured accelerator power plus the modelled host share
+	PowerSource  string
+	CarbonPerKWh float64 // gCO2/kWh of the node's grid
+	Running      model.Interval
+	Pod          model.Pod
 }
 
 // Running reports whether a pod runs on a node now: bound and in phase Running.
@@ -218,7 +217,6 @@ func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[ty
 		Running:      RunInterval(pod),
 		Pod:          p,
 	}
-	fig.CatalogTotals = model.Totals{CostPerHour: fig.CostPerHour, PowerWatts: fig.PowerWatts}
 	if r, ok := measured[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}]; ok && r.Watts > 0 {
 		// Telemetry measures the accelerators; the host's share stays modelled.
 		hostOnly := e.Econ

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -158,8 +157,6 @@ func (r *Reconciler) observe(st *state) {
 	saved := r.savings.advance(ctrl.ObjectKeyFromObject(wo), st.now, max(0, pl.Mean.CostPerHour-pl.Current.CostPerHour))
 	metrics.CostSavingsTotal.WithLabelValues(ns, name).Add(saved)
 }
-
-var _ runtime.Object = &kcloudv1alpha1.WorkloadOptimizer{}
 
 // powerSources remembers the power-source label of each workload's series.
 type powerSources struct {

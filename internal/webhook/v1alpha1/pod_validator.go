@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -137,5 +136,3 @@ func since(t *metav1.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
-
-var _ runtime.Object = &corev1.Pod{}
