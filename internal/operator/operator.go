@@ -200,9 +200,17 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 		source = p
 	}
-	fl := fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock})
-	recorder := mgr.GetEventRecorder(o.OperatorName)
 	ctx := context.Background()
+	pods, err := informerStore(ctx, mgr.GetCache(), &corev1.Pod{})
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := informerStore(ctx, mgr.GetCache(), &corev1.Node{})
+	if err != nil {
+		return nil, err
+	}
+	fl := fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock, Pods: pods, Nodes: nodes})
+	recorder := mgr.GetEventRecorder(o.OperatorName)
 	if err := workloadoptimizer.SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("indexing pods: %w", err)
 	}
@@ -250,6 +258,20 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 	}
 	return mgr, nil
+}
+
+// informerStore is the informer's own store for a kind, which the fleet reads without copying; nil
+// when the cache does not expose one (a cache over several namespaces), and the fleet lists instead.
+func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (fleet.Store, error) {
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, fmt.Errorf("informer for %T: %w", obj, err)
+	}
+	si, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, nil
+	}
+	return fleet.IndexerStore{Indexer: si.GetIndexer(), Synced: si.HasSynced}, nil
 }
 
 // setupCertificates makes sure the webhook server's certificate files exist before the manager

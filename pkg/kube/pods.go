@@ -4,6 +4,7 @@
 package kube
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -74,12 +75,23 @@ var AcceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceA
 
 // Covers reports whether a policy's target includes the pod.
 func Covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
-	if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
-		return false
+	covers, err := CoverMatcher(t)
+	return err == nil && covers(pod)
+}
+
+// CoverMatcher is Covers with the target's selector parsed once, for checking many pods.
+func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error) {
+	sel := labels.Everything()
+	if t.Selector != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(t.Selector); err != nil {
+			return nil, fmt.Errorf("selector: %w", err)
+		}
 	}
-	if t.Selector == nil {
-		return true
-	}
-	sel, err := metav1.LabelSelectorAsSelector(t.Selector)
-	return err == nil && sel.Matches(labels.Set(pod.Labels))
+	return func(pod *corev1.Pod) bool {
+		if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
+			return false
+		}
+		return t.Selector == nil || sel.Matches(labels.Set(pod.Labels))
+	}, nil
 }

@@ -7,7 +7,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -32,6 +31,8 @@ const (
 // Fleet is shared by the controllers; it is safe for concurrent use.
 type Fleet struct {
 	reader    client.Reader
+	pods      Store // nil: list through reader
+	nodeStore Store // nil: list through reader
 	catalog   *catalog.Catalog
 	telemetry telemetry.Source // nil: the catalog model only
 	clock     clock.PassiveClock
@@ -60,6 +61,9 @@ type Options struct {
 	Catalog   *catalog.Catalog
 	Telemetry telemetry.Source
 	Clock     clock.PassiveClock
+	// Pods and Nodes, when set, are the informers' stores, read without copying; otherwise the
+	// fleet lists through the reader.
+	Pods, Nodes Store
 	// SnapshotMaxAge bounds how stale the free-capacity snapshot and telemetry readings may be.
 	SnapshotMaxAge time.Duration
 }
@@ -75,7 +79,8 @@ func New(reader client.Reader, o Options) *Fleet {
 	if o.SnapshotMaxAge <= 0 {
 		o.SnapshotMaxAge = 15 * time.Second
 	}
-	return &Fleet{reader: reader, catalog: o.Catalog, telemetry: o.Telemetry, clock: o.Clock, maxAge: o.SnapshotMaxAge}
+	return &Fleet{reader: reader, pods: o.Pods, nodeStore: o.Nodes, catalog: o.Catalog, telemetry: o.Telemetry, clock: o.Clock,
+		maxAge: o.SnapshotMaxAge}
 }
 
 // NodeEntry is a node's catalog facts and economics at one resource version.
@@ -197,9 +202,9 @@ func (f *Fleet) Readings(ctx context.Context) map[types.NamespacedName]telemetry
 
 // PodFigures prices and powers a pod that has run on a node.
 func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[types.NamespacedName]telemetry.Reading) (Figures, error) {
-	node := &corev1.Node{}
 	// Read-only: the cache's node is not copied (once per pod priced, thousands per second).
-	if err := f.reader.Get(ctx, client.ObjectKey{Name: pod.Spec.NodeName}, node, client.UnsafeDisableDeepCopy); err != nil {
+	node, err := f.node(ctx, pod.Spec.NodeName)
+	if err != nil {
 		return Figures{}, fmt.Errorf("pod %s/%s: reading its node %s: %w", pod.Namespace, pod.Name, pod.Spec.NodeName, err)
 	}
 	e := f.Node(node)
@@ -312,18 +317,16 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 	// The cache's objects are read, never modified, and not copied: a deep copy of every pod of
 	// a large cluster at each rebuild is most of what the operator allocates. The snapshot keeps
 	// the nodes, which is why callers must not modify it.
-	nodes := &corev1.NodeList{}
-	if err := f.reader.List(ctx, nodes, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
+	nodes, err := f.nodesByName(ctx)
+	if err != nil {
+		return nil, err
 	}
-	pods := &corev1.PodList{}
-	if err := f.reader.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
+	var pods []*corev1.Pod
+	if err := f.eachPod(ctx, "", func(p *corev1.Pod) { pods = append(pods, p) }); err != nil {
+		return nil, err
 	}
-	sort.Slice(nodes.Items, func(i, j int) bool { return nodes.Items[i].Name < nodes.Items[j].Name })
-	s := &Snapshot{Index: map[string]int{}, Placed: map[types.UID]PlacedPod{}}
-	for i := range nodes.Items {
-		node := &nodes.Items[i]
+	s := &Snapshot{Index: make(map[string]int, len(nodes)), Placed: make(map[types.UID]PlacedPod, len(pods))}
+	for _, node := range nodes {
 		if node.Spec.Unschedulable || !ready(node) {
 			continue
 		}
@@ -337,9 +340,9 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 		s.Econ = append(s.Econ, &e.Econ)
 		s.Objs = append(s.Objs, node)
 	}
-	seen := make(map[types.UID]struct{}, len(pods.Items))
-	for i := range pods.Items {
-		seen[pods.Items[i].UID] = struct{}{}
+	seen := make(map[types.UID]struct{}, len(pods))
+	for _, pod := range pods {
+		seen[pod.UID] = struct{}{}
 	}
 	// Requests of pods that are gone leave the cache with each rebuild.
 	f.requests.Range(func(k, _ any) bool {
@@ -348,8 +351,7 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 		}
 		return true
 	})
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for _, pod := range pods {
 		j, ok := s.Index[pod.Spec.NodeName]
 		if !ok || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
@@ -31,35 +30,24 @@ type Covered struct {
 // node's figures for the time they ran in it; maxCarbon (gCO2/kWh, 0 for none) flags pods on dirtier
 // grids.
 func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, from, now time.Time, maxCarbon float64) (Covered, error) {
-	// The pods are read, never modified: not copied out of the cache (a cluster-wide policy
-	// covers every pod).
-	var pods []corev1.Pod
-	if len(target.Namespaces) == 0 {
-		list := &corev1.PodList{}
-		if err := f.reader.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
-			return Covered{}, fmt.Errorf("listing pods: %w", err)
-		}
-		pods = list.Items
-	} else {
-		for _, ns := range target.Namespaces {
-			list := &corev1.PodList{}
-			if err := f.reader.List(ctx, list, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-				return Covered{}, fmt.Errorf("listing pods in %s: %w", ns, err)
-			}
-			pods = append(pods, list.Items...)
-		}
+	covers, err := kube.CoverMatcher(target)
+	if err != nil {
+		return Covered{}, err
 	}
 	measured := f.Readings(ctx)
 	var c Covered
-	for i := range pods {
-		pod := &pods[i]
-		if !Ran(pod) || !kube.Covers(target, pod) {
-			continue
+	var firstErr error
+	add := func(pod *corev1.Pod) {
+		if !Ran(pod) || !covers(pod) {
+			return
 		}
 		fig, err := f.PodFigures(ctx, pod, measured)
 		if err != nil {
-			log.FromContext(ctx).Error(err, "Pricing covered pod")
-			continue
+			if firstErr == nil {
+				log.FromContext(ctx).Error(err, "Pricing covered pod")
+			}
+			firstErr = err
+			return
 		}
 		hours := fig.Running.HoursWithin(from, now)
 		kwh := fig.PowerWatts * hours / 1000
@@ -73,6 +61,16 @@ func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, f
 			if maxCarbon > 0 && fig.CarbonPerKWh > maxCarbon {
 				c.AboveCarbon = append(c.AboveCarbon, fmt.Sprintf("%s/%s on %s (%.0f gCO2/kWh)", pod.Namespace, pod.Name, fig.Node, fig.CarbonPerKWh))
 			}
+		}
+	}
+	// The pods are the cache's, read and never modified: a cluster-wide policy covers every pod.
+	namespaces := target.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	for _, ns := range namespaces {
+		if err := f.eachPod(ctx, ns, add); err != nil {
+			return Covered{}, err
 		}
 	}
 	return c, nil
