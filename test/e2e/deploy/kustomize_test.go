@@ -1,0 +1,58 @@
+package deploy
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestMakeInstallDeploy runs the product description's "Kubernetes 배포" steps on a fresh cluster:
+// `make install` (the CRDs), `make deploy` (config/default: the operator, its webhooks, the
+// scheduler, RBAC, in a namespace that enforces Pod Security "restricted"), then its checks. Every
+// object kustomize renders must be in the cluster, every pod admitted and Running, and both
+// ServiceAccounts limited to what they need.
+func TestMakeInstallDeploy(t *testing.T) {
+	c := startCluster(t)
+	const ns = "kcloud-operator-system"
+
+	checkCRDListing(t, c.run(t, "make -s install\nkubectl get crd | grep kcloud.io"))
+	if _, err := c.cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); err == nil {
+		t.Errorf("make install created namespace %s; it installs the CRDs only", ns)
+	}
+
+	c.run(t, "make -s deploy")
+	out := c.run(t, "kubectl get pods -n kcloud-operator-system\nkubectl get crd | grep kcloud.io")
+	checkCRDListing(t, out)
+
+	objs := kustomize(t, "config/default")
+	c.checkExist(t, objs)
+	deps := checkPodSecurity(t, objs)
+	if got := mapsKeys(deps); !slices.Equal(got, []string{"kcloud-operator", "kcloud-scheduler"}) {
+		t.Fatalf("config/default Deployments %v", got)
+	}
+	checkOperatorDeployment(t, deps["kcloud-operator"])
+	want := map[string]int32{"kcloud-operator": 2, "kcloud-scheduler": 2}
+	c.waitRunning(t, ns, want)
+	nsObj, err := c.cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nsObj.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Errorf("namespace %s labels %v: want Pod Security restricted enforced", ns, nsObj.Labels)
+	}
+	// The pods were created under enforcement; a privileged one is refused.
+	c.enforceRestricted(t, ns, want)
+	for _, wh := range append(byKind(objs, "MutatingWebhookConfiguration"), byKind(objs, "ValidatingWebhookConfiguration")...) {
+		checkWebhookTargets(t, wh, ns, "kcloud-webhook-service")
+	}
+	c.checkNoWildcard(t, objs)
+	allowed, denied := operatorAccess(ns)
+	c.checkAccess(t, ns, "kcloud-operator", allowed, denied)
+	allowed, denied = schedulerAccess(ns)
+	c.checkAccess(t, ns, "kcloud-scheduler", allowed, denied)
+
+	// Applying again changes nothing and fails nothing (server-side apply is idempotent).
+	c.run(t, "make -s deploy")
+}
