@@ -55,4 +55,22 @@ func TestMakeInstallDeploy(t *testing.T) {
 
 	// Applying again changes nothing and fails nothing (server-side apply is idempotent).
 	c.run(t, "make -s deploy")
+
+	t.Run("binaries as the ServiceAccounts", func(t *testing.T) {
+		c.runAsServiceAccounts(t, ns, "kcloud-operator", "kcloud-scheduler")
+		// A later `make deploy` leaves the CA bundle the operator injected alone: the manifests do
+		// not carry the field, and server-side apply keeps another manager's fields.
+		c.run(t, "make -s deploy")
+		for _, name := range []string{"kcloud-validating-webhook-configuration"} {
+			v, err := c.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(context.Background(), name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range v.Webhooks {
+				if len(w.ClientConfig.CABundle) == 0 {
+					t.Errorf("%s webhook %s lost its CA bundle to make deploy", name, w.Name)
+				}
+			}
+		}
+	})
 }
