@@ -53,6 +53,7 @@ func TestHelmChart(t *testing.T) {
 	ctx := context.Background()
 	const ns = "kcloud-operator-system"
 
+	c.run(t, "helm lint --strict ./charts/kcloud-operator\nhelm lint --strict ./charts/kcloud-operator -f test/e2e/deploy/testdata/values-custom.yaml")
 	out := c.run(t, specQuickStart)
 	checkCRDListing(t, out)
 	for _, crd := range kcloudCRDs {
@@ -79,6 +80,10 @@ func TestHelmChart(t *testing.T) {
 	c.checkAccess(t, ns, "kcloud-operator", allowed, denied)
 	allowed, denied = schedulerAccess(ns)
 	c.checkAccess(t, ns, "kcloud-operator-scheduler", allowed, denied)
+
+	// An upgrade goes through, and its new pod is admitted under enforcement.
+	c.run(t, "helm upgrade kcloud-operator ./charts/kcloud-operator --namespace kcloud-operator-system --reuse-values --set operator.replicas=3")
+	c.waitRunning(t, ns, map[string]int32{"kcloud-operator": 3, "kcloud-operator-scheduler": 2})
 
 	c.run(t, "helm uninstall kcloud-operator --namespace kcloud-operator-system --wait")
 
