@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -73,4 +74,19 @@ func TestMakeInstallDeploy(t *testing.T) {
 			}
 		}
 	})
+
+	// `make undeploy` removes it all, the CRDs and the namespace included.
+	c.run(t, "make -s undeploy")
+	ctx := context.Background()
+	for _, crd := range kcloudCRDs {
+		if _, err := c.dyn.Resource(crdGVR).Get(ctx, crd, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("CRD %s after make undeploy: %v", crd, err)
+		}
+	}
+	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s after make undeploy: %v", ns, err)
+	}
+	if _, err := c.cs.RbacV1().ClusterRoles().Get(ctx, "kcloud-operator", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole kcloud-operator after make undeploy: %v", err)
+	}
 }
