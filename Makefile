@@ -23,16 +23,19 @@ all: generate manifests build ## Generate code and manifests, then build.
 deps: ## Download Go modules (product and tools).
 	$(GO) mod download
 	cd hack/tools/kwok && $(GO) mod download
+	cd hack/tools/helm && $(GO) mod download
 
 .PHONY: generate
 generate: ## Generate deepcopy code from the API markers.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs, RBAC and webhook configurations under config/ from the markers.
+manifests: ## Generate CRDs, RBAC and webhook configurations under config/ from the markers; copy them into the chart; its values table.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kcloud-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
+	./hack/sync-chart.sh
+	$(GO) run ./hack/gen-chart-readme charts/kcloud-operator
 
 .PHONY: replace
 replace: ## Regenerate the k8s.io staging replace lines in go.mod from k8s.io/kubernetes' own go.mod.
@@ -50,6 +53,10 @@ lint: ## gofmt and go vet.
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/.
 	@./hack/build-controlplane.sh
+
+.PHONY: helm
+helm: ## Build the helm CLI from its module (hack/tools/helm) into bin/helm/current/helm; prints its path.
+	@./hack/build-helm.sh
 
 ##@ Build
 .PHONY: build
@@ -72,8 +79,8 @@ dev-down: ## Stop the local cluster that `make run` started.
 
 ##@ Test
 .PHONY: test
-test: verify prometheus ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
-	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) ./...
+test: verify prometheus helm ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
+	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: prometheus
 prometheus: ## Install Prometheus (Debian package) for the telemetry integration test when it is missing.
@@ -84,8 +91,8 @@ test-integration: prometheus ## Integration tests only (envtest with binaries bu
 	$(WITH_ASSETS) $(GO) test $(GO_TEST_FLAGS) ./test/integration/...
 
 .PHONY: test-e2e
-test-e2e: ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after.
-	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
+test-e2e: helm ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after; the chart and `make deploy` included.
+	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
 .PHONY: fuzz
 fuzz: ## Fuzz admission decoding and validation, FUZZTIME (default 60s) per target; not part of make test.
@@ -126,13 +133,16 @@ bench-cluster: ## Bring up the 1,523-node openb fleet until Ready; last line ope
 ##@ Deployment
 .PHONY: install
 install: controlplane ## Install the CRDs into the cluster of the current kubeconfig.
-	$(KUBECTL) apply --server-side -f config/crd/bases
+	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: uninstall
 uninstall: controlplane ## Remove the CRDs (and every custom resource) from the cluster of the current kubeconfig.
 	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
 
 .PHONY: deploy
-deploy: ## Deploy operator and scheduler: arrives with issue #9 (chart and kustomize).
-	@echo "make deploy: not available yet; the operator (#6), scheduler (#5) and their manifests (#9) are still to be built."
-	@exit 2
+deploy: controlplane ## Deploy CRDs, operator (webhooks, self-managed certificates) and scheduler: config/default (kustomize) into kcloud-operator-system.
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: controlplane ## Remove what `make deploy` created, CRDs (and every custom resource) included.
+	$(KUBECTL) delete --ignore-not-found -k config/default

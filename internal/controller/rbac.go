@@ -15,8 +15,12 @@ package controller
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;update;patch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// Leader election: the Lease lives in the operator's namespace (the chart's release namespace).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=kcloud-operator-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update
+// The certificate rotator reads, watches (by metadata.name) and updates its own two webhook
+// configurations only (internal/webhook/v1alpha1 MutatingConfiguration, ValidatingConfiguration).
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=kcloud-mutating-webhook-configuration,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=kcloud-validating-webhook-configuration,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups="",namespace=kcloud-operator-system,resources=secrets,verbs=get;list;watch;create;update
