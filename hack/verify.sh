@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fails when a generated file, the staging replace lines or formatting is stale, or go vet complains.
+# Fails when a generated file (code, manifests, docs/API.md), the staging replace lines or formatting is stale, or go vet complains.
 # Regenerates in place and compares checksums, so a stale tree is also left regenerated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated=(go.mod go.sum api config)
+generated=(go.mod go.sum api config docs/API.md)
 sums() { find "${generated[@]}" -type f | LC_ALL=C sort | xargs sha256sum; }
 before=$(sums)
 ./hack/gen-k8s-replace.sh >/dev/null
