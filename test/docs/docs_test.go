@@ -177,7 +177,7 @@ func shellCommands(b block) ([]command, error) {
 		text := line
 		for strings.HasSuffix(strings.TrimRight(text, " "), `\`) && i+1 < len(lines) {
 			i++
-			text = strings.TrimSuffix(strings.TrimRight(text, " "), `\`) + " " + strings.TrimSpace(lines[i])
+			text = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(text, " "), `\`), " ") + " " + strings.TrimSpace(lines[i])
 		}
 		if j := strings.Index(text, "<<"); j >= 0 {
 			delim := strings.Trim(strings.Fields(text[j+2:])[0], `'"-`)
