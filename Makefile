@@ -30,12 +30,13 @@ generate: ## Generate deepcopy code from the API markers.
 	$(CONTROLLER_GEN) object paths=./api/...
 
 .PHONY: manifests
-manifests: ## Generate CRDs, RBAC and webhook configurations under config/ from the markers; copy them into the chart; its values table.
+manifests: ## Generate CRDs, RBAC and webhook configurations under config/ from the markers; copy them into the chart; its values table; docs/API.md from the CRDs.
 	$(CONTROLLER_GEN) crd:allowDangerousTypes=true paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=kcloud-operator paths=./internal/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) webhook paths=./internal/webhook/... output:webhook:artifacts:config=config/webhook
 	./hack/sync-chart.sh
 	$(GO) run ./hack/gen-chart-readme charts/kcloud-operator
+	$(GO) run ./hack/gen-api-docs -crds config/crd/bases -api api/v1alpha1 -out docs/API.md
 
 .PHONY: replace
 replace: ## Regenerate the k8s.io staging replace lines in go.mod from k8s.io/kubernetes' own go.mod.

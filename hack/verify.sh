@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Fails when a generated file (config/, the chart's copies and values table), the staging replace
-# lines or formatting is stale, or go vet complains.
+# Fails when a generated file (code, config/, the chart's copies and values table, docs/API.md), the
+# staging replace lines or formatting is stale, or go vet complains.
 # Regenerates in place and compares checksums, so a stale tree is also left regenerated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-generated=(go.mod go.sum api config charts)
+generated=(go.mod go.sum api config charts docs/API.md)
 sums() { find "${generated[@]}" -type f | LC_ALL=C sort | xargs sha256sum; }
 before=$(sums)
 ./hack/gen-k8s-replace.sh >/dev/null

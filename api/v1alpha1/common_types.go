@@ -8,8 +8,11 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 type BudgetPeriod string
 
 const (
-	BudgetPeriodDay   BudgetPeriod = "day"
-	BudgetPeriodWeek  BudgetPeriod = "week"
+	// BudgetPeriodDay: a UTC day.
+	BudgetPeriodDay BudgetPeriod = "day"
+	// BudgetPeriodWeek: Monday 00:00 UTC to the next Monday.
+	BudgetPeriodWeek BudgetPeriod = "week"
+	// BudgetPeriodMonth: the first day of a month 00:00 UTC to the first of the next.
 	BudgetPeriodMonth BudgetPeriod = "month"
 )
 

@@ -7,9 +7,12 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 type SpotPolicy string
 
 const (
-	SpotPrefer  SpotPolicy = "prefer"
+	// SpotPrefer scores spot nodes higher; on-demand nodes stay allowed.
+	SpotPrefer SpotPolicy = "prefer"
+	// SpotRequire places covered pods on spot nodes only.
 	SpotRequire SpotPolicy = "require"
-	SpotAvoid   SpotPolicy = "avoid"
+	// SpotAvoid keeps covered pods off spot nodes.
+	SpotAvoid SpotPolicy = "avoid"
 )
 
 // CostPolicySpec limits what the covered workloads may cost together.

@@ -257,7 +257,6 @@ const (
 	PhaseFailed WorkloadPhase = "Failed"
 )
 
-// Condition types of a WorkloadOptimizer.
 // BudgetStatus is spend over an accounting period, counted up to accountedUntil so a restarted
 // operator continues from there.
 type BudgetStatus struct {
@@ -274,6 +273,7 @@ type BudgetStatus struct {
 	Remaining float64 `json:"remaining"`
 }
 
+// Condition types of a WorkloadOptimizer.
 const (
 	ConditionCostOptimized  = "CostOptimized"
 	ConditionPowerOptimized = "PowerOptimized"
