@@ -21,7 +21,7 @@ type nodeFacts struct {
 	// reservations are the rebalancer's reservations written on the node (kube.NodeReservations).
 	reservations []kube.Reservation
 	err          error
-	view  atomic.Pointer[nodeView]
+	view         atomic.Pointer[nodeView]
 }
 
 // factsCache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads
