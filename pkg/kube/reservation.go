@@ -37,6 +37,9 @@ type Reservation struct {
 	GPUMilli  int64     `json:"gpuMilli,omitempty"`
 	Since     time.Time `json:"since"`
 	Expires   time.Time `json:"expires"`
+	// SavingsPerHour and PowerSavings are the move's predicted saving (USD/h, W).
+	SavingsPerHour float64 `json:"savingsPerHour,omitempty"`
+	PowerSavings   float64 `json:"powerSavings,omitempty"`
 }
 
 // NewReservation is a reservation for the replacement of pod, a pod of optimizer.
