@@ -174,7 +174,9 @@ func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alph
 		return len(ls.limits) - 1
 	}
 	for key, wo := range wos {
-		member := func(p *corev1.Pod) bool { return p.Namespace == key.Namespace && p.Labels[kube.LabelOptimizer] == key.Name }
+		member := func(p *corev1.Pod) bool {
+			return p.Namespace == key.Namespace && p.Labels[kube.LabelOptimizer] == key.Name
+		}
 		src := fmt.Sprintf("WorkloadOptimizer %s", key)
 		if c := wo.Spec.CostConstraints; c != nil && c.MaxCostPerHour != nil {
 			l := model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}
