@@ -37,6 +37,9 @@ type Reservation struct {
 	GPUMilli  int64     `json:"gpuMilli,omitempty"`
 	Since     time.Time `json:"since"`
 	Expires   time.Time `json:"expires"`
+	// Run is when the rebalancing run that made the reservation started: the moves of one run
+	// share it.
+	Run time.Time `json:"run,omitempty"`
 	// SavingsPerHour and PowerSavings are the move's predicted saving (USD/h, W).
 	SavingsPerHour float64 `json:"savingsPerHour,omitempty"`
 	PowerSavings   float64 `json:"powerSavings,omitempty"`

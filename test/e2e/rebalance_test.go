@@ -138,6 +138,7 @@ type eviction struct {
 	at        time.Time
 	pod, node string
 	namespace string
+	uid       string
 }
 
 // disruptionWatch checks, at every change of the namespace's pods and PDBs, that the serving
@@ -151,6 +152,9 @@ type disruptionWatch struct {
 	violations   []string
 	evictions    []eviction
 	seen         map[string]bool
+	// runOf is the run of each reservation the rebalancer wrote on a node, by annotation key:
+	// the evictions of one run are grouped by it.
+	runOf map[string]time.Time
 }
 
 func (w *disruptionWatch) start(t *testing.T, ns, app string) {
@@ -168,7 +172,7 @@ func (w *disruptionWatch) start(t *testing.T, ns, app string) {
 			p := o.(*corev1.Pod)
 			if p.DeletionTimestamp != nil && !w.seen[p.Name] {
 				w.seen[p.Name] = true
-				w.evictions = append(w.evictions, eviction{at: time.Now(), pod: p.Name, node: p.Spec.NodeName, namespace: p.Namespace})
+				w.evictions = append(w.evictions, eviction{at: time.Now(), pod: p.Name, node: p.Spec.NodeName, namespace: p.Namespace, uid: string(p.UID)})
 			}
 			if p.Labels["app"] == app && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(p) {
 				available++
@@ -198,6 +202,22 @@ func (w *disruptionWatch) start(t *testing.T, ns, app string) {
 				pdb.Name, pdb.Status.CurrentHealthy, pdb.Status.DesiredHealthy))
 		}
 	}
+	nodes := informers.NewSharedInformerFactory(suite.Client, 0).Core().V1().Nodes().Informer()
+	w.runOf = map[string]time.Time{}
+	recordRuns := func(o any) {
+		n, ok := o.(*corev1.Node)
+		if !ok {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, r := range kube.NodeReservations(n) {
+			w.runOf[r.Key] = r.Run
+		}
+	}
+	_, _ = nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: recordRuns, UpdateFunc: func(_, o any) { recordRuns(o) }})
+	go nodes.Run(ctx.Done())
+	cache.WaitForCacheSync(ctx.Done(), nodes.HasSynced)
 	_, _ = pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { checkPods() }, UpdateFunc: func(any, any) { checkPods() }, DeleteFunc: func(any) { checkPods() }})
 	_, _ = pdbs.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -215,16 +235,27 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// runs groups evictions into rebalancing runs: the evictions of one run happen within moments,
-// runs are at least an interval apart.
-func runs(evs []eviction) [][]eviction {
-	sort.Slice(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
-	var out [][]eviction
-	for i, e := range evs {
-		if i == 0 || e.at.Sub(evs[i-1].at) > rebalanceInterval/2 {
-			out = append(out, nil)
+// runs groups evictions by the rebalancing run that made them: the run recorded in the
+// reservation written on the destination just before each eviction.
+func (w *disruptionWatch) runs(t *testing.T) [][]eviction {
+	t.Helper()
+	by := map[time.Time][]eviction{}
+	for _, e := range w.evictions {
+		run, ok := w.runOf[kube.ReservationAnnotationPrefix+e.uid]
+		if !ok {
+			t.Errorf("pod %s was deleted without a reservation from the rebalancer", e.pod)
+			continue
 		}
-		out[len(out)-1] = append(out[len(out)-1], e)
+		by[run] = append(by[run], e)
+	}
+	var starts []time.Time
+	for r := range by {
+		starts = append(starts, r)
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	var out [][]eviction
+	for _, r := range starts {
+		out = append(out, by[r])
 	}
 	return out
 }
@@ -374,7 +405,7 @@ func TestRebalanceToCheaperNodes(t *testing.T) {
 	if w.checks < 10 {
 		t.Errorf("the watcher checked only %d times", w.checks)
 	}
-	for i, run := range runs(w.evictions) {
+	for i, run := range w.runs(t) {
 		perNode, perNS := map[string]int{}, map[string]int{}
 		var names []string
 		for _, e := range run {
@@ -382,7 +413,7 @@ func TestRebalanceToCheaperNodes(t *testing.T) {
 			perNS[e.namespace]++
 			names = append(names, e.pod+"@"+e.node)
 		}
-		t.Logf("run %d at %s: %d eviction(s) %v", i+1, run[0].at.Format("15:04:05.000"), len(run), names)
+		t.Logf("run %d (started %s): %d eviction(s) %v", i+1, w.runOf[kube.ReservationAnnotationPrefix+run[0].uid].Format("15:04:05.000"), len(run), names)
 		if len(run) > capTotal {
 			t.Errorf("run %d: %d evictions, cap %d in total", i+1, len(run), capTotal)
 		}

@@ -177,7 +177,7 @@ func (r *Rebalancer) RunOnce(ctx context.Context) (Report, error) {
 			if r.DryRun {
 				mv.Outcome = kcloudv1alpha1.MovePlanned
 			} else {
-				mv.Outcome, mv.Message = r.move(ctx, pod, wo, w.in.Pods[m.Pod].Pod, mv)
+				mv.Outcome, mv.Message = r.move(ctx, rep.At, pod, wo, w.in.Pods[m.Pod].Pod, mv)
 			}
 			r.report(pod, wo, mv)
 			rep.Moves = append(rep.Moves, mv)
@@ -195,7 +195,7 @@ func (r *Rebalancer) RunOnce(ctx context.Context) (Report, error) {
 
 // move confirms the destination, reserves room there and evicts the pod; it returns the outcome
 // and, when the move did not happen, why.
-func (r *Rebalancer) move(ctx context.Context, pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer, req model.Pod, mv Move) (string, string) {
+func (r *Rebalancer) move(ctx context.Context, run time.Time, pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer, req model.Pod, mv Move) (string, string) {
 	logger := log.FromContext(ctx).WithValues("pod", klog.KObj(pod), "from", mv.From, "to", mv.To)
 	if err := r.confirm(ctx, pod, req, mv); err != nil {
 		logger.Info("Move not confirmed", "reason", err.Error())
@@ -203,7 +203,7 @@ func (r *Rebalancer) move(ctx context.Context, pod *corev1.Pod, wo *kcloudv1alph
 	}
 	now := r.Clock.Now()
 	res := kube.NewReservation(pod, wo.Name, req, now, now.Add(r.ttl()))
-	res.SavingsPerHour, res.PowerSavings = mv.Saving.CostPerHour, mv.Saving.PowerWatts
+	res.SavingsPerHour, res.PowerSavings, res.Run = mv.Saving.CostPerHour, mv.Saving.PowerWatts, run.UTC()
 	if err := r.annotateNode(ctx, mv.To, res.Key, res.Value()); err != nil {
 		err = fmt.Errorf("reserving room on node %s for pod %s: %w", mv.To, klog.KObj(pod), err)
 		logger.Error(err, "Move not started")
