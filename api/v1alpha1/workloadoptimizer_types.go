@@ -61,6 +61,10 @@ type WorkloadOptimizerSpec struct {
 	// autoScaling sizes the target workload between minReplicas and maxReplicas.
 	// +optional
 	AutoScaling *AutoScaling `json:"autoScaling,omitempty"`
+
+	// rebalancing says whether the rebalancer may move the workload's pods (Auto when unset).
+	// +optional
+	Rebalancing *RebalancingPolicy `json:"rebalancing,omitempty"`
 }
 
 // TargetReference names a workload in the optimizer's namespace.
@@ -343,6 +347,10 @@ type WorkloadOptimizerStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1
 	OptimizationScore float64 `json:"optimizationScore,omitempty"`
+
+	// rebalancing reports the rebalancer's last run for this workload.
+	// +optional
+	Rebalancing *RebalancingStatus `json:"rebalancing,omitempty"`
 
 	// observedGeneration is the spec generation this status describes.
 	// +optional

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/operator"
 	"kcloud.io/optimizer/internal/webhook/certs"
 )
@@ -42,6 +43,16 @@ func main() {
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "Port of the admission webhooks; 0 serves none.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with the webhook server's tls.crt and tls.key.")
 	fs.StringVar(&o.WebhookHost, "webhook-host", "", "Address the webhook server binds (all when empty).")
+	rb := &o.Rebalance
+	fs.DurationVar(&rb.Interval, "rebalance-interval", rebalancer.DefaultInterval, "How often the rebalancer looks for pods to move where they cost or draw less; 0 disables it.")
+	fs.Float64Var(&rb.MinSavingUSDPerHour, "rebalance-min-saving-usd-per-hour", rebalancer.DefaultMinSavingUSDPerHour, "Net saving (after the restart charge) a move must reach, USD/h; 0 leaves cost out unless --rebalance-min-saving-watts is 0 too.")
+	fs.Float64Var(&rb.MinSavingWatts, "rebalance-min-saving-watts", 0, "Net power saving a move must reach, W; 0 leaves power out of the decision.")
+	fs.DurationVar(&rb.RestartTime, "rebalance-restart-time", rebalancer.DefaultRestartTime, "How long an evicted pod does no work: a move is charged this much of the pod's cost and power.")
+	fs.IntVar(&rb.MaxPerNode, "rebalance-max-evictions-per-node", rebalancer.DefaultMaxPerNode, "Evictions per run from one node; 0: no cap.")
+	fs.IntVar(&rb.MaxPerNamespace, "rebalance-max-evictions-per-namespace", rebalancer.DefaultMaxPerNamespace, "Evictions per run in one namespace; 0: no cap.")
+	fs.IntVar(&rb.MaxTotal, "rebalance-max-evictions-total", rebalancer.DefaultMaxTotal, "Evictions per run in all; 0: no cap.")
+	fs.BoolVar(&rb.DryRun, "rebalance-dry-run", false, "Only report the moves the rebalancer would make (events, logs, status, metrics); evict nothing.")
+	fs.DurationVar(&rb.ReservationTTL, "rebalance-reservation-ttl", rebalancer.DefaultReservationTTL, "How long room stays reserved on a destination node for an evicted pod's replacement.")
 	var certMode, namespace, service, secret, extraIPs string
 	fs.StringVar(&certMode, "webhook-cert-mode", "self", "self: the operator keeps a CA and serving certificate in a Secret, rotates them and injects the caBundle; external: cert-manager (or anything) provides the files in --webhook-cert-dir.")
 	fs.StringVar(&namespace, "operator-namespace", inClusterNamespace(), "Namespace of the operator: where the certificate Secret lives.")
@@ -90,7 +101,7 @@ func main() {
 		fail(err)
 	}
 	log.Info("Starting", "watchNamespaces", o.WatchNamespaces, "operatorName", o.OperatorName, "podName", o.PodName,
-		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL)
+		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}

@@ -8,6 +8,7 @@ package controller
 // +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/status;costpolicies/status;powerpolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=kcloud.io,resources=workloadoptimizers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=nodes;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch

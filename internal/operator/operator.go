@@ -34,6 +34,7 @@ import (
 	"kcloud.io/optimizer/internal/controller/costpolicy"
 	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
+	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
 	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/internal/telemetry"
@@ -85,6 +86,8 @@ type Options struct {
 	WebhookCerts *certs.Options
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
+	// Rebalance configures the rebalancer (--rebalance-* flags); a zero Interval disables it.
+	Rebalance rebalancer.Options
 }
 
 // FromEnv reads the product's environment variables into o.
@@ -226,6 +229,15 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
 	if err := pp.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the PowerPolicy controller: %w", err)
+	}
+	if o.Rebalance.Interval > 0 {
+		rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: catalog.Default(), Recorder: recorder,
+			Clock: o.Clock, Options: o.Rebalance,
+			// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
+			Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond})}
+		if err := mgr.Add(rb); err != nil {
+			return nil, fmt.Errorf("setting up the rebalancer: %w", err)
+		}
 	}
 	if o.WebhookPort > 0 && o.WebhookCerts != nil {
 		if err := setupCertificates(mgr, o); err != nil {

@@ -13,14 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	v1helper "k8s.io/component-helpers/scheduling/corev1"
-	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/controller/fleet"
-	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -75,7 +72,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		return err
 	}
 	placed := make([]model.Placed, 0, len(st.running))
-	rules := make([]placementRule, 0, len(st.running))
+	rules := make([]fleet.Rule, 0, len(st.running))
 	for _, rp := range st.running {
 		// Where the snapshot counted the pod; -1 when it did not (its node is cordoned or not
 		// ready): the pod may only move.
@@ -98,65 +95,18 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	allowed := func(pod, node int) bool {
 		p, n, e := &placed[pod].Pod, &snap.Nodes[node], snap.Econ[node]
 		return model.AttributedCost(p, n, e) <= maxCost && model.AttributedPower(p, n, e) <= maxPower &&
-			rules[pod].allows(snap.Objs[node], e)
+			rules[pod].Allows(snap.Objs[node], e)
 	}
 	st.placement = model.WorkloadPlacement(placed, snap.Nodes, snap.Econ, allowed)
 	return nil
 }
 
-// placementRule is where a pod may run: nodes offering its accelerator resources, matching its
-// node selector and required affinity, tolerated, and within the spot rule of the policies.
-type placementRule struct {
-	resources []corev1.ResourceName
-	affinity  nodeaffinity.RequiredNodeAffinity
-	pod       *corev1.Pod
-	spot      model.SpotRule
-}
-
-func (r *Reconciler) ruleFor(ctx context.Context, pod *corev1.Pod) placementRule {
-	rule := placementRule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod}
-	for _, c := range pod.Spec.Containers {
-		for name, q := range c.Resources.Requests {
-			if slices.Contains(kube.AcceleratorResources, string(name)) && !q.IsZero() {
-				rule.resources = append(rule.resources, name)
-			}
-		}
-	}
+func (r *Reconciler) ruleFor(ctx context.Context, pod *corev1.Pod) fleet.Rule {
 	policies := &kcloudv1alpha1.CostPolicyList{}
-	if err := r.Client.List(ctx, policies); err == nil {
-		for i := range policies.Items {
-			cp := &policies.Items[i]
-			if !kube.Covers(cp.Spec.PolicyTarget, pod) {
-				continue
-			}
-			switch cp.Spec.SpotPolicy {
-			case kcloudv1alpha1.SpotRequire:
-				rule.spot = model.SpotRequired
-			case kcloudv1alpha1.SpotAvoid:
-				rule.spot = model.SpotAvoided
-			}
-		}
+	if err := r.Client.List(ctx, policies); err != nil {
+		return fleet.NewRule(pod, nil)
 	}
-	return rule
-}
-
-func (pr placementRule) allows(node *corev1.Node, e *model.Economics) bool {
-	for _, res := range pr.resources {
-		if q, ok := node.Status.Allocatable[res]; !ok || q.IsZero() {
-			return false
-		}
-	}
-	if model.CheckSpot(pr.spot, "", e.Spot) != nil {
-		return false
-	}
-	if match, _ := pr.affinity.Match(node); !match {
-		return false
-	}
-	_, untolerated := v1helper.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, pr.pod.Spec.Tolerations,
-		func(t *corev1.Taint) bool {
-			return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
-		}, false)
-	return !untolerated
+	return fleet.NewRule(pod, policies.Items)
 }
 
 // accountBudget adds the spend since the last accounting to the workload's budget.

@@ -130,7 +130,9 @@ func (pl *Plugin) candidateNodes(pod *corev1.Pod, p *model.Pod, nodes []fwk.Node
 		if full {
 			return true
 		}
-		if fr.pods == 0 {
+		// A node holding a rebalancing reservation is always offered: the pod it is held for
+		// must be able to land there, and others must hear why it is refused.
+		if fr.pods == 0 && len(f.reservations) == 0 {
 			if empties[f.shape] >= emptyPerShape {
 				return true
 			}

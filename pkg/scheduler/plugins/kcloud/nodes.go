@@ -18,8 +18,10 @@ type nodeFacts struct {
 	facts catalog.NodeFacts
 	econ  model.Economics
 	shape int // nodes with the same shapeKey have the same shape
-	err   error
-	view  atomic.Pointer[nodeView]
+	// reservations are the rebalancer's reservations written on the node (kube.NodeReservations).
+	reservations []kube.Reservation
+	err          error
+	view         atomic.Pointer[nodeView]
 }
 
 // factsCache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads
@@ -52,6 +54,9 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 	}
 	f := &nodeFacts{}
 	f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
+	if kube.HasReservations(node) {
+		f.reservations = kube.NodeReservations(node)
+	}
 	key := shapeKey(node)
 	c.mu.Lock()
 	defer c.mu.Unlock()

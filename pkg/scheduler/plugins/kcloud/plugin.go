@@ -44,6 +44,7 @@ type Plugin struct {
 	facts    *factsCache
 	policies *policyStore
 	inflight inflight
+	now      func() time.Time // when rebalancing reservations are judged
 }
 
 var (
@@ -81,6 +82,7 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		types:    model.TypicalPodTypes(pods, 0.95),
 		facts:    &factsCache{cat: cat},
 		inflight: inflight{m: map[types.UID]reservation{}},
+		now:      time.Now,
 	}
 	if h != nil && h.KubeConfig() != nil {
 		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig()); err != nil {
@@ -216,6 +218,11 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 			return fwk.NewStatus(fwk.Unschedulable, lv.Error())
 		}
 	}
+	if len(f.reservations) > 0 {
+		if st := pl.reservedRoom(pod, &c.pod, ni, f, *n); st != nil {
+			return st
+		}
+	}
 	// Work out the placement here, where the scheduler runs nodes in parallel, so that PreScore,
 	// which runs once over all feasible nodes, finds it cached.
 	v.place(c.pod, pl.types, &f.econ)
@@ -271,6 +278,22 @@ func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 	for i, ni := range nodes {
 		if all[i].priced {
 			c.scores[ni.Node()] = integerScore(all[i].combined, best)
+		}
+	}
+	// The replacement of a pod the rebalancer moved goes where it reserved room for the workload:
+	// the reserved nodes score 100 and every other node 0.
+	if pod.Labels[kube.LabelOptimizer] != "" {
+		var reserved []*corev1.Node
+		for _, ni := range nodes {
+			if pl.reservedFor(pod, ni) {
+				reserved = append(reserved, ni.Node())
+			}
+		}
+		if len(reserved) > 0 {
+			clear(c.scores)
+			for _, n := range reserved {
+				c.scores[n] = fwk.MaxNodeScore
+			}
 		}
 	}
 	return nil

@@ -1,0 +1,256 @@
+package rebalancer
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// world is what one run decides on: the snapshot with reservations held, the candidates, and for
+// each candidate its pod and optimizer.
+type world struct {
+	snap  *fleet.Snapshot
+	in    model.RebalanceInput
+	pods  []*corev1.Pod // in the order of in.Pods
+	wos   []*kcloudv1alpha1.WorkloadOptimizer
+	byKey map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer
+	// skipped counts pods not considered, by reason.
+	skipped map[string]int
+}
+
+// build reads the cluster: optimizers, pods, policies and a snapshot of the nodes in which the
+// rooms reserved for earlier moves are held.
+func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, error) {
+	wos := &kcloudv1alpha1.WorkloadOptimizerList{}
+	if err := r.Client.List(ctx, wos); err != nil {
+		return nil, fmt.Errorf("listing WorkloadOptimizers: %w", err)
+	}
+	costPolicies := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, costPolicies); err != nil {
+		return nil, fmt.Errorf("listing CostPolicies: %w", err)
+	}
+	powerPolicies := &kcloudv1alpha1.PowerPolicyList{}
+	if err := r.Client.List(ctx, powerPolicies); err != nil {
+		return nil, fmt.Errorf("listing PowerPolicies: %w", err)
+	}
+	w := &world{byKey: map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer{}, skipped: map[string]int{}}
+	for i := range wos.Items {
+		wo := &wos.Items[i]
+		w.byKey[types.NamespacedName{Namespace: wo.Namespace, Name: wo.Name}] = wo
+	}
+	running := make([]*corev1.Pod, 0, len(pods))
+	for i := range pods {
+		if fleet.Running(&pods[i]) {
+			running = append(running, &pods[i])
+		}
+	}
+	snap, err := r.Fleet.SnapshotFor(ctx, running)
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet: %w", err)
+	}
+	w.snap = snap
+	w.in = model.RebalanceInput{Nodes: make([]model.Node, len(snap.Nodes)), Econ: snap.Econ}
+	copy(w.in.Nodes, snap.Nodes)
+	r.holdReservations(w, running)
+
+	limits := newLimitSet(snap, running, costPolicies.Items, powerPolicies.Items, w.byKey)
+	w.in.Limits = limits.limits
+	for _, pod := range running {
+		wo := w.byKey[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Labels[kube.LabelOptimizer]}]
+		if pod.Labels[kube.LabelOptimizer] == "" {
+			wo = nil
+		}
+		if ok, why := Eligible(pod, wo); !ok {
+			if wo != nil {
+				w.skipped[why]++
+			}
+			continue
+		}
+		where, counted := snap.Placed[pod.UID]
+		if !counted {
+			w.skipped["its node is not schedulable, ready and priced"]++
+			continue
+		}
+		rule := fleet.NewRule(pod, costPolicies.Items)
+		w.in.Pods = append(w.in.Pods, model.RebalanceCandidate{
+			Placed:    model.Placed{Pod: kube.PodRequest(pod), Node: where.Node, Device: where.Device},
+			Namespace: pod.Namespace,
+			Limits:    limits.covering(pod, wo),
+			Allowed:   func(j int) bool { return rule.Allows(snap.Objs[j], snap.Econ[j]) },
+		})
+		w.pods = append(w.pods, pod)
+		w.wos = append(w.wos, wo)
+	}
+	return w, nil
+}
+
+// holdReservations counts the room still reserved for earlier moves as taken.
+func (r *Rebalancer) holdReservations(w *world, running []*corev1.Pod) {
+	now := r.Clock.Now()
+	var byNode map[string][]*corev1.Pod
+	for j, obj := range w.snap.Objs {
+		if !kube.HasReservations(obj) {
+			continue
+		}
+		if byNode == nil {
+			byNode = podsByNode(running)
+		}
+		active, _ := kube.ActiveReservations(kube.NodeReservations(obj), byNode[obj.Name], now)
+		n := &w.in.Nodes[j]
+		for _, res := range active {
+			p := res.Request()
+			if model.Fits(&p, n) {
+				model.Assign(&p, n, model.Allocation{Device: model.BestFitDevice(&p, n)})
+			}
+		}
+	}
+}
+
+func podsByNode(pods []*corev1.Pod) map[string][]*corev1.Pod {
+	out := map[string][]*corev1.Pod{}
+	for _, p := range pods {
+		if p.Spec.NodeName != "" {
+			out[p.Spec.NodeName] = append(out[p.Spec.NodeName], p)
+		}
+	}
+	return out
+}
+
+// limitSet is the hard limits the scheduler will check when it places a replacement: each
+// optimizer's caps over its pods, and the caps, budgets and carbon limits of the CostPolicies and
+// PowerPolicies that enforce (deny or scale-down), with what their pods use now.
+type limitSet struct {
+	limits []model.Limit
+	// byOptimizer and byPolicy index limits; policy members are found with kube.Covers.
+	byOptimizer map[types.NamespacedName][]int
+	policies    []policyLimits
+}
+
+type policyLimits struct {
+	target  kcloudv1alpha1.PolicyTarget
+	indexes []int
+}
+
+func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
+	wos map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer) *limitSet {
+	ls := &limitSet{byOptimizer: map[types.NamespacedName][]int{}}
+	// What each running pod is charged where it runs, as the scheduler counts usage.
+	type charge struct {
+		pod         *corev1.Pod
+		cost, power float64
+	}
+	var charges []charge
+	for _, pod := range running {
+		where, ok := snap.Placed[pod.UID]
+		if !ok {
+			continue
+		}
+		p, n, e := kube.PodRequest(pod), snap.Nodes[where.Node], snap.Econ[where.Node]
+		charges = append(charges, charge{pod, model.AttributedCost(&p, &n, e), model.AttributedPower(&p, &n, e)})
+	}
+	sum := func(member func(*corev1.Pod) bool, kind model.LimitKind) float64 {
+		total := 0.0
+		for _, c := range charges {
+			if member(c.pod) {
+				if kind == model.LimitPowerWatts {
+					total += c.power
+				} else {
+					total += c.cost
+				}
+			}
+		}
+		return total
+	}
+	add := func(l model.Limit) int {
+		ls.limits = append(ls.limits, l)
+		return len(ls.limits) - 1
+	}
+	for key, wo := range wos {
+		member := func(p *corev1.Pod) bool {
+			return p.Namespace == key.Namespace && p.Labels[kube.LabelOptimizer] == key.Name
+		}
+		src := fmt.Sprintf("WorkloadOptimizer %s", key)
+		if c := wo.Spec.CostConstraints; c != nil && c.MaxCostPerHour != nil {
+			l := model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}
+			l.Used = sum(member, l.Kind)
+			ls.byOptimizer[key] = append(ls.byOptimizer[key], add(l))
+		}
+		if c := wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
+			l := model.Limit{Source: src + " maxPowerUsage", Kind: model.LimitPowerWatts, Cap: *c.MaxPowerUsage}
+			l.Used = sum(member, l.Kind)
+			ls.byOptimizer[key] = append(ls.byOptimizer[key], add(l))
+		}
+	}
+	enforced := func(m kcloudv1alpha1.EnforcementMode) bool { return m != "" && m != kcloudv1alpha1.EnforcementWarn }
+	for i := range cps {
+		cp := &cps[i]
+		if !enforced(cp.Spec.Enforcement) {
+			continue
+		}
+		target := cp.Spec.PolicyTarget
+		member := func(p *corev1.Pod) bool { return kube.Covers(target, p) }
+		pl := policyLimits{target: target}
+		src := "CostPolicy " + cp.Name
+		if cp.Spec.MaxCostPerHour != nil {
+			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour,
+				Used: sum(member, model.LimitCostPerHour)}))
+		}
+		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
+			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}))
+		}
+		ls.policies = append(ls.policies, pl)
+	}
+	for i := range pps {
+		pw := &pps[i]
+		if !enforced(pw.Spec.Enforcement) {
+			continue
+		}
+		target := pw.Spec.PolicyTarget
+		member := func(p *corev1.Pod) bool { return kube.Covers(target, p) }
+		pl := policyLimits{target: target}
+		src := "PowerPolicy " + pw.Name
+		if pw.Spec.MaxPowerWatts != nil {
+			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts,
+				Used: sum(member, model.LimitPowerWatts)}))
+		}
+		if pw.Spec.MaxCarbonIntensity != nil {
+			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}))
+		}
+		if b := pw.Spec.EnergyBudget; b != nil {
+			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitEnergyKWh, Cap: b.KilowattHours - pw.Status.EnergyThisPeriodKWh}))
+		}
+		ls.policies = append(ls.policies, pl)
+	}
+	return ls
+}
+
+// covering lists the limits that cover a pod of an optimizer.
+func (ls *limitSet) covering(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) []int {
+	var out []int
+	if wo != nil {
+		out = append(out, ls.byOptimizer[types.NamespacedName{Namespace: wo.Namespace, Name: wo.Name}]...)
+	}
+	for _, pl := range ls.policies {
+		if kube.Covers(pl.target, pod) {
+			out = append(out, pl.indexes...)
+		}
+	}
+	return out
+}
+
+// listPods reads every pod from the cache, not copied: the run only reads them.
+func (r *Rebalancer) listPods(ctx context.Context) ([]corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := r.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	return list.Items, nil
+}
