@@ -234,7 +234,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: catalog.Default(), Recorder: recorder,
 			Clock: o.Clock, Options: o.Rebalance,
 			// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
-			Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond})}
+			Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond,
+				Pods: pods, Nodes: nodes})}
 		if err := mgr.Add(rb); err != nil {
 			return nil, fmt.Errorf("setting up the rebalancer: %w", err)
 		}
