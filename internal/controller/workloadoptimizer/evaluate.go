@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
@@ -103,7 +104,8 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 
 func (r *Reconciler) ruleFor(ctx context.Context, pod *corev1.Pod) fleet.Rule {
 	policies := &kcloudv1alpha1.CostPolicyList{}
-	if err := r.Client.List(ctx, policies); err != nil {
+	// Read-only, for every pod of every reconcile: not copied out of the cache.
+	if err := r.Client.List(ctx, policies, ctrl.UnsafeDisableDeepCopy); err != nil {
 		return fleet.NewRule(pod, nil)
 	}
 	return fleet.NewRule(pod, policies.Items)

@@ -42,11 +42,13 @@ var defaultAPIVersions = map[string]string{
 }
 
 // findPods collects the workload's pods: those with the link label, and those the target's or the
-// optimizer's selector matches.
+// optimizer's selector matches. The pods are the cache's own, not copies (every reconcile reads
+// every pod of its workload): nothing may modify them.
 func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 	wo := st.wo
 	linked := &corev1.PodList{}
-	if err := r.Client.List(ctx, linked, ctrl.InNamespace(wo.Namespace), ctrl.MatchingFields{IndexOptimizer: wo.Namespace + "/" + wo.Name}); err != nil {
+	if err := r.Client.List(ctx, linked, ctrl.InNamespace(wo.Namespace), ctrl.MatchingFields{IndexOptimizer: wo.Namespace + "/" + wo.Name},
+		ctrl.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing linked pods: %w", err)
 	}
 	seen := map[types.UID]bool{}
@@ -80,7 +82,7 @@ func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 			continue // a selector matching everything would claim every pod of the namespace
 		}
 		pods := &corev1.PodList{}
-		if err := r.Client.List(ctx, pods, ctrl.InNamespace(wo.Namespace), ctrl.MatchingLabelsSelector{Selector: sel}); err != nil {
+		if err := r.Client.List(ctx, pods, ctrl.InNamespace(wo.Namespace), ctrl.MatchingLabelsSelector{Selector: sel}, ctrl.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing pods matching %s: %w", sel, err)
 		}
 		for i := range pods.Items {
@@ -128,11 +130,13 @@ func (r *Reconciler) targetSelector(ctx context.Context, namespace string, ref *
 // linkPods puts the link label on pods found through the target or selector, so the scheduler's
 // limits count them with the rest of the workload.
 func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
-	for _, p := range st.pods {
-		if p.Labels[kube.LabelOptimizer] == st.wo.Name || !p.DeletionTimestamp.IsZero() {
+	for i, cached := range st.pods {
+		if cached.Labels[kube.LabelOptimizer] == st.wo.Name || !cached.DeletionTimestamp.IsZero() {
 			continue
 		}
-		patch := ctrl.MergeFrom(p.DeepCopy())
+		p := cached.DeepCopy() // the cache's pod is shared
+		st.pods[i] = p
+		patch := ctrl.MergeFrom(cached)
 		if p.Labels == nil {
 			p.Labels = map[string]string{}
 		}
