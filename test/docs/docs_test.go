@@ -60,7 +60,7 @@ import (
 // Keep it short: a command that can run on the local cluster runs here.
 var mapped = map[string]string{
 	"make test": "CI: .ci/run is exactly `make test` (which also runs this test)",
-	"helm upgrade --install kcloud-operator ./charts/kcloud-operator -n kcloud-operator-system -f my-values.yaml": "test/e2e/deploy TestHelmChart/non-default_values renders the chart with these values and more (testdata/values-custom.yaml) and applies every object, with the cert-manager and prometheus-operator CRDs the values need, which this cluster does not have",
+	"helm upgrade --install kcloud-operator ./charts/kcloud-operator -n kcloud-operator-system -f my-values.yaml":           "test/e2e/deploy TestHelmChart/non-default_values renders the chart with these values and more (testdata/values-custom.yaml) and applies every object, with the cert-manager and prometheus-operator CRDs the values need, which this cluster does not have",
 	"KUBEBUILDER_ASSETS=$(./hack/build-controlplane.sh) go test ./test/integration/webhook/ -run TestPodMutations -count=1": "make test-integration (and make test) run ./test/integration/webhook with the same KUBEBUILDER_ASSETS",
 }
 
