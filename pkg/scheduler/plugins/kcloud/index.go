@@ -40,6 +40,7 @@ type candidateIndex struct {
 	// running nodes by group (mixed, none, then one per kube.AcceleratorResources) and number of
 	// free devices of that resource (clamped to maxBucket); empty nodes by shape, in list order.
 	running    [][][]int32
+	nrunning   int
 	empties    map[int][]int32
 	unreadable int // nodes the catalog cannot read: PreFilter then offers every node
 
@@ -173,7 +174,9 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 		return nil
 	}
 	r := requestOf(pod)
-	out := sets.New[string]()
+	// Sized for every running node and two empty ones per shape: growing a set of hundreds of
+	// names step by step costs more than the rest of the call.
+	out := make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties))
 	anyFits := false
 	consider := func(i int32) bool {
 		s := &ix.slots[i]
@@ -299,7 +302,7 @@ func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	old := ix.slots
 	ix.list, ix.slots = nodes, make([]islot, len(nodes))
 	ix.pos = make(map[string]int32, len(nodes))
-	ix.running, ix.empties, ix.unreadable = nil, map[int][]int32{}, 0
+	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[int][]int32{}, 0
 	for i, ni := range nodes {
 		s := &ix.slots[i]
 		node := ni.Node()
@@ -372,6 +375,7 @@ func (ix *candidateIndex) add(i int32) {
 		}
 		s.where, s.group, s.bucket, s.at = 1, int8(g), int16(b), int32(len(ix.running[g][b]))
 		ix.running[g][b] = append(ix.running[g][b], i)
+		ix.nrunning++
 	}
 }
 
@@ -384,6 +388,7 @@ func (ix *candidateIndex) remove(i int32) {
 		l[s.at] = last
 		ix.slots[last].at = s.at
 		ix.running[s.group][s.bucket] = l[:len(l)-1]
+		ix.nrunning--
 	case 2:
 		l := ix.empties[s.shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
