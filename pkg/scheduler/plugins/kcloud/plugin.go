@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -42,6 +43,7 @@ type Plugin struct {
 	weights  model.Weights
 	types    []model.PodType
 	facts    *factsCache
+	cands    *candidateIndex
 	policies *policyStore
 	inflight inflight
 	now      func() time.Time // when rebalancing reservations are judged
@@ -75,12 +77,14 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 	for i, t := range trace {
 		pods[i] = model.Pod{CPUMilli: t.CPUMilli, MemoryMiB: t.MemoryMiB, GPUCount: t.NumGPU, GPUMilli: t.GPUMilli, Models: t.Models}
 	}
+	facts := &factsCache{cat: cat}
 	pl := &Plugin{
 		handle:   h,
 		args:     args,
 		weights:  args.ModelWeights(),
 		types:    model.TypicalPodTypes(pods, 0.95),
-		facts:    &factsCache{cat: cat},
+		facts:    facts,
+		cands:    newCandidateIndex(facts),
 		inflight: inflight{m: map[types.UID]reservation{}},
 		now:      time.Now,
 	}
@@ -90,30 +94,63 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		}
 	}
 	if h != nil && h.SharedInformerFactory() != nil {
-		// A deleted pod no longer holds its device.
-		_, _ = h.SharedInformerFactory().Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			DeleteFunc: func(obj any) {
-				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-					obj = t.Obj
-				}
-				if pod, ok := obj.(*corev1.Pod); ok {
-					pl.inflight.delete(pod.UID)
-				}
-			},
-		})
-		// A deleted node's facts and view go with it.
-		_, _ = h.SharedInformerFactory().Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			DeleteFunc: func(obj any) {
-				if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-					obj = t.Obj
-				}
-				if node, ok := obj.(*corev1.Node); ok {
-					pl.facts.forget(node.Name)
-				}
-			},
-		})
+		if err := pl.watch(h.SharedInformerFactory().Core().V1().Pods().Informer(), h.SharedInformerFactory().Core().V1().Nodes().Informer()); err != nil {
+			return nil, err
+		}
 	}
 	return pl, nil
+}
+
+// watch keeps what the plugin holds per pod and node in step with the cluster: the candidate
+// index hears of every bound pod and node that changes, a deleted pod no longer holds its device,
+// and a deleted node's facts and view go with it.
+func (pl *Plugin) watch(pods, nodes cache.SharedIndexInformer) error {
+	bound := func(obj any, deleted bool) {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			if deleted {
+				pl.inflight.delete(pod.UID)
+			}
+			if deleted || pod.Spec.NodeName != "" {
+				pl.cands.podEvent(pod, deleted)
+			}
+		}
+	}
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { bound(obj, false) },
+		UpdateFunc: func(_, obj any) { bound(obj, false) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			bound(obj, true)
+		},
+	}); err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	changed := func(obj any, deleted bool) {
+		if node, ok := obj.(*corev1.Node); ok {
+			if deleted {
+				pl.facts.forget(node.Name)
+			}
+			pl.cands.nodeEvent(node, deleted)
+		}
+	}
+	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { changed(obj, false) },
+		UpdateFunc: func(_, obj any) { changed(obj, false) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			changed(obj, true)
+		},
+	}); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+	pl.cands.mu.Lock()
+	pl.cands.enabled = true
+	pl.cands.mu.Unlock()
+	return nil
 }
 
 // Name returns the plugin's name.
@@ -153,10 +190,24 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 		c.limits = append(c.limits, l)
 	}
 	state.Write(stateKey, c)
-	if names := pl.candidateNodes(pod, &c.pod, nodes); names != nil {
+	if names := pl.nodesWorthFiltering(state, pod, &c.pod, nodes); names != nil {
 		return &fwk.PreFilterResult{NodeNames: names}, nil
 	}
 	return nil, nil
+}
+
+// nodesWorthFiltering is candidateNodes, from the candidate index when events keep it up to date.
+// A pod group's cycle assumes its pods in the snapshot alone, without changing NodeInfo
+// generations: neither the index nor the per-generation caches can see them, so every node is
+// offered.
+func (pl *Plugin) nodesWorthFiltering(state fwk.CycleState, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
+	if state.IsPodGroupSchedulingCycle() {
+		return nil
+	}
+	if pl.cands.enabled {
+		return pl.cands.candidates(pl, pod, p, nodes)
+	}
+	return pl.candidateNodes(pod, p, nodes)
 }
 
 // usage sums the attributed cost or power of the pods placed anywhere that share a limit.
@@ -323,8 +374,10 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 // ScoreExtensions is nil: scores are normalised across nodes in PreScore.
 func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return nil }
 
-// Reserve keeps the device chosen for a share until the pod carries it.
+// Reserve keeps the device chosen for a share until the pod carries it, and tells the candidate
+// index that the node changed (once the device is kept: a share's room depends on it).
 func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	defer pl.cands.reserved(nodeName, pod)
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
@@ -347,6 +400,7 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1
 // Unreserve releases what Reserve kept.
 func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) {
 	pl.inflight.delete(pod.UID)
+	pl.cands.unreserved(nodeName, pod)
 }
 
 // PreBindPreFlight skips PreBind for pods without a share.
