@@ -351,7 +351,9 @@ func (ix *candidateIndex) add(i int32) {
 	case s.facts.err != nil:
 		s.where = 3
 		ix.unreadable++
-	case s.free.pods == 0:
+	case s.free.pods == 0 && len(s.facts.reservations) == 0:
+		// An empty node holding a rebalancing reservation is filed with the running ones, which
+		// are always considered, as candidateNodes offers it (candidates.go).
 		s.where, s.shape = 2, s.facts.shape
 		l := ix.empties[s.shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
