@@ -54,7 +54,6 @@ const (
 // Reasons of the autoscaling conditions and events.
 const (
 	ReasonTargetScalable    = "TargetScalable"
-	ReasonTargetNotFound    = "TargetNotFound"
 	ReasonTargetNotScalable = "TargetNotScalable"
 	ReasonScaleFailed       = "ScaleFailed"
 	ReasonValidMetric       = "ValidMetric"
