@@ -103,7 +103,9 @@ func TestPredictiveVersusReactiveAutoscaling(t *testing.T) {
 	if _, err := suite.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = suite.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = suite.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
 
 	// The replicas run on the one p5.48xlarge node: each asks 1 CPU of its 192, so it is charged
 	// 1/192 of the node's price.
