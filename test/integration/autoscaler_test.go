@@ -12,9 +12,11 @@ import (
 	"github.com/go-logr/logr/testr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
@@ -276,4 +278,45 @@ func TestAutoscaler(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAutoscalingFieldsValidated: the new autoScaling fields are defaulted and refused with messages
+// naming the field.
+func TestAutoscalingFieldsValidated(t *testing.T) {
+	ensureNamespace(t, validationNamespace)
+	for _, tc := range []struct {
+		name       string
+		field      string
+		value      any
+		wantField  string
+		wantReason string
+	}{
+		{"unknown mode", "mode", "Sometimes", "spec.autoScaling.mode", "supported values"},
+		{"negative stabilization window", "stabilizationWindowSeconds", int64(-1), "spec.autoScaling.stabilizationWindowSeconds", "greater than or equal to 0"},
+		{"lead over a day", "leadSeconds", int64(86401), "spec.autoScaling.leadSeconds", "less than or equal to 86400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := parseObject(t, validWO)
+			if err := unstructured.SetNestedField(obj.Object, tc.value, "spec", "autoScaling", tc.field); err != nil {
+				t.Fatal(err)
+			}
+			err := k8sClient.Create(context.Background(), obj, client.DryRunAll)
+			if err == nil || !apierrors.IsInvalid(err) {
+				t.Fatalf("want an Invalid refusal, got %v", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.wantField+":") || !strings.Contains(msg, tc.wantReason) {
+				t.Errorf("message does not name %s and %q: %s", tc.wantField, tc.wantReason, msg)
+			}
+		})
+	}
+	obj := parseObject(t, validWO)
+	if err := k8sClient.Create(context.Background(), obj, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	mode, _, _ := unstructured.NestedString(obj.Object, "spec", "autoScaling", "mode")
+	window, _, _ := unstructured.NestedInt64(obj.Object, "spec", "autoScaling", "stabilizationWindowSeconds")
+	lead, _, _ := unstructured.NestedInt64(obj.Object, "spec", "autoScaling", "leadSeconds")
+	if mode != "Predictive" || window != 300 || lead != 300 {
+		t.Errorf("defaults: mode %q, stabilizationWindowSeconds %d, leadSeconds %d; want Predictive, 300, 300", mode, window, lead)
+	}
 }
