@@ -206,6 +206,8 @@ type AutoScaling struct {
 	// +listMapKey=type
 	// +kubebuilder:validation:MaxItems=8
 	Metrics []ScalingMetric `json:"metrics,omitempty"`
+
+	AutoScalingBehavior `json:",inline"`
 }
 
 // MetricType is what a scaling metric measures, and decides the unit of its threshold.
@@ -337,6 +339,10 @@ type WorkloadOptimizerStatus struct {
 	// budget accounts spend against costConstraints.budgetLimit over costConstraints.budgetPeriod.
 	// +optional
 	Budget *BudgetStatus `json:"budget,omitempty"`
+
+	// autoScaling is the autoscaler's last decision; only the autoscaler writes it.
+	// +optional
+	AutoScaling *AutoScalingStatus `json:"autoScaling,omitempty"`
 
 	// lastOptimized is when the operator last evaluated the placement.
 	// +optional

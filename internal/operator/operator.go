@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/controller/autoscaler"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
 	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
@@ -84,6 +85,13 @@ type Options struct {
 	// caBundle of the webhook configurations kept current. Nil when cert-manager (or anything else)
 	// provides the files.
 	WebhookCerts *certs.Options
+	// AutoscaleStep is the autoscaler's evaluation interval and history step (default 1m);
+	// AutoscaleSeason its forecaster's season (default 24h). AutoscaleThroughputQuery and
+	// AutoscaleLatencyQuery are PromQL templates of those metrics (defaults in package autoscaler).
+	AutoscaleStep            time.Duration
+	AutoscaleSeason          time.Duration
+	AutoscaleThroughputQuery string
+	AutoscaleLatencyQuery    string
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
 	// Rebalance configures the rebalancer (--rebalance-* flags); a zero Interval disables it.
@@ -239,6 +247,15 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		if err := mgr.Add(rb); err != nil {
 			return nil, fmt.Errorf("setting up the rebalancer: %w", err)
 		}
+	}
+	as := &autoscaler.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: fl, Recorder: recorder, Clock: o.Clock,
+		Step: o.AutoscaleStep, Season: o.AutoscaleSeason,
+		Queries: autoscaler.Queries{Throughput: o.AutoscaleThroughputQuery, Latency: o.AutoscaleLatencyQuery}}
+	if q, ok := source.(autoscaler.Querier); ok {
+		as.Prometheus = q
+	}
+	if err := as.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the autoscaler: %w", err)
 	}
 	if o.WebhookPort > 0 && o.WebhookCerts != nil {
 		if err := setupCertificates(mgr, o); err != nil {

@@ -339,3 +339,59 @@ func (b bearerTokenFile) RoundTrip(req *http.Request) (*http.Response, error) {
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	return b.next.RoundTrip(req)
 }
+
+// QueryAt evaluates promQL at the instant at (the autoscaler's evaluation time, so that a decision
+// reads the step it is made for) and returns its single value, as Query does.
+func (p *Prometheus) QueryAt(ctx context.Context, promQL string, at time.Time) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	v, _, err := p.api.Query(ctx, promQL, at, promv1.WithTimeout(p.timeout))
+	if err != nil {
+		return 0, fmt.Errorf("querying `%s` at %s: %w", promQL, p.url, err)
+	}
+	switch v := v.(type) {
+	case *model.Scalar:
+		return float64(v.Value), nil
+	case model.Vector:
+		if len(v) != 1 {
+			return 0, fmt.Errorf("query `%s` at %s returned %d series, want exactly one", promQL, p.url, len(v))
+		}
+		return float64(v[0].Value), nil
+	default:
+		return 0, fmt.Errorf("query `%s` at %s returned a %s, want a scalar or a one-element vector", promQL, p.url, v.Type())
+	}
+}
+
+// Sample is one point of a range query.
+type Sample struct {
+	At    time.Time
+	Value float64
+}
+
+// QueryRange evaluates promQL at every step from start to end (both included) and returns the points
+// of its single series, oldest first; steps without a value are left out. No series at all is no
+// points and no error (nothing recorded yet); more than one is an error.
+func (p *Prometheus) QueryRange(ctx context.Context, promQL string, start, end time.Time, step time.Duration) ([]Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	v, _, err := p.api.QueryRange(ctx, promQL, promv1.Range{Start: start, End: end, Step: step}, promv1.WithTimeout(p.timeout))
+	if err != nil {
+		return nil, fmt.Errorf("querying `%s` from %s to %s at %s: %w", promQL, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), p.url, err)
+	}
+	m, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("range query `%s` at %s returned a %s, want a matrix", promQL, p.url, v.Type())
+	}
+	switch len(m) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("range query `%s` at %s returned %d series, want at most one", promQL, p.url, len(m))
+	}
+	out := make([]Sample, 0, len(m[0].Values))
+	for _, sp := range m[0].Values {
+		out = append(out, Sample{At: sp.Timestamp.Time(), Value: float64(sp.Value)})
+	}
+	return out, nil
+}
