@@ -8,7 +8,7 @@ FUZZTIME ?= 60s
 # Control-plane binaries are built from the module graph; the script prints their directory.
 WITH_ASSETS = assets=$$(./hack/build-controlplane.sh) && KUBEBUILDER_ASSETS="$$assets"
 KUBECTL = bin/controlplane/current/kubectl
-GO_TEST_FLAGS ?= -count=1
+GO_TEST_FLAGS ?= -count=1 -timeout=40m
 
 ##@ General
 .PHONY: help

@@ -39,8 +39,9 @@ With --kubeconfig (or $KUBECONFIG) it works on that cluster. Otherwise it starts
 (` + "`kcloud dev up`" + `), or reuses the one already running in --state-dir. Then it installs the CRDs, applies
 the product description's WorkloadOptimizer examples (creating their namespaces) and prints the
 nodes and the optimizers. On the local cluster kcloud-scheduler runs beside the default scheduler
-when bin/kcloud-scheduler exists. The operator that fills the optimizers' status arrives with issue
-#6; until then their status columns stay empty.`,
+when bin/kcloud-scheduler exists, and kcloud-operator, which fills the optimizers' status, when
+bin/kcloud-operator exists (make build). On another cluster the operator is installed with the Helm
+chart or make deploy (docs/DEPLOYMENT_GUIDE.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -152,7 +153,7 @@ func report(ctx context.Context, out io.Writer, cfg *rest.Config) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nThe operator that fills PHASE, COST/H, POWER, NODE and SCORE arrives with issue #6.")
+	fmt.Fprintln(out, "\nkcloud-operator fills PHASE, COST/H, POWER, NODE and SCORE; \"-\" means it has not evaluated the optimizer yet (or is not installed).")
 	return nil
 }
 

@@ -41,6 +41,8 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		// Fleet: nodes, namespaces, pods and their owners, read everywhere.
 		{verb: "list", resource: "nodes"},
 		{verb: "watch", resource: "nodes"},
+		// Rebalancer: its reservations are annotations on the destination node.
+		{verb: "patch", resource: "nodes"},
 		{verb: "get", resource: "namespaces", name: other},
 		{verb: "list", resource: "pods"},
 		{verb: "watch", resource: "pods", namespace: other},
@@ -89,7 +91,6 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		{verb: "update", resource: "pods", namespace: other},
 		{verb: "create", resource: "pods", subresource: "exec", namespace: other},
 		{verb: "update", resource: "nodes"},
-		{verb: "patch", resource: "nodes"},
 		{verb: "delete", resource: "nodes"},
 		{verb: "update", resource: "configmaps", namespace: other},
 		{verb: "create", group: "apps", resource: "deployments", namespace: other},
