@@ -28,6 +28,7 @@ import (
 // the same order). A changed node list (a node added or removed: the snapshot then builds a new
 // list) is read in full. See docs/designs/scheduler.md, "Which nodes are considered".
 type candidateIndex struct {
+	out   sets.Set[string] // the answer, reused (see candidates)
 	mu    sync.Mutex
 	facts *factsCache
 	// enabled: events reach the index (the plugin runs with informers, or a test drives it).
@@ -176,7 +177,14 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 	r := requestOf(pod)
 	// Sized for every running node and two empty ones per shape: growing a set of hundreds of
 	// names step by step costs more than the rest of the call.
-	out := make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties))
+	// One set, refilled each cycle: cycles run one at a time, and the framework copies the set
+	// into its own result (PreFilterResult.Merge) before the next. A set of hundreds of names
+	// made anew each cycle was most of what PreFilter allocated.
+	if ix.out == nil {
+		ix.out = make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties))
+	}
+	out := ix.out
+	clear(out)
 	anyFits := false
 	consider := func(i int32) bool {
 		s := &ix.slots[i]
