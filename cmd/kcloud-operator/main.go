@@ -68,6 +68,9 @@ func main() {
 	_ = fs.Parse(os.Args[1:])
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
 	log := ctrl.Log.WithName("setup")
+	if soft := operator.SetSoftMemoryLimit("/sys/fs/cgroup"); soft > 0 {
+		log.Info("Soft memory limit set from the container's memory limit", "bytes", soft, "share", operator.SoftMemoryShare)
+	}
 
 	if err := o.FromEnv(os.Getenv); err != nil {
 		fail(err)
