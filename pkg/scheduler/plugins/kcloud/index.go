@@ -108,6 +108,9 @@ func (ix *candidateIndex) hintsFor(node string) *nodeHints {
 func (ix *candidateIndex) podEvent(pod *corev1.Pod, deleted bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if !ix.enabled {
+		return // nothing reads the hints
+	}
 	node, known := ix.podNode[pod.UID]
 	if !known {
 		node = pod.Spec.NodeName
@@ -135,6 +138,9 @@ func (ix *candidateIndex) podEvent(pod *corev1.Pod, deleted bool) {
 func (ix *candidateIndex) reserved(node string, pod *corev1.Pod) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if !ix.enabled {
+		return // nothing reads the hints
+	}
 	ix.hintsFor(node).add(pod.UID, &podHint{want: pod, landed: true})
 	ix.podNode[pod.UID] = node
 }
@@ -143,6 +149,9 @@ func (ix *candidateIndex) reserved(node string, pod *corev1.Pod) {
 func (ix *candidateIndex) unreserved(node string, pod *corev1.Pod) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if !ix.enabled {
+		return // nothing reads the hints
+	}
 	ix.hintsFor(node).add(pod.UID, &podHint{landed: true})
 	delete(ix.podNode, pod.UID)
 }
@@ -156,6 +165,9 @@ func (h *nodeHints) add(uid types.UID, ph *podHint) {
 func (ix *candidateIndex) nodeEvent(node *corev1.Node, deleted bool) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	if !ix.enabled {
+		return // nothing reads the hints
+	}
 	h := ix.hintsFor(node.Name)
 	h.node, h.nodeGone, h.checked = node, deleted, 0
 	if deleted {

@@ -147,9 +147,9 @@ func (pl *Plugin) watch(pods, nodes cache.SharedIndexInformer) error {
 	}); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
-	pl.cands.mu.Lock()
-	pl.cands.enabled = true
-	pl.cands.mu.Unlock()
+	// The candidate index stays off (PreFilter walks every node, candidateNodes) until its
+	// randomized test passes over many more event sequences: at 200 seeds, 3 leave a node's slot
+	// stale after the node changed (docs/designs/scheduler.md). Tests switch it on.
 	return nil
 }
 
