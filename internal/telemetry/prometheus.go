@@ -173,7 +173,13 @@ func (p *Prometheus) fresh() *snapshot {
 
 // Query evaluates promQL at the server's current time and returns its single value.
 func (p *Prometheus) Query(ctx context.Context, promQL string) (float64, error) {
-	v, err := p.instant(ctx, promQL)
+	return p.QueryAt(ctx, promQL, time.Time{})
+}
+
+// QueryAt evaluates promQL at the instant at (the autoscaler's evaluation time, so that a decision
+// reads the step it is made for; the server's now when zero) and returns its single value.
+func (p *Prometheus) QueryAt(ctx context.Context, promQL string, at time.Time) (float64, error) {
+	v, err := p.instant(ctx, promQL, at)
 	if err != nil {
 		return 0, err
 	}
@@ -190,13 +196,13 @@ func (p *Prometheus) Query(ctx context.Context, promQL string) (float64, error) 
 	}
 }
 
-// instant runs one instant query at the server's "now" (not our clock's: a fake clock must not move a
-// rate window away from the data).
-func (p *Prometheus) instant(ctx context.Context, promQL string) (model.Value, error) {
+// instant runs one instant query at at; a zero at is the server's "now" (not our clock's: a fake clock
+// must not move a rate window away from the data).
+func (p *Prometheus) instant(ctx context.Context, promQL string, at time.Time) (model.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	// Warnings (e.g. partial remote-read data) carry nothing a caller could act on, so they are dropped.
-	v, _, err := p.api.Query(ctx, promQL, time.Time{}, promv1.WithTimeout(p.timeout))
+	v, _, err := p.api.Query(ctx, promQL, at, promv1.WithTimeout(p.timeout))
 	if err != nil {
 		return nil, fmt.Errorf("querying `%s` at %s: %w", promQL, p.url, err)
 	}
@@ -204,7 +210,7 @@ func (p *Prometheus) instant(ctx context.Context, promQL string) (model.Value, e
 }
 
 func (p *Prometheus) vector(ctx context.Context, promQL string) (model.Vector, error) {
-	v, err := p.instant(ctx, promQL)
+	v, err := p.instant(ctx, promQL, time.Time{})
 	if err != nil {
 		return nil, err
 	}
@@ -338,28 +344,6 @@ func (b bearerTokenFile) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
 	return b.next.RoundTrip(req)
-}
-
-// QueryAt evaluates promQL at the instant at (the autoscaler's evaluation time, so that a decision
-// reads the step it is made for) and returns its single value, as Query does.
-func (p *Prometheus) QueryAt(ctx context.Context, promQL string, at time.Time) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
-	v, _, err := p.api.Query(ctx, promQL, at, promv1.WithTimeout(p.timeout))
-	if err != nil {
-		return 0, fmt.Errorf("querying `%s` at %s: %w", promQL, p.url, err)
-	}
-	switch v := v.(type) {
-	case *model.Scalar:
-		return float64(v.Value), nil
-	case model.Vector:
-		if len(v) != 1 {
-			return 0, fmt.Errorf("query `%s` at %s returned %d series, want exactly one", promQL, p.url, len(v))
-		}
-		return float64(v[0].Value), nil
-	default:
-		return 0, fmt.Errorf("query `%s` at %s returned a %s, want a scalar or a one-element vector", promQL, p.url, v.Type())
-	}
 }
 
 // Sample is one point of a range query.
