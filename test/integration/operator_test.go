@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -44,15 +45,23 @@ func startOperator(t *testing.T, clk *clocktesting.FakeClock, o operator.Options
 	if err != nil {
 		t.Fatal(err)
 	}
+	runManager(t, mgr)
+}
+
+// runManager starts a manager until the test ends, and fails the test if it stops with an error.
+// It returns the manager's context.
+func runManager(t *testing.T, mgr ctrl.Manager) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("operator stopped with: %v", err)
+			t.Errorf("manager stopped with: %v", err)
 		}
 	})
+	return ctx
 }
 
 // t4Node creates a Ready single-T4 node (g4dn.xlarge) of a capacity type in us-west-2.
