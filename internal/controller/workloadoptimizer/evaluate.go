@@ -72,6 +72,12 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
+	// The CostPolicies' spot rules apply to every pod: read once, from the cache without copies.
+	// Unreadable, no spot rule applies (as with no policy).
+	policies := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, policies, ctrl.UnsafeDisableDeepCopy); err != nil {
+		policies.Items = nil
+	}
 	placed := make([]model.Placed, 0, len(st.running))
 	rules := make([]fleet.Rule, 0, len(st.running))
 	for _, rp := range st.running {
@@ -82,7 +88,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 			where = fleet.PlacedPod{Node: -1, Device: -1}
 		}
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
-		rules = append(rules, r.ruleFor(ctx, rp.pod))
+		rules = append(rules, fleet.NewRule(rp.pod, policies.Items))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
 	// caps on the whole workload as it places each pod.
@@ -100,15 +106,6 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	}
 	st.placement = model.WorkloadPlacement(placed, snap.Nodes, snap.Econ, allowed)
 	return nil
-}
-
-func (r *Reconciler) ruleFor(ctx context.Context, pod *corev1.Pod) fleet.Rule {
-	policies := &kcloudv1alpha1.CostPolicyList{}
-	// Read-only, for every pod of every reconcile: not copied out of the cache.
-	if err := r.Client.List(ctx, policies, ctrl.UnsafeDisableDeepCopy); err != nil {
-		return fleet.NewRule(pod, nil)
-	}
-	return fleet.NewRule(pod, policies.Items)
 }
 
 // accountBudget adds the spend since the last accounting to the workload's budget.
