@@ -129,14 +129,24 @@ func podsByNode(pods []*corev1.Pod) map[string][]*corev1.Pod {
 // PowerPolicies that enforce (deny or scale-down), with what their pods use now.
 type limitSet struct {
 	limits []model.Limit
-	// byOptimizer and byPolicy index limits; policy members are found with kube.Covers.
+	// byOptimizer and byPolicy index limits; policy members are found with their target's matcher.
 	byOptimizer map[types.NamespacedName][]int
 	policies    []policyLimits
 }
 
 type policyLimits struct {
-	target  kcloudv1alpha1.PolicyTarget
+	covers  func(*corev1.Pod) bool
 	indexes []int
+}
+
+// coverage is kube.Covers for one target, its selector parsed once: a run checks every pod against
+// every policy. An invalid selector covers nothing, as with kube.Covers.
+func coverage(target kcloudv1alpha1.PolicyTarget) func(*corev1.Pod) bool {
+	covers, err := kube.CoverMatcher(target)
+	if err != nil {
+		return func(*corev1.Pod) bool { return false }
+	}
+	return covers
 }
 
 func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
@@ -195,9 +205,8 @@ func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alph
 		if !enforced(cp.Spec.Enforcement) {
 			continue
 		}
-		target := cp.Spec.PolicyTarget
-		member := func(p *corev1.Pod) bool { return kube.Covers(target, p) }
-		pl := policyLimits{target: target}
+		member := coverage(cp.Spec.PolicyTarget)
+		pl := policyLimits{covers: member}
 		src := "CostPolicy " + cp.Name
 		if cp.Spec.MaxCostPerHour != nil {
 			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour,
@@ -213,9 +222,8 @@ func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alph
 		if !enforced(pw.Spec.Enforcement) {
 			continue
 		}
-		target := pw.Spec.PolicyTarget
-		member := func(p *corev1.Pod) bool { return kube.Covers(target, p) }
-		pl := policyLimits{target: target}
+		member := coverage(pw.Spec.PolicyTarget)
+		pl := policyLimits{covers: member}
 		src := "PowerPolicy " + pw.Name
 		if pw.Spec.MaxPowerWatts != nil {
 			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts,
@@ -239,7 +247,7 @@ func (ls *limitSet) covering(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimiz
 		out = append(out, ls.byOptimizer[types.NamespacedName{Namespace: wo.Namespace, Name: wo.Name}]...)
 	}
 	for _, pl := range ls.policies {
-		if kube.Covers(pl.target, pod) {
+		if pl.covers(pod) {
 			out = append(out, pl.indexes...)
 		}
 	}
