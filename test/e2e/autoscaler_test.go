@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/devcluster"
 	"kcloud.io/optimizer/pkg/simulator"
 )
 
@@ -121,7 +121,7 @@ func TestPredictiveVersusReactiveAutoscaling(t *testing.T) {
 	// The operator again, reading a Prometheus on a port chosen now, at one evaluation per
 	// compressed step and a season of a compressed day; the suite's operator comes back when the
 	// test ends.
-	port, err := asFreePort()
+	port, err := devcluster.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,15 +368,6 @@ func startAutoscalePrometheus(t *testing.T, bin, dir string, port int) {
 		}
 		return nil
 	})
-}
-
-func asFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // asEventReasons lists the reasons of the events about an object, comma-separated.
