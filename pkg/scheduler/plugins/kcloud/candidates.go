@@ -6,17 +6,12 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/sets"
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
-
-// emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
-// the same, so the rest would only cost filtering time.
-const emptyPerShape = 2
 
 // request is what kube-scheduler's NodeResourcesFit filter checks against a node's free room, read
 // once per cycle.
@@ -101,51 +96,6 @@ func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeFacts, f
 		return false, true
 	}
 	return certain, false
-}
-
-// candidateNodes narrows the nodes kube-scheduler filters to those worth considering: running nodes
-// with room for the pod, and a few empty nodes with room of each distinct shape (same labels but the
-// hostname, taints, capacity). Nodes left out are only those the resource filters would reject, or
-// empty nodes identical to ones kept. It returns nil (all nodes):
-//   - for pods whose placement may depend on a particular node: host-pinned selectors or affinity,
-//     inter-pod affinity, topology spread;
-//   - when no node certainly has room, so that the FailedScheduling event says why for every node
-//     and preemption sees every node;
-//   - for a pod that failed to schedule before, for the same reasons (it had room somewhere but
-//     another filter refused those nodes).
-func (pl *Plugin) candidateNodes(pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
-	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil {
-		return nil // pod-level resources: leave the arithmetic to NodeResourcesFit
-	}
-	r := requestOf(pod)
-	out := sets.New[string]()
-	empties := map[int]int{}
-	anyFits, readable := false, true
-	pl.facts.each(nodes, func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts, fr *free) bool {
-		if f.err != nil {
-			readable = false // a node the catalog cannot read: let the scheduler see everything
-			return false
-		}
-		fits, full := room(&r, p, pl, ni, f, fr)
-		if full {
-			return true
-		}
-		// A node holding a rebalancing reservation is always offered: the pod it is held for
-		// must be able to land there, and others must hear why it is refused.
-		if fr.pods == 0 && len(f.reservations) == 0 {
-			if empties[f.shape] >= emptyPerShape {
-				return true
-			}
-			empties[f.shape]++
-		}
-		anyFits = anyFits || fits
-		out.Insert(node.Name)
-		return true
-	})
-	if !readable || !anyFits || out.Len() == len(nodes) {
-		return nil
-	}
-	return out
 }
 
 // failedBefore reports whether a scheduler already found no node for the pod.

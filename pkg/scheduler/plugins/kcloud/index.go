@@ -5,39 +5,48 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// candidateIndex answers PreFilter's question (which nodes are worth filtering: candidateNodes)
-// without visiting every NodeInfo of every cycle. It keeps each node's free room, read from the
-// scheduler's snapshot, and indexes the nodes by it: running nodes by accelerator resource and
-// number of free devices, empty nodes by shape in list order. Between cycles it re-reads only the
-// nodes that events name: pods bound, updated or deleted, nodes updated (informer handlers), pods
-// reserved and unreserved by this plugin.
+// emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
+// the same, so the rest would only cost filtering time.
+const emptyPerShape = 2
+
+// maxAnswers bounds the request shapes whose answers are kept: each costs a room check for every
+// node that changes, and a set of up to every node's name.
+const maxAnswers = 64
+
+// candidateIndex narrows the nodes kube-scheduler filters to those worth considering: running nodes
+// with room for the pod, and the first few empty nodes with room of each distinct node shape (same
+// labels but the hostname, taints, capacity), in list order. Nodes left out are only those the
+// resource filters would reject, or empty nodes identical to ones kept. candidates returns nil (all
+// nodes):
+//   - for pods whose placement may depend on a particular node: host-pinned selectors or affinity,
+//     inter-pod affinity, topology spread;
+//   - when no node certainly has room, so that the FailedScheduling event says why for every node
+//     and preemption sees every node;
+//   - for a pod that failed to schedule before, for the same reasons (it had room somewhere but
+//     another filter refused those nodes);
+//   - when the catalog cannot read some node.
 //
-// The snapshot stays the truth: the index never takes a figure from an event, only the name of a
-// node to read again from the snapshot. An event may reach this plugin before or after the
-// scheduler's cache applies it, so a node stays "hinted" (read again whenever its NodeInfo's
-// generation moves) until the snapshot shows what the event said: the pod with the event's very
-// object, the node with the event's node object, or the pod gone from a node where it had been
-// seen (or gone after a later pod event has been seen applied: both handlers get pod events in
-// the same order). A changed node list (a node added or removed: the snapshot then builds a new
-// list) is read in full. See docs/designs/scheduler.md, "Which nodes are considered".
+// The scheduler's snapshot is the only source: no event is listened to. Each node's slot keeps its
+// facts and free room at one generation of its NodeInfo; a cycle compares every node's generation
+// with its slot's (the cache gives every change to a node, its object or its pods, a new one) and
+// reads again only the nodes that moved. A new node list (nodes added or removed: the snapshot then
+// builds a new one) is read in full. On top of the slots, the answer for each recent request shape
+// is kept and brought up to date for the nodes read again, so a cycle looks at hundreds of running
+// nodes only for a shape it has not seen lately. See docs/designs/scheduler.md, "Which nodes are
+// considered".
 type candidateIndex struct {
-	out   sets.Set[string] // the answer, reused (see candidates)
 	mu    sync.Mutex
 	facts *factsCache
-	// enabled: events reach the index (the plugin runs with informers, or a test drives it).
-	// Without them the index could not know what changed, and PreFilter walks every node.
-	enabled bool
 
 	list  []fwk.NodeInfo // the snapshot's node list the index was read from (same backing array)
+	gens  []int64        // each slot's NodeInfo generation, apart so that the per-cycle scan is compact
 	slots []islot        // by position in list
-	pos   map[string]int32
 	// running nodes by group (mixed, none, then one per kube.AcceleratorResources) and number of
 	// free devices of that resource (clamped to maxBucket); empty nodes by shape, in list order.
 	running    [][][]int32
@@ -45,10 +54,10 @@ type candidateIndex struct {
 	empties    map[int][]int32
 	unreadable int // nodes the catalog cannot read: PreFilter then offers every node
 
-	hints     map[string]*nodeHints
-	podNode   map[types.UID]string // where each bound pod the informer reported is
-	seq       uint64               // pod informer events received
-	confirmed uint64               // highest such event seen applied in the snapshot
+	answers    map[answerKey]*shapeAnswer
+	maxAnswers int
+	uses       uint64
+	unkept     *shapeAnswer // reused for requests that are not keyed (shares, device models)
 }
 
 const (
@@ -62,6 +71,7 @@ const (
 type islot struct {
 	ni     fwk.NodeInfo
 	node   *corev1.Node
+	name   string // the node's, kept when a node object goes: the answers' sets are by name
 	facts  *nodeFacts
 	free   free
 	where  int8 // 0: not indexed, 1: running, 2: empty, 3: unreadable
@@ -71,294 +81,112 @@ type islot struct {
 	shape  int
 }
 
-// nodeHints are the events about one node whose effect the snapshot has not shown yet.
-type nodeHints struct {
-	pods     map[types.UID]*podHint
-	node     *corev1.Node // the node object last reported
-	nodeGone bool
-	// checked: the NodeInfo generation the hints were last checked against, 0 when a hint came
-	// since; the hints of a node that did not change need no new look at its pods.
-	checked int64
-}
-
-// podHint is the last event about a pod on a node.
-type podHint struct {
-	want *corev1.Pod // the object the node should hold; nil: the pod should be gone
-	seq  uint64      // informer order (0: from this plugin's Reserve or Unreserve)
-	// landed: the pod has been on the node in the snapshot (or is known to have been), so that its
-	// absence means it left rather than has not arrived yet.
-	landed  bool
-	present bool // scratch, during one check
-}
-
 func newCandidateIndex(facts *factsCache) *candidateIndex {
-	return &candidateIndex{facts: facts, hints: map[string]*nodeHints{}, podNode: map[types.UID]string{}}
+	return &candidateIndex{facts: facts, maxAnswers: maxAnswers}
 }
 
-func (ix *candidateIndex) hintsFor(node string) *nodeHints {
-	h := ix.hints[node]
-	if h == nil {
-		h = &nodeHints{pods: map[types.UID]*podHint{}}
-		ix.hints[node] = h
-	}
-	return h
-}
-
-// podEvent records an informer event about a pod bound to a node (deleted: the pod is gone).
-func (ix *candidateIndex) podEvent(pod *corev1.Pod, deleted bool) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !ix.enabled {
-		return // nothing reads the hints
-	}
-	node, known := ix.podNode[pod.UID]
-	if !known {
-		node = pod.Spec.NodeName
-	}
-	if node == "" {
-		return
-	}
-	ix.seq++
-	h := ix.hintsFor(node)
-	// With no pending hint, the pod's previous event (if any) has been seen applied.
-	landed := known
-	if prev := h.pods[pod.UID]; prev != nil {
-		landed = prev.landed
-	}
-	if deleted {
-		h.add(pod.UID, &podHint{seq: ix.seq, landed: landed})
-		delete(ix.podNode, pod.UID)
-		return
-	}
-	h.add(pod.UID, &podHint{want: pod, seq: ix.seq, landed: landed})
-	ix.podNode[pod.UID] = node
-}
-
-// reserved records that the scheduler assumed the pod on the node: its cache already holds it.
-func (ix *candidateIndex) reserved(node string, pod *corev1.Pod) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !ix.enabled {
-		return // nothing reads the hints
-	}
-	ix.hintsFor(node).add(pod.UID, &podHint{want: pod, landed: true})
-	ix.podNode[pod.UID] = node
-}
-
-// unreserved records that the scheduler is about to forget the assumed pod.
-func (ix *candidateIndex) unreserved(node string, pod *corev1.Pod) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !ix.enabled {
-		return // nothing reads the hints
-	}
-	ix.hintsFor(node).add(pod.UID, &podHint{landed: true})
-	delete(ix.podNode, pod.UID)
-}
-
-func (h *nodeHints) add(uid types.UID, ph *podHint) {
-	h.pods[uid] = ph
-	h.checked = 0
-}
-
-// nodeEvent records an informer event about a node.
-func (ix *candidateIndex) nodeEvent(node *corev1.Node, deleted bool) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !ix.enabled {
-		return // nothing reads the hints
-	}
-	h := ix.hintsFor(node.Name)
-	h.node, h.nodeGone, h.checked = node, deleted, 0
-	if deleted {
-		h.node = nil
-	}
-}
-
-// candidates is candidateNodes over the index: the same set for the same snapshot.
+// candidates returns the nodes worth filtering for the pod (see candidateIndex), nil for all.
 func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
 	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil {
-		return nil
+		return nil // pod-level resources: leave the arithmetic to NodeResourcesFit
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.sync(nodes)
+	ix.sync(pl, nodes)
 	if ix.unreadable > 0 {
 		return nil
 	}
 	r := requestOf(pod)
-	// Sized for every running node and two empty ones per shape: growing a set of hundreds of
-	// names step by step costs more than the rest of the call.
-	// One set, refilled each cycle: cycles run one at a time, and the framework copies the set
-	// into its own result (PreFilterResult.Merge) before the next. A set of hundreds of names
-	// made anew each cycle was most of what PreFilter allocated.
-	if ix.out == nil {
-		ix.out = make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties))
-	}
-	out := ix.out
-	clear(out)
-	anyFits := false
-	consider := func(i int32) bool {
-		s := &ix.slots[i]
-		fits, full := room(&r, p, pl, s.ni, s.facts, &s.free)
-		if full {
-			return false
-		}
-		anyFits = anyFits || fits
-		out.Insert(s.node.Name)
-		return true
-	}
-	// Running nodes: with one accelerator request, only nodes with that many devices free of
-	// it, and nodes without it at all (room says "not certain" for those, and offers them).
-	for g := range ix.running {
-		from := 0
-		if len(r.accelerators) == 1 && g == r.accelerators[0].resource+2 {
-			from = int(min(r.accelerators[0].value, maxBucket))
-		}
-		for b := from; b < len(ix.running[g]); b++ {
-			for _, i := range ix.running[g][b] {
-				consider(i)
-			}
+	ans := ix.answerFor(pl, &r, p)
+	// The previous cycle's empty nodes leave the answer (unless one has since become a running
+	// member); which empty nodes come first with room is decided anew.
+	for _, i := range ans.extras {
+		if ans.member[i] == 0 {
+			delete(ans.names, ix.slots[i].name)
 		}
 	}
-	// Empty nodes: the first emptyPerShape of each shape with room, in list order. Empty nodes of
-	// one shape have the same free room, so for a pod whose room depends on it alone, the first
-	// full one says all are.
+	ans.extras = ans.extras[:0]
+	anyFits := ans.fits > 0
 	for _, list := range ix.empties {
 		n := 0
 		for _, i := range list {
-			if consider(i) {
-				if n++; n == emptyPerShape {
-					break
+			s := &ix.slots[i]
+			fits, full := room(&ans.r, &ans.p, pl, s.ni, s.facts, &s.free)
+			if full {
+				if !p.IsShare() {
+					break // empty nodes of one shape have the same free room
 				}
-			} else if !p.IsShare() {
+				continue
+			}
+			anyFits = anyFits || fits
+			ans.names.Insert(s.name)
+			ans.extras = append(ans.extras, i)
+			if n++; n == emptyPerShape {
 				break
 			}
 		}
 	}
-	if !anyFits || out.Len() == len(nodes) {
+	// The framework copies the set (PreFilterResult.Merge) before the next cycle changes it.
+	if !anyFits || ans.names.Len() == len(nodes) {
 		return nil
 	}
-	return out
+	return ans.names
 }
 
-// sync brings the index up to the snapshot: the whole list when it is not the one the index was
-// read from, else the hinted nodes.
-func (ix *candidateIndex) sync(nodes []fwk.NodeInfo) {
+// sync brings the slots up to the snapshot: the whole list when it is not the one the index was
+// read from, else the nodes whose NodeInfo generation moved.
+func (ix *candidateIndex) sync(pl *Plugin, nodes []fwk.NodeInfo) {
 	if len(nodes) != len(ix.list) || len(nodes) > 0 && &nodes[0] != &ix.list[0] {
 		ix.rebuild(nodes)
-	}
-	for name, h := range ix.hints {
-		i, ok := ix.pos[name]
-		if !ok {
-			// Not in the snapshot (yet, or any more): when it comes, it comes with a new list,
-			// read in full; the hints stay for what lands after that.
-			h.nodeGone = false
-			for uid, ph := range h.pods {
-				if ph.want == nil && (ph.landed || ph.seq != 0 && ph.seq <= ix.confirmed) {
-					delete(h.pods, uid)
-				}
-			}
-		} else {
-			ni := ix.list[i]
-			if s := &ix.slots[i]; s.ni != ni || s.free.generation != ni.GetGeneration() || s.node != ni.Node() {
-				ix.refresh(i)
-			}
-			ix.check(h, ni)
-		}
-		if len(h.pods) == 0 && h.node == nil && !h.nodeGone {
-			delete(ix.hints, name)
-		}
-	}
-}
-
-// check drops the hints whose effect the node's snapshot shows.
-func (ix *candidateIndex) check(h *nodeHints, ni fwk.NodeInfo) {
-	g := ni.GetGeneration()
-	if h.checked == g && !h.absenceOpen(ix.confirmed) {
 		return
 	}
-	h.checked = g
-	if h.node != nil && ni.Node() == h.node {
-		h.node = nil
-	}
-	if len(h.pods) == 0 {
-		return
-	}
-	for _, pi := range ni.GetPods() {
-		pod := pi.GetPod()
-		ph := h.pods[pod.UID]
-		if ph == nil {
-			continue
+	for i, ni := range nodes {
+		if ix.gens[i] != ni.GetGeneration() {
+			ix.refresh(pl, int32(i))
 		}
-		if ph.want == pod {
-			delete(h.pods, pod.UID)
-			ix.confirmed = max(ix.confirmed, ph.seq)
-			continue
-		}
-		ph.present, ph.landed = true, true
-	}
-	for uid, ph := range h.pods {
-		if !ph.present && ph.want == nil && (ph.landed || ph.seq != 0 && ph.seq <= ix.confirmed) {
-			delete(h.pods, uid)
-		}
-		ph.present = false
 	}
 }
 
-// absenceOpen reports whether a hint that a pod left waits only for a later pod event to be seen
-// applied (confirmed moves without this node changing).
-func (h *nodeHints) absenceOpen(confirmed uint64) bool {
-	for _, ph := range h.pods {
-		if ph.want == nil && !ph.landed && ph.seq != 0 && ph.seq <= confirmed {
-			return true
-		}
-	}
-	return false
-}
-
-// rebuild reads every node of a new list.
+// rebuild reads every node of a new list. Answers go: they are kept by position.
 func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	old := ix.slots
-	ix.list, ix.slots = nodes, make([]islot, len(nodes))
-	ix.pos = make(map[string]int32, len(nodes))
+	ix.list, ix.slots, ix.gens = nodes, make([]islot, len(nodes)), make([]int64, len(nodes))
 	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[int][]int32{}, 0
+	ix.answers, ix.unkept = nil, nil
 	for i, ni := range nodes {
 		s := &ix.slots[i]
-		node := ni.Node()
-		if node == nil {
-			continue
-		}
-		ix.pos[node.Name] = int32(i)
-		if i < len(old) && old[i].node == node {
-			s.node, s.facts = node, old[i].facts
-			if old[i].ni == ni && old[i].free.generation == ni.GetGeneration() {
-				s.ni, s.free = ni, old[i].free
-			}
-		}
-		if s.ni == nil {
+		// Most nodes keep their position and object when one is added at the end.
+		if i < len(old) && old[i].ni == ni && old[i].node == ni.Node() && old[i].free.generation == ni.GetGeneration() {
+			*s = old[i]
+			ix.gens[i] = s.free.generation
+		} else {
 			ix.read(int32(i))
 		}
 		ix.add(int32(i))
 	}
 }
 
-// refresh reads the node at position i again.
-func (ix *candidateIndex) refresh(i int32) {
+// refresh reads the node at position i again and brings the kept answers up to date for it.
+func (ix *candidateIndex) refresh(pl *Plugin, i int32) {
 	ix.remove(i)
 	ix.read(i)
 	ix.add(i)
+	for _, ans := range ix.answers {
+		ans.recheck(pl, ix, i)
+	}
 }
 
 func (ix *candidateIndex) read(i int32) {
 	s, ni := &ix.slots[i], ix.list[i]
+	ix.gens[i] = ni.GetGeneration()
 	node := ni.Node()
 	if node == nil {
-		s.node, s.ni = nil, nil
+		s.node, s.ni, s.facts = nil, nil, nil
+		s.free = free{generation: ix.gens[i]}
 		return
 	}
 	if s.node != node {
-		s.node, s.facts = node, ix.facts.get(node)
+		s.node, s.name, s.facts = node, node.Name, ix.facts.get(node)
 	}
 	s.ni, s.free = ni, freeOf(ni)
 }
@@ -372,8 +200,9 @@ func (ix *candidateIndex) add(i int32) {
 		s.where = 3
 		ix.unreadable++
 	case s.free.pods == 0 && len(s.facts.reservations) == 0:
-		// An empty node holding a rebalancing reservation is filed with the running ones, which
-		// are always considered, as candidateNodes offers it (candidates.go).
+		// A node holding a rebalancing reservation is filed with the running ones, which are
+		// always considered: the pod it is held for must be able to land there, and others must
+		// hear why it is refused.
 		s.where, s.shape = 2, s.facts.shape
 		l := ix.empties[s.shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
@@ -422,4 +251,126 @@ func (ix *candidateIndex) remove(i int32) {
 		ix.unreadable--
 	}
 	s.where = 0
+}
+
+// answerKey is a request shape: everything room reads of a pod that is not a share.
+type answerKey struct {
+	cpuMilli, memory int64
+	resource         int
+	value            int64
+}
+
+// shapeAnswer is the answer for one request shape: running members (running nodes with room) and
+// extras (the empty nodes picked for the last cycle).
+type shapeAnswer struct {
+	r      request
+	p      model.Pod
+	names  sets.Set[string]
+	member []int8 // by position: 0 not a member, 1 a member that may fit, 2 one that certainly fits
+	fits   int    // members that certainly fit
+	extras []int32
+	used   uint64
+}
+
+// answerFor returns the kept answer of the request's shape, made from the running nodes when there
+// is none. A share's room depends on the devices this scheduler reserved, which change without a
+// new generation, and a request for several accelerator resources or for device models is rare:
+// those are answered anew every cycle.
+func (ix *candidateIndex) answerFor(pl *Plugin, r *request, p *model.Pod) *shapeAnswer {
+	key, keyed := answerKeyOf(r, p)
+	keyed = keyed && ix.maxAnswers > 0
+	ix.uses++
+	if keyed {
+		if ans := ix.answers[key]; ans != nil {
+			ans.used = ix.uses
+			return ans
+		}
+	}
+	var ans *shapeAnswer
+	if !keyed && ix.unkept != nil {
+		ans = ix.unkept
+		clear(ans.names)
+		clear(ans.member)
+		ans.r, ans.p, ans.fits, ans.extras = *r, *p, 0, ans.extras[:0]
+	} else {
+		ans = &shapeAnswer{r: *r, p: *p, names: make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties)),
+			member: make([]int8, len(ix.slots))}
+	}
+	ans.used = ix.uses
+	// With one accelerator request, only nodes with that many devices free of it can be members,
+	// and nodes without it at all (room says "not certain" for those, and offers them).
+	for g := range ix.running {
+		from := 0
+		if len(r.accelerators) == 1 && g == r.accelerators[0].resource+2 {
+			from = int(min(r.accelerators[0].value, maxBucket))
+		}
+		for b := from; b < len(ix.running[g]); b++ {
+			for _, i := range ix.running[g][b] {
+				ans.recheck(pl, ix, i)
+			}
+		}
+	}
+	if !keyed {
+		ix.unkept = ans
+		return ans
+	}
+	if ix.answers == nil {
+		ix.answers = map[answerKey]*shapeAnswer{}
+	}
+	if len(ix.answers) >= ix.maxAnswers {
+		var oldest answerKey
+		var at uint64
+		for k, a := range ix.answers {
+			if at == 0 || a.used < at {
+				oldest, at = k, a.used
+			}
+		}
+		delete(ix.answers, oldest)
+	}
+	ix.answers[key] = ans
+	return ans
+}
+
+// recheck brings the answer's membership up to date for the node at position i.
+func (ans *shapeAnswer) recheck(pl *Plugin, ix *candidateIndex, i int32) {
+	s := &ix.slots[i]
+	was := ans.member[i]
+	now := int8(0)
+	if s.where == 1 {
+		if fits, full := room(&ans.r, &ans.p, pl, s.ni, s.facts, &s.free); !full {
+			now = 1
+			if fits {
+				now = 2
+			}
+		}
+	}
+	if was == now {
+		return
+	}
+	ans.member[i] = now
+	if was == 2 {
+		ans.fits--
+	}
+	if now == 2 {
+		ans.fits++
+	}
+	switch {
+	case now == 0:
+		delete(ans.names, s.name)
+	case was == 0:
+		ans.names.Insert(s.name)
+	}
+}
+
+// answerKeyOf keys a request by what room reads of it; shares, requests of several accelerator
+// resources and requests restricted to device models are not keyed.
+func answerKeyOf(r *request, p *model.Pod) (answerKey, bool) {
+	if p.IsShare() || len(r.accelerators) > 1 || len(p.Models) > 0 {
+		return answerKey{}, false
+	}
+	k := answerKey{cpuMilli: r.cpuMilli, memory: r.memory, resource: -1}
+	if len(r.accelerators) == 1 {
+		k.resource, k.value = r.accelerators[0].resource, r.accelerators[0].value
+	}
+	return k, true
 }

@@ -35,17 +35,6 @@ type factsCache struct {
 	mu     sync.Mutex
 	byName map[string]*corev1.Node // the object each node's facts were last worked out for
 	shapes map[string]int          // shapeKey -> shape number, so that a cycle compares numbers, not keys
-	// slots are the facts of the nodes PreFilter saw last, by position: the scheduler's node
-	// list keeps its order and its NodeInfo objects between cycles, so comparing a pointer and a
-	// generation finds most nodes' facts without hashing their names.
-	slots []slot
-}
-
-type slot struct {
-	ni    fwk.NodeInfo
-	node  *corev1.Node
-	facts *nodeFacts
-	free  free
 }
 
 func (c *factsCache) get(node *corev1.Node) *nodeFacts {
@@ -93,42 +82,6 @@ func (c *factsCache) shapeNumber(key string) int {
 		c.shapes[key] = n
 	}
 	return n
-}
-
-// each calls fn with the facts and free room of every node of the list, in order, until fn
-// returns false. It is
-// called once per cycle (PreFilter); a caller takes the slots while it runs, so that another one at
-// the same time starts with none instead of racing.
-func (c *factsCache) each(nodes []fwk.NodeInfo, fn func(ni fwk.NodeInfo, node *corev1.Node, f *nodeFacts, fr *free) bool) {
-	c.mu.Lock()
-	slots := c.slots
-	c.slots = nil
-	c.mu.Unlock()
-	if len(slots) < len(nodes) {
-		slots = append(slots, make([]slot, len(nodes)-len(slots))...)
-	}
-	defer func() {
-		c.mu.Lock()
-		c.slots = slots
-		c.mu.Unlock()
-	}()
-	for i, ni := range nodes {
-		s := &slots[i]
-		// The generation changes with the node object and with the node's pods.
-		if s.ni != ni || s.free.generation != ni.GetGeneration() {
-			node := ni.Node()
-			if node == nil {
-				continue
-			}
-			if s.node != node {
-				s.node, s.facts = node, c.get(node)
-			}
-			s.ni, s.free = ni, freeOf(ni)
-		}
-		if !fn(ni, s.node, s.facts, &s.free) {
-			return
-		}
-	}
 }
 
 // reservation is a pod placed by this scheduler whose device choice the API may not show yet.

@@ -101,55 +101,33 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 	return pl, nil
 }
 
-// watch keeps what the plugin holds per pod and node in step with the cluster: the candidate
-// index hears of every bound pod and node that changes, a deleted pod no longer holds its device,
-// and a deleted node's facts and view go with it.
+// watch keeps what the plugin holds per pod and node in step with the cluster: a deleted pod no
+// longer holds its device, and a deleted node's facts and view go with it.
 func (pl *Plugin) watch(pods, nodes cache.SharedIndexInformer) error {
-	bound := func(obj any, deleted bool) {
-		if pod, ok := obj.(*corev1.Pod); ok {
-			if deleted {
-				pl.inflight.delete(pod.UID)
-			}
-			if deleted || pod.Spec.NodeName != "" {
-				pl.cands.podEvent(pod, deleted)
-			}
-		}
-	}
 	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { bound(obj, false) },
-		UpdateFunc: func(_, obj any) { bound(obj, false) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			bound(obj, true)
+			if pod, ok := obj.(*corev1.Pod); ok {
+				pl.inflight.delete(pod.UID)
+			}
 		},
 	}); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
-	changed := func(obj any, deleted bool) {
-		if node, ok := obj.(*corev1.Node); ok {
-			if deleted {
-				pl.facts.forget(node.Name)
-			}
-			pl.cands.nodeEvent(node, deleted)
-		}
-	}
 	if _, err := nodes.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { changed(obj, false) },
-		UpdateFunc: func(_, obj any) { changed(obj, false) },
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
 			}
-			changed(obj, true)
+			if node, ok := obj.(*corev1.Node); ok {
+				pl.facts.forget(node.Name)
+			}
 		},
 	}); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
-	// The candidate index stays off (PreFilter walks every node, candidateNodes) until its
-	// randomized test passes over many more event sequences: at 200 seeds, 3 leave a node's slot
-	// stale after the node changed (docs/designs/scheduler.md). Tests switch it on.
 	return nil
 }
 
@@ -196,18 +174,14 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 	return nil, nil
 }
 
-// nodesWorthFiltering is candidateNodes, from the candidate index when events keep it up to date.
-// A pod group's cycle assumes its pods in the snapshot alone, without changing NodeInfo
-// generations: neither the index nor the per-generation caches can see them, so every node is
-// offered.
+// nodesWorthFiltering asks the candidate index. A pod group's cycle assumes its pods in a copy of
+// the snapshot, without changing NodeInfo generations: neither the index nor the per-generation
+// caches can see them, so every node is offered.
 func (pl *Plugin) nodesWorthFiltering(state fwk.CycleState, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
 	if state.IsPodGroupSchedulingCycle() {
 		return nil
 	}
-	if pl.cands.enabled {
-		return pl.cands.candidates(pl, pod, p, nodes)
-	}
-	return pl.candidateNodes(pod, p, nodes)
+	return pl.cands.candidates(pl, pod, p, nodes)
 }
 
 // usage sums the attributed cost or power of the pods placed anywhere that share a limit.
@@ -374,10 +348,8 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 // ScoreExtensions is nil: scores are normalised across nodes in PreScore.
 func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return nil }
 
-// Reserve keeps the device chosen for a share until the pod carries it, and tells the candidate
-// index that the node changed (once the device is kept: a share's room depends on it).
+// Reserve keeps the device chosen for a share until the pod carries it.
 func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
-	defer pl.cands.reserved(nodeName, pod)
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
@@ -400,7 +372,6 @@ func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1
 // Unreserve releases what Reserve kept.
 func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) {
 	pl.inflight.delete(pod.UID)
-	pl.cands.unreserved(nodeName, pod)
 }
 
 // PreBindPreFlight skips PreBind for pods without a share.

@@ -216,12 +216,11 @@ func TestFilterLimitsAndShares(t *testing.T) {
 	}
 }
 
-// benchSetup is a plugin (its candidate index on, as with informers) and 1,000 four-GPU nodes,
+// benchSetup is a plugin and 1,000 four-GPU nodes,
 // half of them spot, and a one-GPU pod.
 func benchSetup() (*Plugin, []fwk.NodeInfo, *corev1.Pod) {
 	args, _ := config.Decode(nil)
 	pl, _ := newPlugin(context.Background(), args, nil, catalog.Default())
-	pl.cands.enabled = true // as with informers
 	var infos []fwk.NodeInfo
 	for i := 0; i < 1000; i++ {
 		infos = append(infos, nodeInfo(t4Node("n"+strconv.Itoa(i), 4, i%2 == 0, false)))
@@ -268,7 +267,7 @@ func TestCandidateNodes(t *testing.T) {
 	}
 	candidates := func(p *corev1.Pod, nodes []fwk.NodeInfo) []string {
 		req := kube.PodRequest(p)
-		if names := pl.candidateNodes(p, &req, nodes); names != nil {
+		if names := pl.cands.candidates(pl, p, &req, nodes); names != nil {
 			return sets.List(names)
 		}
 		return nil

@@ -89,7 +89,7 @@ func TestCandidatesKeepReservedNodes(t *testing.T) {
 	last := t4Node("e", 1, false, false)
 	infos = append(infos, nodeInfo(reserve(last, now.Add(-time.Minute), now.Add(time.Minute))))
 	p := pod("web-new", ofWorkload("web"), withGPUs(catalog.ResourceNVIDIAGPU, 1))
-	names := pl.candidateNodes(p, new(kube.PodRequest(p)), infos)
+	names := pl.cands.candidates(pl, p, new(kube.PodRequest(p)), infos)
 	if names == nil || !names.Has("e") || names.Has("c") {
 		t.Errorf("candidates %v: want the reserved node e kept and the third empty twin c left out", names)
 	}
