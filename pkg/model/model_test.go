@@ -270,6 +270,32 @@ func TestCombinedScores(t *testing.T) {
 	}
 }
 
+// A Scorer built from ranges gathered elsewhere scores as one that observed the candidates itself.
+func TestNewScorerOver(t *testing.T) {
+	cands := []Candidate{
+		{Marginal: Marginal{CostPerHour: 10, PowerWatts: 500, CarbonPerHour: 0.2}},
+		{Marginal: Marginal{CostPerHour: 0, PowerWatts: 100, CarbonPerHour: 0.05}, FragDelta: -400},
+		{Marginal: Marginal{CostPerHour: 3, PowerWatts: 250, CarbonPerHour: 0.1}, Spot: true},
+	}
+	w := Weights{Cost: 2, Power: 1, Carbon: 1, Fragmentation: 90, Reserve: 5, Spot: 5}
+	want := CombinedScores(cands, Preferences{Spot: true}, w, nil)
+	var lo, hi [3]float64
+	for k := range lo {
+		lo[k], hi[k] = math.Inf(1), math.Inf(-1)
+	}
+	for i := range cands {
+		for k, v := range Costs(&cands[i]) {
+			lo[k], hi[k] = min(lo[k], v), max(hi[k], v)
+		}
+	}
+	s := NewScorerOver(Preferences{Spot: true}, w, lo, hi)
+	for i := range cands {
+		if got := s.Score(&cands[i]); got != want[i] {
+			t.Errorf("candidate %d: %v, want %v", i, got, want[i])
+		}
+	}
+}
+
 func TestFragmentationScore(t *testing.T) {
 	for _, tc := range []struct{ delta, want float64 }{{0, 50}, {-1000, 73}, {1000, 26}, {-40, 50}, {-41, 51}} {
 		if got := FragmentationScore(tc.delta); got != tc.want {

@@ -58,9 +58,15 @@ func NewScorer(pref Preferences, w Weights) Scorer {
 	return s
 }
 
+// NewScorerOver returns a Scorer whose normalisation ranges are lo..hi for each of Costs' criteria:
+// for a caller that observes candidates on several goroutines and gathers the ranges itself.
+func NewScorerOver(pref Preferences, w Weights, lo, hi [3]float64) Scorer {
+	return Scorer{pref: pref, w: w, lo: lo, hi: hi}
+}
+
 // Observe widens the normalisation ranges to include a candidate.
 func (s *Scorer) Observe(c *Candidate) {
-	for k, v := range costs(c) {
+	for k, v := range Costs(c) {
 		s.lo[k], s.hi[k] = min(s.lo[k], v), max(s.hi[k], v)
 	}
 }
@@ -77,7 +83,7 @@ func (s *Scorer) Score(c *Candidate) float64 {
 		total += w.Green
 	}
 	v := 0.0
-	for k, x := range costs(c) {
+	for k, x := range Costs(c) {
 		v += weights[k] * lowerIsBetter(x, s.lo[k], s.hi[k])
 	}
 	v += w.Fragmentation * FragmentationScore(c.FragDelta) / 100
@@ -109,7 +115,9 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 	return out
 }
 
-func costs(c *Candidate) [3]float64 {
+// Costs are the criteria a Scorer normalises across the candidates of one pod: marginal cost, power
+// and carbon.
+func Costs(c *Candidate) [3]float64 {
 	return [3]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour}
 }
 

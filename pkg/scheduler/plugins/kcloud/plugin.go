@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -134,19 +135,59 @@ func (pl *Plugin) watch(pods, nodes cache.SharedIndexInformer) error {
 // Name returns the plugin's name.
 func (pl *Plugin) Name() string { return Name }
 
-// cycle is what PreFilter and PreScore learned about the pod in this scheduling cycle. Per-node
-// results are not kept here: they come from the per-node view cache, so a cycle allocates nothing
-// per node.
+// cycle is what the plugin learns about the pod in one scheduling cycle. Per-node results are not
+// kept here: they come from the per-node view cache, so a cycle allocates nothing per node.
 type cycle struct {
 	pod    model.Pod
 	policy podPolicy
 	limits []model.Limit
-	scorer model.Scorer
-	scores map[*corev1.Node]int64 // Score's answer per node, worked out once in PreScore
+	// ranges are the normalisation ranges of the feasible nodes' candidates, widened by Filter (our
+	// Filter runs last, on the nodes every other filter passed, in parallel); reserved is set there
+	// when a feasible node holds a rebalancing reservation for the pod's workload.
+	ranges   ranges
+	reserved atomic.Bool
+	scorer   model.Scorer // set in PreScore, once every feasible node is known
 }
 
-// Clone shares the cycle: it is not changed after PreScore.
+// Clone shares the cycle: it is written only through atomics after PreFilter, and PreScore's
+// scorer before Score reads it.
 func (c *cycle) Clone() fwk.StateData { return c }
+
+// ranges gathers model.Costs' lowest and highest values over candidates observed on several
+// goroutines.
+type ranges struct {
+	lo, hi [3]atomic.Uint64 // float64 bits
+}
+
+func (r *ranges) reset() {
+	for k := range r.lo {
+		r.lo[k].Store(math.Float64bits(math.Inf(1)))
+		r.hi[k].Store(math.Float64bits(math.Inf(-1)))
+	}
+}
+
+func (r *ranges) observe(c *model.Candidate) {
+	for k, v := range model.Costs(c) {
+		widen(&r.lo[k], v, func(old float64) bool { return v < old })
+		widen(&r.hi[k], v, func(old float64) bool { return v > old })
+	}
+}
+
+func widen(a *atomic.Uint64, v float64, beyond func(old float64) bool) {
+	for {
+		old := a.Load()
+		if !beyond(math.Float64frombits(old)) || a.CompareAndSwap(old, math.Float64bits(v)) {
+			return
+		}
+	}
+}
+
+func (r *ranges) get() (lo, hi [3]float64) {
+	for k := range r.lo {
+		lo[k], hi[k] = math.Float64frombits(r.lo[k].Load()), math.Float64frombits(r.hi[k].Load())
+	}
+	return lo, hi
+}
 
 func read(state fwk.CycleState) (*cycle, error) {
 	d, err := state.Read(stateKey)
@@ -160,6 +201,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod)}
+	c.ranges.reset()
 	for _, ls := range c.policy.limits {
 		l := ls.limit
 		if ls.shares != nil {
@@ -248,9 +290,15 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 			return st
 		}
 	}
-	// Work out the placement here, where the scheduler runs nodes in parallel, so that PreScore,
-	// which runs once over all feasible nodes, finds it cached.
-	v.place(c.pod, pl.types, &f.econ)
+	// Our Filter runs after every other one, so a node that reaches this point is feasible: its
+	// candidate widens the cycle's normalisation ranges here, where the scheduler runs nodes in
+	// parallel, instead of in a pass over every feasible node in PreScore. The placement is cached
+	// for Score.
+	cand := candidateOf(c, f, v, v.place(c.pod, pl.types, &f.econ))
+	c.ranges.observe(&cand)
+	if len(f.reservations) > 0 && pl.reservedFor(pod, ni) {
+		c.reserved.Store(true)
+	}
 	return nil
 }
 
@@ -263,90 +311,86 @@ func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.A
 	}
 	v := pl.view(ni, f)
 	pc := v.place(c.pod, pl.types, &f.econ)
+	return candidateOf(c, f, v, pc), pc.alloc, true
+}
+
+func candidateOf(c *cycle, f *nodeFacts, v *nodeView, pc placement) model.Candidate {
 	return model.Candidate{
 		Marginal:                 pc.marginal,
 		FragDelta:                pc.delta,
 		Spot:                     f.econ.Spot,
 		Green:                    f.econ.Green,
 		AcceleratorNodeForCPUPod: c.pod.GPUCount == 0 && v.node.Devices > 0,
-	}, pc.alloc, true
+	}
 }
 
-// PreScore works out every feasible node's score at once: the combined score is normalised over
-// all of them, so each node's candidate is computed once here rather than again in Score.
+// PreScore fixes the cycle's scorer: Filter has seen every feasible node's candidate by now.
 func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
 	}
-	c.scorer = model.NewScorer(c.policy.prefs, pl.weights)
-	type scored struct {
-		cand     model.Candidate
-		combined float64
-		priced   bool
-	}
-	all := make([]scored, len(nodes))
-	for i, ni := range nodes {
-		s := &all[i]
-		if s.cand, _, s.priced = pl.candidate(c, ni); s.priced {
-			c.scorer.Observe(&s.cand)
-		}
-	}
-	best := math.Inf(-1)
-	for i := range all {
-		if s := &all[i]; s.priced {
-			s.combined = c.scorer.Score(&s.cand)
-			best = math.Max(best, s.combined)
-		}
-	}
-	c.scores = make(map[*corev1.Node]int64, len(nodes))
-	for i, ni := range nodes {
-		if all[i].priced {
-			c.scores[ni.Node()] = integerScore(all[i].combined, best)
-		}
-	}
-	// The replacement of a pod the rebalancer moved goes where it reserved room for the workload:
-	// the reserved nodes score 100 and every other node 0.
-	if pod.Labels[kube.LabelOptimizer] != "" {
-		var reserved []*corev1.Node
-		for _, ni := range nodes {
-			if pl.reservedFor(pod, ni) {
-				reserved = append(reserved, ni.Node())
-			}
-		}
-		if len(reserved) > 0 {
-			clear(c.scores)
-			for _, n := range reserved {
-				c.scores[n] = fwk.MaxNodeScore
-			}
-		}
-	}
+	lo, hi := c.ranges.get()
+	c.scorer = model.NewScorerOver(c.policy.prefs, pl.weights, lo, hi)
 	return nil
 }
 
-// integerScore is a node's combined score as an integer 0..100: 100 for the nodes with the cycle's
-// best score and at most 99 for the others. kube-scheduler scores are integers, and rounding would
-// merge the best node with others whose score is a fraction of a point lower (the cost term spans
-// under two points), leaving the choice to a random tie-break; this way the scheduler picks what the
-// model (and the simulator) would.
-func integerScore(s, best float64) int64 {
-	if s >= best-1e-9 {
-		return fwk.MaxNodeScore
-	}
-	return min(fwk.MaxNodeScore-1, int64(math.Round(s)))
-}
+// scoreScale keeps Score's raw scores (0..100 combined) to 1e-9 of a point, the resolution at
+// which NormalizeScore tells the best nodes from the rest.
+const scoreScale = 1e9
 
-// Score returns the node's score worked out in PreScore; a node the catalog cannot price scores 0.
+// Score returns the node's combined score, raw: 1 + the score scaled by scoreScale, 0 for a node
+// the catalog cannot price. The replacement of a pod the rebalancer moved goes where it reserved
+// room for the workload: when a feasible node holds such a reservation, reserved nodes score the
+// most and every other node 0.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
 	c, err := read(state)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
 	}
-	return c.scores[ni.Node()], nil
+	if c.reserved.Load() {
+		if pl.reservedFor(pod, ni) {
+			return 1 + 100*scoreScale, nil
+		}
+		return 0, nil
+	}
+	cand, _, ok := pl.candidate(c, ni)
+	if !ok {
+		return 0, nil
+	}
+	return 1 + int64(math.Round(c.scorer.Score(&cand)*scoreScale)), nil
 }
 
-// ScoreExtensions is nil: scores are normalised across nodes in PreScore.
-func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return nil }
+// ScoreExtensions brings the raw scores to kube-scheduler's range.
+func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return pl }
+
+// NormalizeScore maps raw scores to 0..100: 100 for the nodes with the cycle's best score, at most
+// 99 for the others (integerScore).
+func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, scores fwk.NodeScoreList) *fwk.Status {
+	best := int64(0)
+	for i := range scores {
+		best = max(best, scores[i].Score)
+	}
+	for i := range scores {
+		scores[i].Score = integerScore(scores[i].Score, best)
+	}
+	return nil
+}
+
+// integerScore is a node's raw score as an integer 0..100: 100 for the nodes within 1e-9 of the
+// cycle's best score and at most 99 for the others. kube-scheduler scores are integers, and
+// rounding would merge the best node with others whose score is a fraction of a point lower (the
+// cost term spans under two points), leaving the choice to a random tie-break; this way the
+// scheduler picks what the model (and the simulator) would.
+func integerScore(raw, best int64) int64 {
+	switch {
+	case raw <= 0:
+		return 0
+	case raw >= best-1:
+		return fwk.MaxNodeScore
+	}
+	return min(fwk.MaxNodeScore-1, int64(math.Round(float64(raw-1)/scoreScale)))
+}
 
 // Reserve keeps the device chosen for a share until the pod carries it.
 func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {

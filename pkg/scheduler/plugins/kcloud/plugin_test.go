@@ -2,6 +2,9 @@ package kcloud
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,7 +123,8 @@ func TestNodeStateCountsSharesWholeAndReserved(t *testing.T) {
 	}
 }
 
-// schedule runs PreFilter, Filter on every node, PreScore and Score, as the framework would.
+// schedule runs PreFilter, Filter on every node, PreScore, Score and NormalizeScore, as the
+// framework would.
 func schedule(t *testing.T, pl *Plugin, p *corev1.Pod, prepare func(*cycle), nodes ...*framework.NodeInfo) (map[string]int64, map[string]*fwk.Status) {
 	t.Helper()
 	ctx := context.Background()
@@ -148,15 +152,67 @@ func schedule(t *testing.T, pl *Plugin, p *corev1.Pod, prepare func(*cycle), nod
 	if st := pl.PreScore(ctx, state, p, feasible); !st.IsSuccess() {
 		t.Fatal(st)
 	}
-	scores := map[string]int64{}
+	var list fwk.NodeScoreList
 	for _, ni := range feasible {
 		s, st := pl.Score(ctx, state, p, ni)
 		if !st.IsSuccess() {
 			t.Fatal(st)
 		}
-		scores[ni.Node().Name] = s
+		list = append(list, fwk.NodeScore{Name: ni.Node().Name, Score: s})
+	}
+	if st := pl.ScoreExtensions().NormalizeScore(ctx, state, p, list); !st.IsSuccess() {
+		t.Fatal(st)
+	}
+	scores := map[string]int64{}
+	for _, ns := range list {
+		scores[ns.Name] = ns.Score
 	}
 	return scores, statuses
+}
+
+// Scores gathered node by node (ranges in Filter, raw scores in Score, NormalizeScore) are the
+// model's combined scores over the feasible nodes: 100 for the best, the rounded score (at most 99)
+// for the others, as the simulator ranks them.
+func TestScoresMatchModel(t *testing.T) {
+	pl := testPlugin(t)
+	var nodes []*framework.NodeInfo
+	for i := 0; i < 12; i++ {
+		var pods []*corev1.Pod
+		for j := 0; j < i%4; j++ {
+			pods = append(pods, pod(fmt.Sprintf("x%d-%d", i, j), withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+		}
+		nodes = append(nodes, nodeInfo(t4Node("n"+strconv.Itoa(i), []int64{1, 2, 4}[i%3], i%5 == 0, i%7 == 0), pods...))
+	}
+	for _, p := range []*corev1.Pod{pod("cpu"), pod("gpu1", withGPUs(catalog.ResourceNVIDIAGPU, 1)), pod("share", withShare("400"))} {
+		scores, statuses := schedule(t, pl, p, nil, nodes...)
+		c := &cycle{pod: kube.PodRequest(p)}
+		var names []string
+		var cands []model.Candidate
+		for _, ni := range nodes {
+			if statuses[ni.Node().Name].IsSuccess() {
+				cand, _, ok := pl.candidate(c, ni)
+				if !ok {
+					t.Fatalf("%s: node %s not priced", p.Name, ni.Node().Name)
+				}
+				names, cands = append(names, ni.Node().Name), append(cands, cand)
+			}
+		}
+		if len(cands) < 3 {
+			t.Fatalf("%s: only %d feasible nodes", p.Name, len(cands))
+		}
+		combined := model.CombinedScores(cands, model.Preferences{}, pl.weights, nil)
+		best := slices.Max(combined)
+		want := map[string]int64{}
+		for i, s := range combined {
+			want[names[i]] = min(fwk.MaxNodeScore-1, int64(math.Round(s)))
+			if s >= best-1e-9 {
+				want[names[i]] = fwk.MaxNodeScore
+			}
+		}
+		if diff := cmp.Diff(want, scores); diff != "" {
+			t.Errorf("%s: scores (-model +plugin):\n%s", p.Name, diff)
+		}
+	}
 }
 
 func TestScorePreferences(t *testing.T) {
@@ -228,7 +284,9 @@ func benchSetup() (*Plugin, []fwk.NodeInfo, *corev1.Pod) {
 	return pl, infos, pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
 }
 
-func BenchmarkPreScore1000(b *testing.B) {
+// BenchmarkScoring1000 times what the framework calls to score 1,000 feasible nodes: PreScore,
+// Score on every node and NormalizeScore (Filter, which gathers the ranges, ran before).
+func BenchmarkScoring1000(b *testing.B) {
 	pl, infos, p := benchSetup()
 	ctx := context.Background()
 	state := framework.NewCycleState()
@@ -236,9 +294,15 @@ func BenchmarkPreScore1000(b *testing.B) {
 	for _, ni := range infos {
 		pl.Filter(ctx, state, p, ni)
 	}
+	list := make(fwk.NodeScoreList, len(infos))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		pl.PreScore(ctx, state, p, infos)
+		for j, ni := range infos {
+			s, _ := pl.Score(ctx, state, p, ni)
+			list[j] = fwk.NodeScore{Name: ni.Node().Name, Score: s}
+		}
+		pl.NormalizeScore(ctx, state, p, list)
 	}
 }
 
