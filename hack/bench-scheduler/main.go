@@ -208,7 +208,7 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 	}
 	fmt.Printf("%-18s %10s %12s %14s %18s %18s %18s\n", "scheduler", "pods/s", "bound", "CPU ms/pod", "p99 attempt (ms)", "p99 Filter (ms)", "p99 Score (ms)")
 	var maxPlugin float64
-	pluginLines := []string{}
+	var pluginLines, attemptLines []string
 	for _, s := range scheds {
 		if pprofDir != "" {
 			if err := fetch(s.port, "/metrics", filepath.Join(pprofDir, s.name+".metrics.txt")); err != nil {
@@ -229,6 +229,8 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 		}
 		fmt.Printf("%-18s %10.1f %12d %14.2f %18.2f %18.2f %18.2f\n", s.name, float64(r.bound)/r.seconds, r.bound, 1000*r.cpu/float64(r.bound),
 			p99*1000, ext("Filter"), ext("Score"))
+		a := attempts(fams["scheduler_schedule_attempts_total"], s.profile)
+		attemptLines = append(attemptLines, fmt.Sprintf("  %-18s scheduled %.0f, unschedulable %.0f, error %.0f", s.name, a["scheduled"], a["unschedulable"], a["error"]))
 		if s.name == "kcloud-scheduler" {
 			for _, ep := range []string{"PreFilter", "Filter", "PreScore", "Score", "ScoreExtensionNormalize", "Reserve", "Permit", "PreBind"} {
 				match := map[string]string{"plugin": "KcloudOptimizer", "extension_point": ep}
@@ -245,6 +247,10 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 				maxPlugin = math.Max(maxPlugin, v*1000)
 			}
 		}
+	}
+	fmt.Println("scheduling attempts (scheduler_schedule_attempts_total):")
+	for _, l := range attemptLines {
+		fmt.Println(l)
 	}
 	fmt.Println("our plugin per extension point (scheduler_plugin_execution_duration_seconds, sampled by the scheduler):")
 	for _, l := range pluginLines {
@@ -459,6 +465,22 @@ func samples(fam *dto.MetricFamily, match map[string]string) uint64 {
 		}
 	}
 	return n
+}
+
+// attempts sums scheduler_schedule_attempts_total of one profile by result.
+func attempts(fam *dto.MetricFamily, profile string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range fam.GetMetric() {
+		if m.Counter == nil || !matches(m, map[string]string{"profile": profile}) {
+			continue
+		}
+		for _, l := range m.Label {
+			if l.GetName() == "result" {
+				out[l.GetValue()] += m.Counter.GetValue()
+			}
+		}
+	}
+	return out
 }
 
 func matches(m *dto.Metric, match map[string]string) bool {
