@@ -1,10 +1,13 @@
 package kcloud
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -41,15 +44,29 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 	if v, ok := c.m.Load(node); ok {
 		return v.(*nodeFacts)
 	}
-	f := &nodeFacts{}
-	f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
-	if kube.HasReservations(node) {
-		f.reservations = kube.NodeReservations(node)
+	c.mu.Lock()
+	old := c.byName[node.Name]
+	c.mu.Unlock()
+	// Most node updates are heartbeats (status conditions): the facts of the previous object hold.
+	var f *nodeFacts
+	if old != nil && sameFacts(old, node) {
+		if v, ok := c.m.Load(old); ok {
+			f = v.(*nodeFacts)
+		}
 	}
-	key := shapeKey(node)
+	if f == nil {
+		f = &nodeFacts{}
+		f.facts, f.econ, f.err = kube.NodeEconomics(c.cat, node)
+		if kube.HasReservations(node) {
+			f.reservations = kube.NodeReservations(node)
+		}
+		key := shapeKey(node)
+		c.mu.Lock()
+		f.shape = c.shapeNumber(key)
+		c.mu.Unlock()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f.shape = c.shapeNumber(key)
 	if c.byName == nil {
 		c.byName = map[string]*corev1.Node{}
 	}
@@ -60,6 +77,18 @@ func (c *factsCache) get(node *corev1.Node) *nodeFacts {
 	c.byName[node.Name] = node
 	c.m.Store(node, f)
 	return f
+}
+
+// sameFacts reports whether two objects of a node have everything the facts are made of in common:
+// labels, annotations (reservations), taints, schedulability, capacity.
+func sameFacts(a, b *corev1.Node) bool {
+	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
+		a.Spec.Unschedulable == b.Spec.Unschedulable && slices.EqualFunc(a.Spec.Taints, b.Spec.Taints, func(x, y corev1.Taint) bool { return x.MatchTaint(&y) && x.Value == y.Value }) &&
+		sameResources(a.Status.Allocatable, b.Status.Allocatable) && sameResources(a.Status.Capacity, b.Status.Capacity)
+}
+
+func sameResources(a, b corev1.ResourceList) bool {
+	return maps.EqualFunc(a, b, func(x, y resource.Quantity) bool { return x.Cmp(y) == 0 })
 }
 
 func (c *factsCache) forget(name string) {

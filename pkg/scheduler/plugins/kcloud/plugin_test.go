@@ -414,10 +414,25 @@ func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
 	if c.get(node) != f {
 		t.Error("the same node object should find the same facts")
 	}
-	updated := node.DeepCopy()
-	updated.ResourceVersion = "2"
-	if c.get(updated) == f || entries() != 1 {
-		t.Errorf("a new node object should replace the facts of the old one: %d entries", entries())
+	// A heartbeat: a new object, the same facts.
+	beat := node.DeepCopy()
+	beat.ResourceVersion = "2"
+	beat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	if c.get(beat) != f || entries() != 1 {
+		t.Errorf("a heartbeat should keep the node's facts under its new object: %d entries", entries())
+	}
+	for name, change := range map[string]func(*corev1.Node){
+		"label":       func(n *corev1.Node) { n.Labels[catalog.LabelCapacityType] = string(catalog.CapacitySpot) },
+		"annotation":  func(n *corev1.Node) { n.Annotations = map[string]string{"a": "b"} },
+		"taint":       func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}} },
+		"allocatable": func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourceCPU] = resource.MustParse("3") },
+	} {
+		base := c.get(beat)
+		updated := beat.DeepCopy()
+		change(updated)
+		if got := c.get(updated); got == base || entries() != 1 {
+			t.Errorf("%s changed: the node's facts should be worked out again: %d entries", name, entries())
+		}
 	}
 	other := t4Node("m", 4, true, false)
 	if c.get(other).shape == f.shape {
