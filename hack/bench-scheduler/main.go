@@ -5,9 +5,10 @@
 // each scheduler's own metrics, and the p99 of our plugin per extension point. Last line:
 // throughput_ratio=X plugin_p99_ms=Y. Run it with `make bench-scheduler`.
 //
-// With --isolate (the default, on a machine of two CPUs or more) the scheduler under test runs on
-// a CPU of its own and the control plane, kwok and the load generator on the others, as a
-// scheduler's control-plane node would give it; --isolate=false shares every CPU among them.
+// With --prioritize (the default) the control plane, kwok and the load generator run at the lowest
+// CPU priority (nice 19) and the schedulers at the normal one, so that the scheduler under test has
+// the CPU when it needs it, as on a control-plane node, and the rest of the cluster has every CPU
+// the scheduler leaves; --prioritize=false runs everything at one priority.
 package main
 
 import (
@@ -20,7 +21,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -33,6 +33,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -49,9 +50,9 @@ func main() {
 	pods := flag.Int("pods", 5000, "pods per scheduler")
 	profile := flag.String("profile", "gpu1000", "fleet profile")
 	pprofDir := flag.String("pprof-dir", "", "if set, write a CPU profile of each round's scheduler and each scheduler's final metrics here")
-	isolate := flag.Bool("isolate", true, "run each scheduler on a CPU of its own, the control plane, kwok and this load generator on the others (needs two CPUs and taskset)")
+	prioritize := flag.Bool("prioritize", true, "run the control plane, kwok and this load generator at nice 19, below the schedulers")
 	flag.Parse()
-	if err := run(*binDir, *kcloudScheduler, *profile, *pods, *pprofDir, *isolate); err != nil {
+	if err := run(*binDir, *kcloudScheduler, *profile, *pods, *pprofDir, *prioritize); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-scheduler:", err)
 		os.Exit(1)
 	}
@@ -106,29 +107,13 @@ const kcloudProfile = `  plugins:
       enabled: [{name: KcloudOptimizer, weight: 10}]
 `
 
-func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool) error {
+func run(binDir, kcloudBin, profile string, n int, pprofDir string, prioritize bool) error {
 	ctx := context.Background()
 	c, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: binDir, Profile: profile})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	// The last CPU for the scheduler under test, the others for everything else.
-	var schedCPU, otherCPUs string
-	if isolate && runtime.NumCPU() >= 2 {
-		schedCPU, otherCPUs = strconv.Itoa(runtime.NumCPU()-1), fmt.Sprintf("0-%d", runtime.NumCPU()-2)
-		pids := []int{os.Getpid()}
-		for _, p := range c.Processes {
-			pids = append(pids, p.PID)
-		}
-		for _, pid := range pids {
-			// -a: every thread of the process; threads started later inherit it.
-			if out, err := exec.Command("taskset", "-a", "-p", "-c", otherCPUs, strconv.Itoa(pid)).CombinedOutput(); err != nil {
-				return fmt.Errorf("taskset %d: %w: %s", pid, err, out)
-			}
-		}
-		fmt.Fprintf(os.Stderr, "isolated: schedulers on CPU %s, control plane, kwok and load on CPUs %s\n", schedCPU, otherCPUs)
-	}
 	cs, err := kubernetes.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -153,17 +138,27 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 		}
 		bin, args := s.binary, []string{"--config=" + cfg, "--secure-port=" + s.port, "--bind-address=127.0.0.1",
 			"--authorization-always-allow-paths=" + allow}
-		if schedCPU != "" {
-			// Through taskset, so that the Go runtime sizes GOMAXPROCS to the one CPU at start.
-			bin, args = "taskset", append([]string{"-c", schedCPU, s.binary}, args...)
-			if bin, err = exec.LookPath(bin); err != nil {
-				return err
-			}
-		}
 		if err := c.Start(bin, s.name+"-bench", args...); err != nil {
 			return err
 		}
 		s.pid = c.Processes[len(c.Processes)-1].PID
+	}
+	if prioritize {
+		// Everything but the schedulers yields the CPU to them: the control plane, kwok and this
+		// load generator at the lowest priority (nice 19), on every thread; threads they start
+		// later inherit it.
+		pids := []int{os.Getpid()}
+		for _, p := range c.Processes {
+			if !strings.HasSuffix(p.Name, "-bench") {
+				pids = append(pids, p.PID)
+			}
+		}
+		for _, pid := range pids {
+			if err := reniceAll(pid, 19); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(os.Stderr, "priority: the schedulers at nice 0, the control plane, kwok and the load generator at nice 19")
 	}
 	time.Sleep(3 * time.Second)
 	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
@@ -201,8 +196,8 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs, %.1f CPU s\n", round+1, s.name, r.bound, n, r.seconds, r.cpu)
 	}
 	fmt.Printf("fleet %s, %d pods per round, two rounds per scheduler (60%% 1 GPU, 10%% 2 GPUs, 5%% 4 GPUs, 25%% CPU only)\n", profile, n)
-	if schedCPU != "" {
-		fmt.Printf("schedulers on CPU %s; control plane, kwok and the load generator on CPUs %s\n", schedCPU, otherCPUs)
+	if prioritize {
+		fmt.Printf("schedulers at nice 0; control plane, kwok and the load generator at nice 19, on all %d CPUs\n", runtime.NumCPU())
 	} else {
 		fmt.Printf("schedulers, control plane, kwok and the load generator share all %d CPUs\n", runtime.NumCPU())
 	}
@@ -260,6 +255,24 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, isolate bool
 	fmt.Printf("scheduler CPU per pod, kcloud / upstream: %.2f\n", (kc.cpu/float64(kc.bound))/(up.cpu/float64(up.bound)))
 	ratio := (float64(kc.bound) / kc.seconds) / (float64(up.bound) / up.seconds)
 	fmt.Printf("throughput_ratio=%.2f plugin_p99_ms=%.3f\n", ratio, maxPlugin)
+	return nil
+}
+
+// reniceAll sets the nice value of every thread of a process.
+func reniceAll(pid, nice int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("renice thread %d of %d: %w", tid, pid, err)
+		}
+	}
 	return nil
 }
 
