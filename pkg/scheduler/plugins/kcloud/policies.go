@@ -160,7 +160,10 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		}
 	}
 	for _, cp := range list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies) {
-		if !kube.Covers(cp.Spec.PolicyTarget, pod) {
+		// The selector is parsed once here: the matcher also decides, for every pod placed
+		// anywhere, whether it shares the policy's cap (usage).
+		covers, err := kube.CoverMatcher(cp.Spec.PolicyTarget)
+		if err != nil || !covers(pod) {
 			continue
 		}
 		src := "CostPolicy " + cp.Name
@@ -175,17 +178,16 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		if !enforced(cp.Spec.Enforcement) {
 			continue
 		}
-		target := cp.Spec.PolicyTarget
 		if cp.Spec.MaxCostPerHour != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour},
-				func(o *corev1.Pod) bool { return kube.Covers(target, o) }})
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour}, covers})
 		}
 		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}, nil})
 		}
 	}
 	for _, pw := range list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies) {
-		if !kube.Covers(pw.Spec.PolicyTarget, pod) {
+		covers, err := kube.CoverMatcher(pw.Spec.PolicyTarget)
+		if err != nil || !covers(pod) {
 			continue
 		}
 		src := "PowerPolicy " + pw.Name
@@ -193,10 +195,8 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		if !enforced(pw.Spec.Enforcement) {
 			continue
 		}
-		target := pw.Spec.PolicyTarget
 		if pw.Spec.MaxPowerWatts != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts},
-				func(o *corev1.Pod) bool { return kube.Covers(target, o) }})
+			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts}, covers})
 		}
 		if pw.Spec.MaxCarbonIntensity != nil {
 			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}, nil})
