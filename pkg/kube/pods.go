@@ -75,11 +75,20 @@ var AcceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceA
 
 // Covers reports whether a policy's target includes the pod.
 func Covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
-	covers, err := CoverMatcher(t)
-	return err == nil && covers(pod)
+	return Coverage(t)(pod)
 }
 
-// CoverMatcher is Covers with the target's selector parsed once, for checking many pods.
+// Coverage is Covers with the target's selector parsed once, for checking many pods: a target whose
+// selector does not parse covers no pod.
+func Coverage(t kcloudv1alpha1.PolicyTarget) func(*corev1.Pod) bool {
+	covers, err := CoverMatcher(t)
+	if err != nil {
+		return func(*corev1.Pod) bool { return false }
+	}
+	return covers
+}
+
+// CoverMatcher is Coverage with the selector's error, for callers that report it.
 func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error) {
 	sel := labels.Everything()
 	if t.Selector != nil {

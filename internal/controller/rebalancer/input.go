@@ -139,16 +139,6 @@ type policyLimits struct {
 	indexes []int
 }
 
-// coverage is kube.Covers for one target, its selector parsed once: a run checks every pod against
-// every policy. An invalid selector covers nothing, as with kube.Covers.
-func coverage(target kcloudv1alpha1.PolicyTarget) func(*corev1.Pod) bool {
-	covers, err := kube.CoverMatcher(target)
-	if err != nil {
-		return func(*corev1.Pod) bool { return false }
-	}
-	return covers
-}
-
 func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
 	wos map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer) *limitSet {
 	ls := &limitSet{byOptimizer: map[types.NamespacedName][]int{}}
@@ -205,7 +195,7 @@ func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alph
 		if !enforced(cp.Spec.Enforcement) {
 			continue
 		}
-		member := coverage(cp.Spec.PolicyTarget)
+		member := kube.Coverage(cp.Spec.PolicyTarget)
 		pl := policyLimits{covers: member}
 		src := "CostPolicy " + cp.Name
 		if cp.Spec.MaxCostPerHour != nil {
@@ -222,7 +212,7 @@ func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alph
 		if !enforced(pw.Spec.Enforcement) {
 			continue
 		}
-		member := coverage(pw.Spec.PolicyTarget)
+		member := kube.Coverage(pw.Spec.PolicyTarget)
 		pl := policyLimits{covers: member}
 		src := "PowerPolicy " + pw.Name
 		if pw.Spec.MaxPowerWatts != nil {

@@ -162,8 +162,8 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 	for _, cp := range list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies) {
 		// The selector is parsed once here: the matcher also decides, for every pod placed
 		// anywhere, whether it shares the policy's cap (usage).
-		covers, err := kube.CoverMatcher(cp.Spec.PolicyTarget)
-		if err != nil || !covers(pod) {
+		covers := kube.Coverage(cp.Spec.PolicyTarget)
+		if !covers(pod) {
 			continue
 		}
 		src := "CostPolicy " + cp.Name
@@ -186,8 +186,8 @@ func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
 		}
 	}
 	for _, pw := range list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies) {
-		covers, err := kube.CoverMatcher(pw.Spec.PolicyTarget)
-		if err != nil || !covers(pod) {
+		covers := kube.Coverage(pw.Spec.PolicyTarget)
+		if !covers(pod) {
 			continue
 		}
 		src := "PowerPolicy " + pw.Name
