@@ -136,9 +136,8 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, prioritize b
 		if pprofDir != "" {
 			allow += ",/debug/pprof/*"
 		}
-		bin, args := s.binary, []string{"--config=" + cfg, "--secure-port=" + s.port, "--bind-address=127.0.0.1",
-			"--authorization-always-allow-paths=" + allow}
-		if err := c.Start(bin, s.name+"-bench", args...); err != nil {
+		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
+			"--authorization-always-allow-paths="+allow); err != nil {
 			return err
 		}
 		s.pid = c.Processes[len(c.Processes)-1].PID
