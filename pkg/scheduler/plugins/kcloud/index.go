@@ -78,7 +78,6 @@ type islot struct {
 	group  int8
 	bucket int16
 	at     int32 // index in its running bucket
-	shape  int
 }
 
 func newCandidateIndex(facts *factsCache) *candidateIndex {
@@ -203,13 +202,13 @@ func (ix *candidateIndex) add(i int32) {
 		// A node holding a rebalancing reservation is filed with the running ones, which are
 		// always considered: the pod it is held for must be able to land there, and others must
 		// hear why it is refused.
-		s.where, s.shape = 2, s.facts.shape
-		l := ix.empties[s.shape]
+		s.where = 2
+		l := ix.empties[s.facts.shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
 		l = append(l, 0)
 		copy(l[at+1:], l[at:])
 		l[at] = i
-		ix.empties[s.shape] = l
+		ix.empties[s.facts.shape] = l
 	default:
 		g, b := groupNone, 0
 		switch {
@@ -241,11 +240,12 @@ func (ix *candidateIndex) remove(i int32) {
 		ix.running[s.group][s.bucket] = l[:len(l)-1]
 		ix.nrunning--
 	case 2:
-		l := ix.empties[s.shape]
+		// remove comes before read: the slot still has the facts it was filed by.
+		l := ix.empties[s.facts.shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
-		ix.empties[s.shape] = append(l[:at], l[at+1:]...)
-		if len(ix.empties[s.shape]) == 0 {
-			delete(ix.empties, s.shape)
+		ix.empties[s.facts.shape] = append(l[:at], l[at+1:]...)
+		if len(ix.empties[s.facts.shape]) == 0 {
+			delete(ix.empties, s.facts.shape)
 		}
 	case 3:
 		ix.unreadable--
