@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"iter"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -29,3 +30,93 @@ func NodeCapacity(node *corev1.Node, facts catalog.NodeFacts) model.Node {
 	alloc := node.Status.Allocatable
 	return model.NewNode(facts.AcceleratorModel, alloc.Cpu().MilliValue(), alloc.Memory().Value()>>20, facts.AcceleratorCount)
 }
+
+// NodeReady reports whether a node's Ready condition is True.
+func NodeReady(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Terminal reports whether a pod has finished (Succeeded or Failed): it holds nothing on its node.
+func Terminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// OccupyOptions adapt Occupy to its caller.
+type OccupyOptions struct {
+	// Request is what a pod asks for; nil: PodRequest. The operator passes a cached PodRequest.
+	Request func(*corev1.Pod) model.Pod
+	// PendingDevice is the device a share was given but does not carry yet (the scheduler's own
+	// reservations, before PreBind writes the annotation); nil: none.
+	PendingDevice func(*corev1.Pod) (int, bool)
+	// Counted, when set, is called for each pod counted, with where its devices were counted.
+	Counted func(pod *corev1.Pod, p model.Pod, a model.Allocation)
+}
+
+// Occupy counts a node's pods on n, the node's empty capacity (NodeCapacity), and returns how many
+// pods it could not count: a share with no device that holds it, a whole-device pod with too few
+// whole devices left (an overcommitted node). Finished pods hold nothing and are skipped. Shares go
+// first, on the device written on the pod (or pending for it), else on the best-fit device; whole
+// devices are the device plugin's to pick, so whole-device pods then take devices without shares.
+// It is the one rule for a node's occupancy: the scheduler's node view, the operator's fleet
+// snapshot and the rebalancer's confirmation all call it.
+func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncounted int) {
+	request := o.Request
+	if request == nil {
+		request = PodRequest
+	}
+	for _, shares := range []bool{true, false} {
+		for pod := range pods {
+			if Terminal(pod) || isShare(pod) != shares {
+				continue
+			}
+			p := request(pod)
+			a := model.Allocation{Device: -1}
+			switch {
+			case p.IsShare():
+				a.Device = shareDevice(pod, &p, n, o.PendingDevice)
+				if a.Device < 0 {
+					uncounted++
+					continue
+				}
+			case p.GPUCount > 0 && n.WholeFreeDevices() < p.GPUCount:
+				uncounted++
+				continue
+			}
+			a = model.Assign(&p, n, a)
+			if o.Counted != nil {
+				o.Counted(pod, p, a)
+			}
+		}
+	}
+	return uncounted
+}
+
+// shareDevice is where a share pod's milli-GPUs are counted: the device written on it, or pending
+// for it, when that device exists and has room; otherwise the best-fit device; -1 when none holds it.
+func shareDevice(pod *corev1.Pod, p *model.Pod, n *model.Node, pending func(*corev1.Pod) (int, bool)) int {
+	dev := DeviceIndex(pod)
+	if dev < 0 && pending != nil {
+		if d, ok := pending(pod); ok {
+			dev = d
+		}
+	}
+	if dev >= 0 && dev < n.Devices && n.DeviceFree[dev] >= p.GPUMilli {
+		return dev
+	}
+	return model.BestFitDevice(p, n)
+}
+
+// isShare is ShareMilli(pod) > 0 without parsing (and allocating an error for) the missing
+// annotation of every pod that asks for no share.
+func isShare(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[AnnotationGPUMilli]
+	return ok && ShareMilli(pod) > 0
+}
+
+// IsShare reports whether a pod asks for a share of one GPU.
+func IsShare(pod *corev1.Pod) bool { return isShare(pod) }

@@ -1,6 +1,10 @@
-// Package kube adapts Kubernetes objects to pkg/model: what a pod asks for, which device a GPU
-// share sits on, the labels that link pods to the product, and which pods a policy covers. The
-// scheduler plugin and the operator both read pods through it, so they agree on every figure.
+// Package kube is the one translation from Kubernetes objects to pkg/model's inputs: the labels and
+// annotations the product uses (labels.go), what a pod asks for (PodRequest), a node's facts,
+// economics and occupancy (NodeEconomics, NodeCapacity, Occupy), a pod's limits and preferences
+// under its WorkloadOptimizer and the policies covering it (Policies), and rebalancing
+// reservations. The scheduler plugins, the operator's controllers, the rebalancer, the autoscaler,
+// the webhooks and the simulator all read Kubernetes objects through it, so they agree on every
+// figure.
 package kube
 
 import (
@@ -16,22 +20,6 @@ import (
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/model"
-)
-
-// GPU sharing follows Alibaba's open GPU-share convention (the one the openb traces come from): a pod
-// asks for part of one GPU with an annotation instead of the nvidia.com/gpu resource, and the
-// scheduler writes the chosen device's index for the sharing device plugin to honour.
-const (
-	// AnnotationGPUMilli asks for a share of one device in 1/1000 (1..999).
-	AnnotationGPUMilli = "alibabacloud.com/gpu-milli"
-	// AnnotationGPUIndex is the device the scheduler chose for a share.
-	AnnotationGPUIndex = "alibabacloud.com/gpu-index"
-	// LabelOptimizer links a pod to its WorkloadOptimizer in the same namespace.
-	LabelOptimizer = "kcloud.io/optimizer"
-	// LabelGang groups the pods of a job that must be placed all together or not at all.
-	LabelGang = "kcloud.io/gang"
-	// AnnotationGangSize is the number of pods of the gang.
-	AnnotationGangSize = "kcloud.io/gang-size"
 )
 
 // ShareMilli returns the share a pod asks for, or 0.

@@ -135,3 +135,16 @@ func lowerIsBetter(v, lo, hi float64) float64 {
 	}
 	return (hi - v) / (hi - lo)
 }
+
+// NewCandidate is what a node offers a pod placed on it with allocation a, the placement changing
+// the node's fragmentation by fragDelta (model.PlaceShare): the one constructor of Candidate, for
+// the scheduler, the operator's best placement and the simulator alike.
+func NewCandidate(p *Pod, n *Node, a Allocation, fragDelta float64, e *Economics) Candidate {
+	return Candidate{
+		Marginal:                 MarginalOf(p, n, a, e),
+		FragDelta:                fragDelta,
+		Spot:                     e.Spot,
+		Green:                    e.Green,
+		AcceleratorNodeForCPUPod: p.GPUCount == 0 && n.Devices > 0,
+	}
+}

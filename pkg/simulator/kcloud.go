@@ -40,15 +40,7 @@ func (k *kcloudPolicy) candidate(s *state, i int, p *Pod) (model.Candidate, mode
 		return e.cand, e.alloc
 	}
 	decrease, a := bestFragDelta(s, i, p)
-	e := &s.c.Econ[i]
-	c := model.Candidate{
-		Marginal:  model.MarginalOf(&p.Pod, &s.c.Nodes[i], a, e),
-		FragDelta: -decrease,
-		Spot:      e.Spot,
-		Green:     e.Green,
-
-		AcceleratorNodeForCPUPod: p.GPUCount == 0 && s.c.Nodes[i].Devices > 0,
-	}
+	c := model.NewCandidate(&p.Pod, &s.c.Nodes[i], a, -decrease, &s.c.Econ[i])
 	k.cache.put(s, i, p, candEntry{cand: c, alloc: a})
 	return c, a
 }

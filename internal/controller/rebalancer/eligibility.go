@@ -13,8 +13,6 @@ import (
 const (
 	annotationCASafeToEvict   = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 	annotationKarpenterNoMove = "karpenter.sh/do-not-disrupt"
-	// annotationWorkloadType is the pod mutator's record of what the pod is.
-	annotationWorkloadType = "kcloud.io/workload-type"
 )
 
 // recreatingOwners are the controllers that make a replacement when one of their pods is evicted.
@@ -54,7 +52,7 @@ func Eligible(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) (bool, stri
 		return false, "not controlled by a ReplicaSet, StatefulSet or Job that would replace it"
 	}
 	training := wo.Spec.WorkloadType == kcloudv1alpha1.WorkloadTraining ||
-		pod.Annotations[annotationWorkloadType] == string(kcloudv1alpha1.WorkloadTraining)
+		pod.Annotations[kube.AnnotationWorkloadType] == string(kcloudv1alpha1.WorkloadTraining)
 	if training && pod.Annotations[kcloudv1alpha1.AnnotationSafeToEvict] != "true" {
 		return false, "a training pod without " + kcloudv1alpha1.AnnotationSafeToEvict + `: "true"`
 	}

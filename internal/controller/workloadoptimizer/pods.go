@@ -24,10 +24,6 @@ import (
 // IndexOptimizer indexes pods by "<namespace>/<value of the link label>".
 const IndexOptimizer = "kcloud.io/optimizer"
 
-// AnnotationLinkedByOperator marks pods whose link label the operator added (found through
-// targetRef or selector), so that the finalizer removes only what the product put there.
-const AnnotationLinkedByOperator = "kcloud.io/linked-by-operator"
-
 // IndexPodByOptimizer is the field indexer for IndexOptimizer.
 func IndexPodByOptimizer(o ctrl.Object) []string {
 	if v := o.GetLabels()[kube.LabelOptimizer]; v != "" {
@@ -144,7 +140,7 @@ func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
 			p.Annotations = map[string]string{}
 		}
 		p.Labels[kube.LabelOptimizer] = st.wo.Name
-		p.Annotations[AnnotationLinkedByOperator] = "true"
+		p.Annotations[kube.AnnotationLinkedByOperator] = "true"
 		if err := r.Client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("labelling pod %s: %w", p.Name, err)
 		}
@@ -164,12 +160,12 @@ func (r *Reconciler) finalize(ctx context.Context, wo *kcloudv1alpha1.WorkloadOp
 	unlinked := 0
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Annotations[AnnotationLinkedByOperator] != "true" {
+		if p.Annotations[kube.AnnotationLinkedByOperator] != "true" {
 			continue
 		}
 		patch := ctrl.MergeFrom(p.DeepCopy())
 		delete(p.Labels, kube.LabelOptimizer)
-		delete(p.Annotations, AnnotationLinkedByOperator)
+		delete(p.Annotations, kube.AnnotationLinkedByOperator)
 		if err := r.Client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("WorkloadOptimizer %s/%s: unlabelling pod %s: %w", wo.Namespace, wo.Name, p.Name, err)
 		}

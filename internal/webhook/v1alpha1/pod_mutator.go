@@ -27,12 +27,6 @@ import (
 const (
 	// AnnotationOptimizer names a pod's optimizer explicitly (the label kcloud.io/optimizer works too).
 	AnnotationOptimizer = "kcloud.io/optimizer"
-	// AnnotationWorkloadType says what the pod is: training, serving, inference or batch. A user's
-	// value is kept; otherwise the optimizer's workloadType is written.
-	AnnotationWorkloadType = "kcloud.io/workload-type"
-	// AnnotationLinked marks pods whose link label the product added; the optimizer's finalizer
-	// removes the label from them.
-	AnnotationLinked = "kcloud.io/linked-by-operator"
 	// SchedulerName is kcloud-scheduler's profile.
 	SchedulerName = "kcloud-scheduler"
 )
@@ -148,14 +142,14 @@ func Apply(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer, cat *catalog.C
 	}
 	if pod.Labels[kube.LabelOptimizer] != wo.Name {
 		pod.Labels[kube.LabelOptimizer] = wo.Name
-		pod.Annotations[AnnotationLinked] = "true"
+		pod.Annotations[kube.AnnotationLinkedByOperator] = "true"
 	}
 	// Inferred before the annotation is written: the annotation is one of inference's inputs.
 	inferred, why := InferWorkloadType(pod)
-	declared := pod.Annotations[AnnotationWorkloadType]
+	declared := pod.Annotations[kube.AnnotationWorkloadType]
 	if declared == "" {
 		declared = string(wo.Spec.WorkloadType)
-		pod.Annotations[AnnotationWorkloadType] = declared
+		pod.Annotations[kube.AnnotationWorkloadType] = declared
 		if inferred != "" && !sameFamily(inferred, wo.Spec.WorkloadType) {
 			warnings = append(warnings, fmt.Sprintf("pod looks like %s (%s) but WorkloadOptimizer %s says %s", inferred, why, wo.Name, declared))
 		}

@@ -73,7 +73,7 @@ func TestInferWorkloadType(t *testing.T) {
 		pod  corev1.Pod
 		want kcloudv1alpha1.WorkloadType
 	}{
-		{"annotation", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationWorkloadType: "batch"}}}, kcloudv1alpha1.WorkloadBatch},
+		{"annotation", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kube.AnnotationWorkloadType: "batch"}}}, kcloudv1alpha1.WorkloadBatch},
 		{"PyTorchJob owner", corev1.Pod{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{{Kind: "PyTorchJob"}}}}, kcloudv1alpha1.WorkloadTraining},
 		{"KServe label", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"serving.kserve.io/inferenceservice": "llm"}}}, kcloudv1alpha1.WorkloadServing},
 		{"vLLM image", corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Image: "docker.io/vllm/vllm-openai:latest"}}}}, kcloudv1alpha1.WorkloadServing},

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/kube"
 )
 
 // Training operators' and serving frameworks' owner kinds.
@@ -30,9 +31,9 @@ var (
 // InferWorkloadType guesses what a pod is from an explicit annotation, its owner's kind, the labels
 // operators put on their pods, and its images; it says what gave it away. "" when nothing does.
 func InferWorkloadType(pod *corev1.Pod) (kcloudv1alpha1.WorkloadType, string) {
-	switch t := kcloudv1alpha1.WorkloadType(pod.Annotations[AnnotationWorkloadType]); t {
+	switch t := kcloudv1alpha1.WorkloadType(pod.Annotations[kube.AnnotationWorkloadType]); t {
 	case kcloudv1alpha1.WorkloadTraining, kcloudv1alpha1.WorkloadServing, kcloudv1alpha1.WorkloadInference, kcloudv1alpha1.WorkloadBatch:
-		return t, "annotation " + AnnotationWorkloadType
+		return t, "annotation " + kube.AnnotationWorkloadType
 	}
 	for _, o := range pod.OwnerReferences {
 		switch {
