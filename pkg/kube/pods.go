@@ -92,3 +92,15 @@ func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error)
 		return t.Selector == nil || sel.Matches(labels.Set(pod.Labels))
 	}, nil
 }
+
+// DefaultAPIVersion is the API version of a kind spec.targetRef may name without one (the CRD's
+// enum: Deployment, StatefulSet, ReplicaSet, Job); "" for any other kind.
+func DefaultAPIVersion(kind string) string {
+	switch kind {
+	case "Deployment", "StatefulSet", "ReplicaSet":
+		return "apps/v1"
+	case "Job":
+		return "batch/v1"
+	}
+	return ""
+}

@@ -1,5 +1,7 @@
 package model
 
+import "math"
+
 // Totals are what a workload costs and draws in one placement.
 type Totals struct {
 	CostPerHour float64
@@ -21,4 +23,14 @@ func OptimizationScore(current, best Totals) float64 {
 		return b / cur
 	}
 	return (ratio(current.CostPerHour, best.CostPerHour) + ratio(current.PowerWatts, best.PowerWatts)) / 2
+}
+
+// Round keeps digits decimals of a figure shown in status, so that status does not churn on float
+// noise; NaN and infinities, which status cannot hold, become 0.
+func Round(v float64, digits int) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
 }
