@@ -1,0 +1,106 @@
+package kube
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"kcloud.io/optimizer/pkg/model"
+)
+
+func TestOccupy(t *testing.T) {
+	pod := func(name string, cpu string, gpus int64, annotations map[string]string, phase corev1.PodPhase) *corev1.Pod {
+		req := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("1Gi")}
+		if gpus > 0 {
+			req["nvidia.com/gpu"] = *resource.NewQuantity(gpus, resource.DecimalSI)
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name), Annotations: annotations},
+			Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{Requests: req}}}},
+			Status: corev1.PodStatus{Phase: phase}}
+	}
+	share := func(milli, index string) map[string]string {
+		a := map[string]string{AnnotationGPUMilli: milli}
+		if index != "" {
+			a[AnnotationGPUIndex] = index
+		}
+		return a
+	}
+	type counted struct {
+		Pod    string
+		Device int
+		Whole  []int
+	}
+	tests := []struct {
+		name      string
+		pods      []*corev1.Pod
+		pending   map[string]int
+		free      [4]int64 // milli-GPUs free per device after
+		cpuFree   int64
+		pods_     int
+		uncounted int
+		counted   []counted
+	}{
+		{
+			name: "a share on its written device, a whole pod on the first device without shares",
+			// The whole pod comes first in the list: shares are still counted first, so it does
+			// not take device 0, which the share holds.
+			pods:    []*corev1.Pod{pod("whole", "1", 1, nil, corev1.PodRunning), pod("s", "500m", 0, share("300", "0"), corev1.PodRunning)},
+			free:    [4]int64{700, 0, 1000, 1000},
+			cpuFree: 16000 - 1500, pods_: 2,
+			counted: []counted{{"s", 0, nil}, {"whole", -1, []int{1}}},
+		},
+		{
+			name:    "an unannotated share goes where the scheduler reserved it, else best fit",
+			pods:    []*corev1.Pod{pod("a", "1", 0, share("600", "2"), corev1.PodRunning), pod("b", "1", 0, share("300", ""), corev1.PodRunning), pod("c", "1", 0, share("300", ""), corev1.PodRunning)},
+			pending: map[string]int{"b": 3},
+			// c has nothing pending: best fit is device 2 (400 free), the fullest that holds it.
+			free:    [4]int64{1000, 1000, 100, 700},
+			cpuFree: 13000, pods_: 3,
+			counted: []counted{{"a", 2, nil}, {"b", 3, nil}, {"c", 2, nil}},
+		},
+		{
+			name:    "a written device that no longer holds the share falls back to best fit",
+			pods:    []*corev1.Pod{pod("a", "1", 0, share("800", "1"), corev1.PodRunning), pod("b", "1", 0, share("500", "1"), corev1.PodRunning), pod("c", "1", 0, share("100", "9"), corev1.PodRunning)},
+			// c's device 9 does not exist: best fit is device 1, 200 left after a.
+			free:    [4]int64{500, 100, 1000, 1000},
+			cpuFree: 13000, pods_: 3,
+			counted: []counted{{"a", 1, nil}, {"b", 0, nil}, {"c", 1, nil}},
+		},
+		{
+			name:    "finished pods hold nothing; an overcommitted whole pod is not counted",
+			pods:    []*corev1.Pod{pod("done", "4", 4, nil, corev1.PodSucceeded), pod("big", "2", 3, nil, corev1.PodRunning), pod("more", "2", 2, nil, corev1.PodRunning), pod("cpu", "8", 0, nil, corev1.PodPending)},
+			free:    [4]int64{0, 0, 0, 1000},
+			cpuFree: 16000 - 10000, pods_: 2, uncounted: 1,
+			counted: []counted{{"big", -1, []int{0, 1, 2}}, {"cpu", -1, nil}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := model.NewNode("A100", 16000, 65536, 4)
+			var got []counted
+			uncounted := Occupy(&n, slices.Values(tt.pods), OccupyOptions{
+				PendingDevice: func(p *corev1.Pod) (int, bool) { d, ok := tt.pending[p.Name]; return d, ok },
+				Counted: func(p *corev1.Pod, _ model.Pod, a model.Allocation) {
+					got = append(got, counted{p.Name, a.Device, slices.Clone(a.Whole)})
+				},
+			})
+			if uncounted != tt.uncounted {
+				t.Errorf("uncounted = %d, want %d", uncounted, tt.uncounted)
+			}
+			if diff := cmp.Diff(tt.free[:], n.DeviceFree[:4]); diff != "" {
+				t.Errorf("device free (-want +got):\n%s", diff)
+			}
+			if n.CPUFree != tt.cpuFree || n.Pods != tt.pods_ {
+				t.Errorf("cpu free %d pods %d, want %d %d", n.CPUFree, n.Pods, tt.cpuFree, tt.pods_)
+			}
+			if diff := cmp.Diff(tt.counted, got); diff != "" {
+				t.Errorf("counted (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
