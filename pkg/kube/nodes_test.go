@@ -64,8 +64,8 @@ func TestOccupy(t *testing.T) {
 			counted: []counted{{"a", 2, nil}, {"b", 3, nil}, {"c", 2, nil}},
 		},
 		{
-			name:    "a written device that no longer holds the share falls back to best fit",
-			pods:    []*corev1.Pod{pod("a", "1", 0, share("800", "1"), corev1.PodRunning), pod("b", "1", 0, share("500", "1"), corev1.PodRunning), pod("c", "1", 0, share("100", "9"), corev1.PodRunning)},
+			name: "a written device that no longer holds the share falls back to best fit",
+			pods: []*corev1.Pod{pod("a", "1", 0, share("800", "1"), corev1.PodRunning), pod("b", "1", 0, share("500", "1"), corev1.PodRunning), pod("c", "1", 0, share("100", "9"), corev1.PodRunning)},
 			// c's device 9 does not exist: best fit is device 1, 200 left after a.
 			free:    [4]int64{500, 100, 1000, 1000},
 			cpuFree: 13000, pods_: 3,

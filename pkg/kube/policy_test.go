@@ -28,7 +28,7 @@ func TestPoliciesFor(t *testing.T) {
 	elsewhere := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: kcloudv1alpha1.CostPolicySpec{
 		PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{"web"}}, MaxCostPerHour: f(1), Enforcement: kcloudv1alpha1.EnforcementDeny}}
 	bogus := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bogus"}, Spec: kcloudv1alpha1.CostPolicySpec{
-		PolicyTarget: kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}},
+		PolicyTarget:   kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}},
 		MaxCostPerHour: f(1), Enforcement: kcloudv1alpha1.EnforcementDeny}}
 	power := &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "dc"}, Spec: kcloudv1alpha1.PowerPolicySpec{
 		MaxPowerWatts: f(9000), MaxCarbonIntensity: f(300), PreferGreen: true,

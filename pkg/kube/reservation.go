@@ -135,3 +135,22 @@ func HasReservations(node *corev1.Node) bool {
 	}
 	return false
 }
+
+// Hold counts the room of active reservations as taken on n, the oldest first, and returns those it
+// held; a reservation whose room is already gone holds nothing. skip leaves out the reservations of
+// the workload being placed (nil: none).
+func Hold(n *model.Node, active []Reservation, skip func(Reservation) bool) []Reservation {
+	var held []Reservation
+	for _, r := range active {
+		if skip != nil && skip(r) {
+			continue
+		}
+		p := r.Request()
+		if !model.Fits(&p, n) {
+			continue
+		}
+		model.Assign(&p, n, model.Allocation{Device: model.BestFitDevice(&p, n)})
+		held = append(held, r)
+	}
+	return held
+}

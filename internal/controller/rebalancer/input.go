@@ -61,8 +61,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 	copy(w.in.Nodes, snap.Nodes)
 	r.holdReservations(w, running)
 
-	limits := newLimitSet(snap, running, costPolicies.Items, powerPolicies.Items, w.byKey)
-	w.in.Limits = limits.limits
+	limits := newLimitSet(snap, running, kube.PoliciesOf(costPolicies.Items, powerPolicies.Items))
 	for _, pod := range running {
 		wo := w.byKey[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Labels[kube.LabelOptimizer]}]
 		if pod.Labels[kube.LabelOptimizer] == "" {
@@ -89,6 +88,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 		w.pods = append(w.pods, pod)
 		w.wos = append(w.wos, wo)
 	}
+	w.in.Limits = limits.limits
 	return w, nil
 }
 
@@ -104,13 +104,7 @@ func (r *Rebalancer) holdReservations(w *world, running []*corev1.Pod) {
 			byNode = podsByNode(running)
 		}
 		active, _ := kube.ActiveReservations(kube.NodeReservations(obj), byNode[obj.Name], now)
-		n := &w.in.Nodes[j]
-		for _, res := range active {
-			p := res.Request()
-			if model.Fits(&p, n) {
-				model.Assign(&p, n, model.Allocation{Device: model.BestFitDevice(&p, n)})
-			}
-		}
+		kube.Hold(&w.in.Nodes[j], active, nil)
 	}
 }
 
@@ -124,122 +118,68 @@ func podsByNode(pods []*corev1.Pod) map[string][]*corev1.Pod {
 	return out
 }
 
-// limitSet is the hard limits the scheduler will check when it places a replacement: each
-// optimizer's caps over its pods, and the caps, budgets and carbon limits of the CostPolicies and
-// PowerPolicies that enforce (deny or scale-down), with what their pods use now.
+// limitSet is the hard limits the scheduler will check when it places a replacement (kube.Policies:
+// each optimizer's caps over its pods, and the caps, budgets and carbon limits of the CostPolicies
+// and PowerPolicies that enforce), each once however many pods share it, with what its pods use now.
 type limitSet struct {
-	limits []model.Limit
-	// byOptimizer and byPolicy index limits; policy members are found with their target's matcher.
-	byOptimizer map[types.NamespacedName][]int
-	policies    []policyLimits
+	policies *kube.Policies
+	limits   []model.Limit
+	index    map[string]int // kube.PodLimit.ID -> index in limits
+	charges  []charge
 }
 
-type policyLimits struct {
-	covers  func(*corev1.Pod) bool
-	indexes []int
+// charge is what a running pod is charged where it runs, as the scheduler counts usage.
+type charge struct {
+	pod         *corev1.Pod
+	cost, power float64
 }
 
-func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
-	wos map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer) *limitSet {
-	ls := &limitSet{byOptimizer: map[types.NamespacedName][]int{}}
-	// What each running pod is charged where it runs, as the scheduler counts usage.
-	type charge struct {
-		pod         *corev1.Pod
-		cost, power float64
-	}
-	var charges []charge
+func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, policies *kube.Policies) *limitSet {
+	ls := &limitSet{policies: policies, index: map[string]int{}}
 	for _, pod := range running {
 		where, ok := snap.Placed[pod.UID]
 		if !ok {
 			continue
 		}
 		p, n, e := kube.PodRequest(pod), snap.Nodes[where.Node], snap.Econ[where.Node]
-		charges = append(charges, charge{pod, model.AttributedCost(&p, &n, e), model.AttributedPower(&p, &n, e)})
-	}
-	sum := func(member func(*corev1.Pod) bool, kind model.LimitKind) float64 {
-		total := 0.0
-		for _, c := range charges {
-			if member(c.pod) {
-				if kind == model.LimitPowerWatts {
-					total += c.power
-				} else {
-					total += c.cost
-				}
-			}
-		}
-		return total
-	}
-	add := func(l model.Limit) int {
-		ls.limits = append(ls.limits, l)
-		return len(ls.limits) - 1
-	}
-	for key, wo := range wos {
-		member := func(p *corev1.Pod) bool {
-			return p.Namespace == key.Namespace && p.Labels[kube.LabelOptimizer] == key.Name
-		}
-		src := fmt.Sprintf("WorkloadOptimizer %s", key)
-		if c := wo.Spec.CostConstraints; c != nil && c.MaxCostPerHour != nil {
-			l := model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}
-			l.Used = sum(member, l.Kind)
-			ls.byOptimizer[key] = append(ls.byOptimizer[key], add(l))
-		}
-		if c := wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
-			l := model.Limit{Source: src + " maxPowerUsage", Kind: model.LimitPowerWatts, Cap: *c.MaxPowerUsage}
-			l.Used = sum(member, l.Kind)
-			ls.byOptimizer[key] = append(ls.byOptimizer[key], add(l))
-		}
-	}
-	enforced := func(m kcloudv1alpha1.EnforcementMode) bool { return m != "" && m != kcloudv1alpha1.EnforcementWarn }
-	for i := range cps {
-		cp := &cps[i]
-		if !enforced(cp.Spec.Enforcement) {
-			continue
-		}
-		member := kube.Coverage(cp.Spec.PolicyTarget)
-		pl := policyLimits{covers: member}
-		src := "CostPolicy " + cp.Name
-		if cp.Spec.MaxCostPerHour != nil {
-			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour,
-				Used: sum(member, model.LimitCostPerHour)}))
-		}
-		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
-			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}))
-		}
-		ls.policies = append(ls.policies, pl)
-	}
-	for i := range pps {
-		pw := &pps[i]
-		if !enforced(pw.Spec.Enforcement) {
-			continue
-		}
-		member := kube.Coverage(pw.Spec.PolicyTarget)
-		pl := policyLimits{covers: member}
-		src := "PowerPolicy " + pw.Name
-		if pw.Spec.MaxPowerWatts != nil {
-			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts,
-				Used: sum(member, model.LimitPowerWatts)}))
-		}
-		if pw.Spec.MaxCarbonIntensity != nil {
-			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}))
-		}
-		if b := pw.Spec.EnergyBudget; b != nil {
-			pl.indexes = append(pl.indexes, add(model.Limit{Source: src, Kind: model.LimitEnergyKWh, Cap: b.KilowattHours - pw.Status.EnergyThisPeriodKWh}))
-		}
-		ls.policies = append(ls.policies, pl)
+		ls.charges = append(ls.charges, charge{pod, model.AttributedCost(&p, &n, e), model.AttributedPower(&p, &n, e)})
 	}
 	return ls
 }
 
-// covering lists the limits that cover a pod of an optimizer.
-func (ls *limitSet) covering(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) []int {
-	var out []int
-	if wo != nil {
-		out = append(out, ls.byOptimizer[types.NamespacedName{Namespace: wo.Namespace, Name: wo.Name}]...)
-	}
-	for _, pl := range ls.policies {
-		if pl.covers(pod) {
-			out = append(out, pl.indexes...)
+// used sums what the pods sharing a limit are charged now.
+func (ls *limitSet) used(shares func(*corev1.Pod) bool, kind model.LimitKind) float64 {
+	total := 0.0
+	for _, c := range ls.charges {
+		if shares(c.pod) {
+			if kind == model.LimitPowerWatts {
+				total += c.power
+			} else {
+				total += c.cost
+			}
 		}
+	}
+	return total
+}
+
+// covering lists the limits that cover a pod of an optimizer (wo nil when it has none), adding
+// those not seen yet.
+func (ls *limitSet) covering(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) []int {
+	pp := ls.policies.For(pod, wo)
+	out := make([]int, 0, len(pp.Limits))
+	for i := range pp.Limits {
+		pl := &pp.Limits[i]
+		j, seen := ls.index[pl.ID]
+		if !seen {
+			l := pl.Limit
+			if pl.Shares != nil {
+				l.Used = ls.used(pl.Shares, l.Kind)
+			}
+			j = len(ls.limits)
+			ls.limits = append(ls.limits, l)
+			ls.index[pl.ID] = j
+		}
+		out = append(out, j)
 	}
 	return out
 }

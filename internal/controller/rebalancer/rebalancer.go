@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -244,7 +245,7 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 	if err := r.Reader.Get(ctx, client.ObjectKey{Name: mv.To}, node); err != nil {
 		return fmt.Errorf("reading node %s: %w", mv.To, err)
 	}
-	if node.Spec.Unschedulable || !nodeReady(node) {
+	if node.Spec.Unschedulable || !kube.NodeReady(node) {
 		return fmt.Errorf("node %s is no longer ready and schedulable", mv.To)
 	}
 	facts, _, err := kube.NodeEconomics(r.Catalog, node)
@@ -255,45 +256,24 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 	if err := r.Reader.List(ctx, list, client.MatchingFields{"spec.nodeName": mv.To}); err != nil {
 		return fmt.Errorf("listing the pods of node %s: %w", mv.To, err)
 	}
-	n := kube.NodeCapacity(node, facts)
 	var there []*corev1.Pod
 	for i := range list.Items {
-		p := &list.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
+		if !kube.Terminal(&list.Items[i]) {
+			there = append(there, &list.Items[i])
 		}
-		there = append(there, p)
-		pr := kube.PodRequest(p)
-		a := model.Allocation{Device: kube.DeviceIndex(p)}
-		if pr.IsShare() && (a.Device < 0 || a.Device >= n.Devices || n.DeviceFree[a.Device] < pr.GPUMilli) {
-			a.Device = model.BestFitDevice(&pr, &n)
-		}
-		if !model.Fits(&pr, &n) || (pr.IsShare() && a.Device < 0) {
-			return fmt.Errorf("node %s is fuller than the plan saw", mv.To)
-		}
-		model.Assign(&pr, &n, a)
+	}
+	n := kube.NodeCapacity(node, facts)
+	if uncounted := kube.Occupy(&n, slices.Values(there), kube.OccupyOptions{}); uncounted > 0 || n.CPUFree < 0 || n.MemoryFree < 0 {
+		return fmt.Errorf("node %s is fuller than the plan saw", mv.To)
 	}
 	active, _ := kube.ActiveReservations(kube.NodeReservations(node), there, r.Clock.Now())
-	for _, res := range active {
-		p := res.Request()
-		if !model.Fits(&p, &n) {
-			return fmt.Errorf("node %s: its room is reserved", mv.To)
-		}
-		model.Assign(&p, &n, model.Allocation{Device: model.BestFitDevice(&p, &n)})
+	if held := kube.Hold(&n, active, nil); len(held) < len(active) {
+		return fmt.Errorf("node %s: its room is reserved", mv.To)
 	}
 	if !model.Fits(&req, &n) {
 		return fmt.Errorf("node %s no longer has room for pod %s", mv.To, mv.Pod)
 	}
 	return nil
-}
-
-func nodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // annotateNode sets (value non-empty) or removes one annotation of a node with a merge patch,

@@ -59,7 +59,9 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 }
 
 // CheckPod lists why the deny-mode policies covering a new pod have no room for it. least is the
-// least the pod can cost and draw in the fleet, asked for only when a cap needs it.
+// least the pod can cost and draw in the fleet, asked for only when a cap needs it. The limits are
+// the scheduler's (kube.Policies); the webhook judges them against the policies' status, before the
+// pod has a node.
 func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kcloudv1alpha1.PowerPolicy, least func() (model.Totals, bool)) []string {
 	var problems []string
 	var cached *model.Totals
@@ -71,39 +73,60 @@ func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kclou
 		}
 		return *cached, known
 	}
-	for i := range costs {
-		cp := &costs[i]
-		if cp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(cp.Spec.PolicyTarget, pod) {
+	pp := kube.PoliciesOf(costs, powers).For(pod, nil)
+	for i := range pp.Limits {
+		l := &pp.Limits[i]
+		if l.Enforcement != kcloudv1alpha1.EnforcementDeny {
 			continue
 		}
-		if b := cp.Spec.Budget; b != nil && cp.Status.RemainingBudget != nil && *cp.Status.RemainingBudget <= 0 {
-			problems = append(problems, fmt.Sprintf("CostPolicy %s (enforcement deny): budget of %.2f USD per %s is spent (%.2f USD since %s)",
-				cp.Name, b.Amount, period(b.Period), cp.Status.CurrentSpend, since(cp.Status.PeriodStart)))
+		var problem string
+		switch {
+		case l.CostPolicy != nil:
+			problem = costProblem(l, cheapest)
+		case l.PowerPolicy != nil:
+			problem = powerProblem(l, cheapest)
 		}
-		if c := cp.Spec.MaxCostPerHour; c != nil {
-			if l, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+l.CostPerHour > *c {
-				problems = append(problems, fmt.Sprintf("CostPolicy %s (enforcement deny): maxCostPerHour %.2f USD/h: covered pods cost %.2f USD/h and this pod adds at least %.2f USD/h",
-					cp.Name, *c, cp.Status.CurrentCostPerHour, l.CostPerHour))
-			}
-		}
-	}
-	for i := range powers {
-		pp := &powers[i]
-		if pp.Spec.Enforcement != kcloudv1alpha1.EnforcementDeny || !kube.Covers(pp.Spec.PolicyTarget, pod) {
-			continue
-		}
-		if b := pp.Spec.EnergyBudget; b != nil && pp.Status.PeriodStart != nil && pp.Status.EnergyThisPeriodKWh >= b.KilowattHours {
-			problems = append(problems, fmt.Sprintf("PowerPolicy %s (enforcement deny): energy budget of %.2f kWh per %s is spent (%.2f kWh since %s)",
-				pp.Name, b.KilowattHours, period(b.Period), pp.Status.EnergyThisPeriodKWh, since(pp.Status.PeriodStart)))
-		}
-		if c := pp.Spec.MaxPowerWatts; c != nil {
-			if l, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+l.PowerWatts > *c {
-				problems = append(problems, fmt.Sprintf("PowerPolicy %s (enforcement deny): maxPowerWatts %.0f W: covered pods draw %.0f W and this pod adds at least %.0f W",
-					pp.Name, *c, pp.Status.CurrentPowerWatts, l.PowerWatts))
-			}
+		if problem != "" {
+			problems = append(problems, problem)
 		}
 	}
 	return problems
+}
+
+// costProblem says why a deny-mode CostPolicy's limit has no room for a new pod, or "".
+func costProblem(l *kube.PodLimit, cheapest func() (model.Totals, bool)) string {
+	cp := l.CostPolicy
+	switch l.Kind {
+	case model.LimitBudgetUSD:
+		if l.Cap <= 0 {
+			return fmt.Sprintf("%s (enforcement deny): budget of %.2f USD per %s is spent (%.2f USD since %s)",
+				l.Source, cp.Spec.Budget.Amount, l.Period, cp.Status.CurrentSpend, since(cp.Status.PeriodStart))
+		}
+	case model.LimitCostPerHour:
+		if least, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+least.CostPerHour > l.Cap {
+			return fmt.Sprintf("%s (enforcement deny): maxCostPerHour %.2f USD/h: covered pods cost %.2f USD/h and this pod adds at least %.2f USD/h",
+				l.Source, l.Cap, cp.Status.CurrentCostPerHour, least.CostPerHour)
+		}
+	}
+	return ""
+}
+
+// powerProblem says why a deny-mode PowerPolicy's limit has no room for a new pod, or "".
+func powerProblem(l *kube.PodLimit, cheapest func() (model.Totals, bool)) string {
+	pp := l.PowerPolicy
+	switch l.Kind {
+	case model.LimitEnergyKWh:
+		if pp.Status.PeriodStart != nil && l.Cap <= 0 {
+			return fmt.Sprintf("%s (enforcement deny): energy budget of %.2f kWh per %s is spent (%.2f kWh since %s)",
+				l.Source, pp.Spec.EnergyBudget.KilowattHours, l.Period, pp.Status.EnergyThisPeriodKWh, since(pp.Status.PeriodStart))
+		}
+	case model.LimitPowerWatts:
+		if least, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+least.PowerWatts > l.Cap {
+			return fmt.Sprintf("%s (enforcement deny): maxPowerWatts %.0f W: covered pods draw %.0f W and this pod adds at least %.0f W",
+				l.Source, l.Cap, pp.Status.CurrentPowerWatts, least.PowerWatts)
+		}
+	}
+	return ""
 }
 
 // ValidateUpdate allows updates: policies apply to new pods.
@@ -121,13 +144,6 @@ func podName(pod *corev1.Pod) string {
 		return pod.Name
 	}
 	return pod.GenerateName + "*"
-}
-
-func period(p kcloudv1alpha1.BudgetPeriod) string {
-	if p == "" {
-		return "month"
-	}
-	return string(p)
 }
 
 func since(t *metav1.Time) string {

@@ -75,7 +75,7 @@ func CheckOptimizer(wo *kcloudv1alpha1.WorkloadOptimizer, policies []kcloudv1alp
 		if create && cp.Spec.Enforcement == kcloudv1alpha1.EnforcementDeny && cp.Spec.Budget != nil &&
 			cp.Status.RemainingBudget != nil && *cp.Status.RemainingBudget <= 0 {
 			errs = append(errs, field.Forbidden(spec, fmt.Sprintf("CostPolicy %s (enforcement deny) covers this workload and its budget of %g USD per %s is spent (%.2f USD)",
-				cp.Name, cp.Spec.Budget.Amount, period(cp.Spec.Budget.Period), cp.Status.CurrentSpend)))
+				cp.Name, cp.Spec.Budget.Amount, kube.PeriodOf(cp.Spec.Budget.Period), cp.Status.CurrentSpend)))
 		}
 	}
 	if c := wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
