@@ -20,19 +20,7 @@ type Placement struct {
 // WorkloadPlacement evaluates a workload's placement on nodes in their current state (the
 // workload's own pods included). allowed says which nodes a pod may move to.
 func WorkloadPlacement(placed []Placed, nodes []Node, econ []*Economics, allowed func(pod, node int) bool) Placement {
-	freed := map[int]Node{} // nodes with the workload's pods taken off
-	for i := range placed {
-		pl := &placed[i]
-		if pl.Node < 0 {
-			continue
-		}
-		n, ok := freed[pl.Node]
-		if !ok {
-			n = nodes[pl.Node]
-		}
-		takeOff(&pl.Pod, &n, pl.Device)
-		freed[pl.Node] = n
-	}
+	freed := takeOffWorkload(placed, nodes) // nodes with the workload's pods taken off
 	var p Placement
 	for j, n := range freed {
 		p.Current.CostPerHour += NodeCost(&nodes[j], econ[j]) - NodeCost(&n, econ[j])

@@ -36,6 +36,15 @@ type Reconciler struct {
 	Clock    clock.PassiveClock
 	// Interval is how often a workload is re-evaluated without any event (default 5 minutes).
 	Interval time.Duration
+	// Weights and TargetWorkload are kcloud-scheduler's score weights and target workload (its
+	// plugin args), so that the best placement is the one the scheduler would choose; nil and ""
+	// take the scheduler's defaults.
+	Weights        *model.Weights
+	TargetWorkload string
+
+	scoringOnce sync.Once
+	scoringSet  model.Scoring
+	scoringErr  error
 
 	savings savingsClock
 	sources powerSources
@@ -52,8 +61,12 @@ type state struct {
 	running []runningPod
 	current totals
 	// placement in the cluster's marginal terms: what the workload adds to the bill and the draw
-	// where it runs, at best, and on an average feasible node.
+	// where it runs, where kcloud-scheduler would place it now (Best), and on an average feasible
+	// node; cheapest is the cheapest feasible placement, whatever the preferences.
 	placement model.Placement
+	cheapest  model.Totals
+	// preferenceCosts name the preferences that make the best placement dearer, and by how much.
+	preferenceCosts []string
 }
 
 type runningPod struct {

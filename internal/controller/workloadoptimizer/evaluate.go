@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/traces"
 )
 
 // Tolerances under which a placement counts as the best: differences smaller than these are noise
@@ -59,7 +62,9 @@ func (r *Reconciler) price(ctx context.Context, st *state) error {
 	return nil
 }
 
-// searchBest finds what the running pods would cost and draw at best, and on an average node.
+// searchBest finds what the running pods would cost and draw where kcloud-scheduler would place
+// them now (the best placement), at the cheapest and on an average node, and what each of the
+// workload's preferences costs.
 func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if len(st.running) == 0 {
 		return nil
@@ -72,11 +77,15 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if err != nil {
 		return err
 	}
-	// The CostPolicies' spot rules apply to every pod: read once, from the cache without copies.
-	// Unreadable, no spot rule applies (as with no policy).
-	policies := &kcloudv1alpha1.CostPolicyList{}
-	if err := r.Client.List(ctx, policies, ctrl.UnsafeDisableDeepCopy); err != nil {
-		policies.Items = nil
+	// The policies' spot rules and preferences apply to every pod: read once, from the cache
+	// without copies. Unreadable, none applies (as with no policy).
+	costPolicies := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, costPolicies, ctrl.UnsafeDisableDeepCopy); err != nil {
+		costPolicies.Items = nil
+	}
+	powerPolicies := &kcloudv1alpha1.PowerPolicyList{}
+	if err := r.Client.List(ctx, powerPolicies, ctrl.UnsafeDisableDeepCopy); err != nil {
+		powerPolicies.Items = nil
 	}
 	placed := make([]model.Placed, 0, len(st.running))
 	rules := make([]fleet.Rule, 0, len(st.running))
@@ -88,7 +97,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 			where = fleet.PlacedPod{Node: -1, Device: -1}
 		}
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
-		rules = append(rules, fleet.NewRule(rp.pod, policies.Items))
+		rules = append(rules, fleet.NewRule(rp.pod, costPolicies.Items))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
 	// caps on the whole workload as it places each pod.
@@ -105,7 +114,61 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 			rules[pod].Allows(snap.Objs[node], e)
 	}
 	st.placement = model.WorkloadPlacement(placed, snap.Nodes, snap.Econ, allowed)
+	st.cheapest = st.placement.Best
+	sc, err := r.scoring()
+	if err != nil {
+		return err
+	}
+	// The preferences are the workload's: its optimizer's and those of the policies covering its pods.
+	sc.Prefs = kube.PoliciesOf(costPolicies.Items, powerPolicies.Items).For(running[0], st.wo).Prefs
+	scored := model.ScoredPlacement(placed, snap.Nodes, snap.Econ, allowed, sc)
+	st.placement.Best = model.Totals{CostPerHour: min(st.placement.Current.CostPerHour, scored.CostPerHour),
+		PowerWatts: min(st.placement.Current.PowerWatts, scored.PowerWatts)}
+	st.preferenceCosts = preferenceCosts(sc, scored, func(without model.Scoring) model.Totals {
+		return model.ScoredPlacement(placed, snap.Nodes, snap.Econ, allowed, without)
+	})
 	return nil
+}
+
+// preferenceCosts says, for each preference of the workload that makes the scheduler's placement
+// dearer, by how much: what the placement costs with it against without it.
+func preferenceCosts(sc model.Scoring, with model.Totals, place func(model.Scoring) model.Totals) []string {
+	var out []string
+	for _, pref := range []struct {
+		name string
+		set  bool
+		off  func(*model.Preferences)
+	}{
+		{"preferSpot", sc.Prefs.Spot, func(p *model.Preferences) { p.Spot = false }},
+		{"preferGreen", sc.Prefs.Green, func(p *model.Preferences) { p.Green = false }},
+	} {
+		if !pref.set {
+			continue
+		}
+		without := sc
+		pref.off(&without.Prefs)
+		if extra := with.CostPerHour - place(without).CostPerHour; extra > math.Max(costTolerance, 0.01*with.CostPerHour) {
+			out = append(out, fmt.Sprintf("%s: %.2f USD/h above the placement without it", pref.name, extra))
+		}
+	}
+	return out
+}
+
+// scoring is how kcloud-scheduler ranks nodes: the configured weights and target workload, by
+// default the scheduler's defaults (model.DefaultWeights, the openb default trace).
+func (r *Reconciler) scoring() (model.Scoring, error) {
+	r.scoringOnce.Do(func() {
+		r.scoringSet = model.Scoring{Weights: model.DefaultWeights}
+		if r.Weights != nil {
+			r.scoringSet.Weights = *r.Weights
+		}
+		target := r.TargetWorkload
+		if target == "" {
+			target = traces.OpenbDefaultPods
+		}
+		r.scoringSet.Types, r.scoringErr = traces.TypicalPodTypes(target)
+	})
+	return r.scoringSet, r.scoringErr
 }
 
 // accountBudget adds the spend since the last accounting to the workload's budget.
@@ -210,11 +273,12 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	default:
 		if cheapest {
 			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonCheapestPlacement,
-				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; no feasible placement adds less", len(st.running), pl.Current.CostPerHour))
+				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; kcloud-scheduler would place them no cheaper now%s",
+					len(st.running), pl.Current.CostPerHour, preferenceNote(st)))
 		} else {
 			set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonCheaperPlacementAvailable,
-				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; on feasible nodes they would add %.4f USD/h (%.4f less)",
-					len(st.running), pl.Current.CostPerHour, pl.Best.CostPerHour, pl.Current.CostPerHour-pl.Best.CostPerHour))
+				fmt.Sprintf("%d running pod(s) add %.4f USD/h to the cluster's bill; where kcloud-scheduler would place them now they would add %.4f USD/h (%.4f less)%s",
+					len(st.running), pl.Current.CostPerHour, pl.Best.CostPerHour, pl.Current.CostPerHour-pl.Best.CostPerHour, preferenceNote(st)))
 		}
 		if frugal {
 			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonFrugalPlacement,
@@ -259,6 +323,15 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.target.Error())
 	}
 	return nil
+}
+
+// preferenceNote is what the workload's preferences cost against the cheapest feasible placement,
+// for a condition message; "" when they cost nothing.
+func preferenceNote(st *state) string {
+	if len(st.preferenceCosts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the cheapest feasible placement adds %.4f USD/h (%s)", st.cheapest.CostPerHour, strings.Join(st.preferenceCosts, ", "))
 }
 
 // optimality says whether the current placement is as cheap and as frugal, for the cluster, as
