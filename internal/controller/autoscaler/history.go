@@ -12,9 +12,9 @@ import (
 // (older ones fall off the front). Step i of the clock is slot i = unix nanoseconds / step; a slot
 // without an observation holds NaN, as model.DecideReplicas expects.
 type history struct {
-	size   int
-	points []float64
-	last   int64 // slot of points[len(points)-1]
+	size     int
+	points   []float64
+	lastSlot int64 // slot of points[len(points)-1]
 	// query is the PromQL the history was recorded from (a changed query starts over).
 	query string
 	// params are the Holt-Winters factors fitted at slot fittedAt, reused until refit.
@@ -30,12 +30,12 @@ func newHistory(size int, query string) *history {
 // older one still held overwrites its point, an older one no longer held is dropped.
 func (h *history) set(slot int64, v float64) {
 	if len(h.points) == 0 {
-		h.points, h.last = append(h.points, v), slot
+		h.points, h.lastSlot = append(h.points, v), slot
 		return
 	}
 	switch {
-	case slot > h.last:
-		gap := slot - h.last - 1
+	case slot > h.lastSlot:
+		gap := slot - h.lastSlot - 1
 		if gap >= int64(h.size) {
 			h.points = h.points[:0]
 			gap = 0
@@ -43,12 +43,12 @@ func (h *history) set(slot int64, v float64) {
 		for range gap {
 			h.points = append(h.points, math.NaN())
 		}
-		h.points, h.last = append(h.points, v), slot
+		h.points, h.lastSlot = append(h.points, v), slot
 		if over := len(h.points) - h.size; over > 0 {
 			h.points = append(h.points[:0], h.points[over:]...)
 		}
-	case h.last-slot < int64(len(h.points)):
-		h.points[len(h.points)-1-int(h.last-slot)] = v
+	case h.lastSlot-slot < int64(len(h.points)):
+		h.points[len(h.points)-1-int(h.lastSlot-slot)] = v
 	}
 }
 

@@ -53,8 +53,8 @@ func TestHistorySeed(t *testing.T) {
 	if diff := cmp.Diff([]float64{1, 2, math.NaN(), 4}, h.series(), cmpopts.EquateNaNs()); diff != "" {
 		t.Errorf("seeded series (-want +got):\n%s", diff)
 	}
-	if h.known() != 3 || h.last != 103 {
-		t.Errorf("known %d last %d, want 3 and 103", h.known(), h.last)
+	if h.known() != 3 || h.lastSlot != 103 {
+		t.Errorf("known %d last %d, want 3 and 103", h.known(), h.lastSlot)
 	}
 	if got := slotOf(at(-1), step); got != -1 {
 		t.Errorf("slotOf(-1s) = %d, want -1", got)
