@@ -2,11 +2,22 @@
 package schedtest
 
 import (
+	"context"
+	"testing"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/defaultbinder"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/queuesort"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
+	"k8s.io/kubernetes/pkg/scheduler/metrics"
+	tf "k8s.io/kubernetes/pkg/scheduler/testing/framework"
 
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
@@ -64,4 +75,38 @@ func NodeInfo(n *corev1.Node, pods ...*corev1.Pod) *framework.NodeInfo {
 	ni := framework.NewNodeInfo(pods...)
 	ni.SetNode(n)
 	return ni
+}
+
+// Plugin is a plugin to enable in a test framework, at the extension points named (PreFilter,
+// Filter, PreScore, Score, Reserve, Permit, PreBind).
+type Plugin struct {
+	Name   string
+	New    frameworkruntime.PluginFactory
+	Points []string
+}
+
+// NewFramework is a scheduling profile as kube-scheduler builds it, with only the plugins given
+// (and the queue sort and binder every profile needs), over a snapshot of the nodes and pods, with
+// cs as its client and informers from cs.
+func NewFramework(t testing.TB, cs kubernetes.Interface, nodes []*corev1.Node, pods []*corev1.Pod, plugins ...Plugin) framework.Framework {
+	t.Helper()
+	metrics.Register() // the framework records every extension point's duration
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	regs := []tf.RegisterPluginFunc{
+		tf.RegisterQueueSortPlugin(queuesort.Name, queuesort.New),
+		tf.RegisterBindPlugin(defaultbinder.Name, defaultbinder.New),
+	}
+	for _, p := range plugins {
+		regs = append(regs, tf.RegisterPluginAsExtensions(p.Name, p.New, p.Points...))
+	}
+	fw, err := tf.NewFramework(ctx, regs, "kcloud-scheduler",
+		frameworkruntime.WithClientSet(cs),
+		frameworkruntime.WithInformerFactory(informers.NewSharedInformerFactory(cs, 0)),
+		frameworkruntime.WithSnapshotSharedLister(cache.NewSnapshot(pods, nodes)),
+		frameworkruntime.WithWaitingPods(frameworkruntime.NewWaitingPodsMap()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fw
 }
