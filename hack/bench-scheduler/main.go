@@ -123,77 +123,13 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, prioritize b
 		{name: "kube-scheduler", profile: "bench-upstream", binary: filepath.Join(binDir, "kube-scheduler")},
 		{name: "kcloud-scheduler", profile: "kcloud-scheduler", binary: kcloudBin, global: "percentageOfNodesToScore: 100", extraConfig: kcloudProfile},
 	}
-	for _, s := range scheds {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		s.port = strconv.Itoa(port)
-		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
-			return err
-		}
-		allow := "/metrics,/healthz,/readyz,/livez"
-		if pprofDir != "" {
-			allow += ",/debug/pprof/*"
-		}
-		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
-			"--authorization-always-allow-paths="+allow); err != nil {
-			return err
-		}
-		s.pid = c.Processes[len(c.Processes)-1].PID
-	}
-	if prioritize {
-		// Everything but the schedulers yields the CPU to them: the control plane, kwok and this
-		// load generator at the lowest priority (nice 19), on every thread; threads they start
-		// later inherit it.
-		pids := []int{os.Getpid()}
-		for _, p := range c.Processes {
-			if !strings.HasSuffix(p.Name, "-bench") {
-				pids = append(pids, p.PID)
-			}
-		}
-		for _, pid := range pids {
-			if err := reniceAll(pid, 19); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintln(os.Stderr, "priority: the schedulers at nice 0, the control plane, kwok and the load generator at nice 19")
+	if err := startSchedulers(c, scheds, pprofDir, prioritize); err != nil {
+		return err
 	}
 	time.Sleep(3 * time.Second)
-	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
-	// with the other's deletions.
-	results := map[string]phase{}
-	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
-		var profiled sync.WaitGroup
-		if pprofDir != "" {
-			profiled.Add(1)
-			go func() {
-				defer profiled.Done()
-				// The first 20 s of a round: the whole of it is about 30-80 s.
-				path := filepath.Join(pprofDir, fmt.Sprintf("round%d-%s.cpu.pprof", round+1, s.name))
-				if err := fetch(s.port, "/debug/pprof/profile?seconds=20", path); err != nil {
-					fmt.Fprintf(os.Stderr, "profiling %s: %v\n", s.name, err)
-				}
-			}()
-		}
-		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n, func() float64 {
-			v, err := cpuSeconds(s.pid)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "reading the CPU time of %s: %v\n", s.name, err)
-			}
-			return v
-		})
-		profiled.Wait()
-		if err != nil {
-			return err
-		}
-		acc := results[s.name]
-		acc.bound += r.bound
-		acc.seconds += r.seconds
-		acc.cpu += r.cpu
-		results[s.name] = acc
-		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs, %.1f CPU s\n", round+1, s.name, r.bound, n, r.seconds, r.cpu)
+	results, err := rounds(ctx, cs, scheds, n, pprofDir)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("fleet %s, %d pods per round, two rounds per scheduler (60%% 1 GPU, 10%% 2 GPUs, 5%% 4 GPUs, 25%% CPU only)\n", profile, n)
 	if prioritize {
@@ -429,6 +365,88 @@ func scrape(port string) (map[string]*dto.MetricFamily, error) {
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// startSchedulers starts each scheduler with its configuration on a free port, and with prioritize
+// puts everything else at the lowest CPU priority.
+func startSchedulers(c *devcluster.Cluster, scheds []*scheduler, pprofDir string, prioritize bool) error {
+	for _, s := range scheds {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.port = strconv.Itoa(port)
+		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
+			return err
+		}
+		allow := "/metrics,/healthz,/readyz,/livez"
+		if pprofDir != "" {
+			allow += ",/debug/pprof/*"
+		}
+		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
+			"--authorization-always-allow-paths="+allow); err != nil {
+			return err
+		}
+		s.pid = c.Processes[len(c.Processes)-1].PID
+	}
+	if prioritize {
+		// Everything but the schedulers yields the CPU to them: the control plane, kwok and this
+		// load generator at the lowest priority (nice 19), on every thread; threads they start
+		// later inherit it.
+		pids := []int{os.Getpid()}
+		for _, p := range c.Processes {
+			if !strings.HasSuffix(p.Name, "-bench") {
+				pids = append(pids, p.PID)
+			}
+		}
+		for _, pid := range pids {
+			if err := reniceAll(pid, 19); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(os.Stderr, "priority: the schedulers at nice 0, the control plane, kwok and the load generator at nice 19")
+	}
+	return nil
+}
+
+// rounds creates n pods for each scheduler in turn and waits until they are bound.
+func rounds(ctx context.Context, cs kubernetes.Interface, scheds []*scheduler, n int, pprofDir string) (map[string]phase, error) {
+	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
+	// with the other's deletions.
+	results := map[string]phase{}
+	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
+		var profiled sync.WaitGroup
+		if pprofDir != "" {
+			profiled.Add(1)
+			go func() {
+				defer profiled.Done()
+				// The first 20 s of a round: the whole of it is about 30-80 s.
+				path := filepath.Join(pprofDir, fmt.Sprintf("round%d-%s.cpu.pprof", round+1, s.name))
+				if err := fetch(s.port, "/debug/pprof/profile?seconds=20", path); err != nil {
+					fmt.Fprintf(os.Stderr, "profiling %s: %v\n", s.name, err)
+				}
+			}()
+		}
+		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n, func() float64 {
+			v, err := cpuSeconds(s.pid)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "reading the CPU time of %s: %v\n", s.name, err)
+			}
+			return v
+		})
+		profiled.Wait()
+		if err != nil {
+			return nil, err
+		}
+		acc := results[s.name]
+		acc.bound += r.bound
+		acc.seconds += r.seconds
+		acc.cpu += r.cpu
+		results[s.name] = acc
+		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs, %.1f CPU s\n", round+1, s.name, r.bound, n, r.seconds, r.cpu)
+	}
+	return results, nil
 }
 
 // ourPlugins are kcloud-scheduler's plugins, as config/scheduler enables them.
