@@ -38,8 +38,6 @@ const stateKey fwk.StateKey = "kcloud.io/optimizer"
 
 // Plugin is the KcloudOptimizer plugin.
 type Plugin struct {
-	handle   fwk.Handle
-	args     *config.KcloudOptimizerArgs
 	weights  model.Weights
 	nodes    *nodeview.Shared
 	cands    *candidateIndex
@@ -78,8 +76,6 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 			"gangTimeoutSeconds", *args.GangTimeoutSeconds)
 	}
 	pl := &Plugin{
-		handle:  h,
-		args:    args,
 		weights: args.ModelWeights(),
 		nodes:   nodes,
 		cands:   newCandidateIndex(nodes),
