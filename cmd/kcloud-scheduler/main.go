@@ -1,6 +1,8 @@
-// Command kcloud-scheduler is kube-scheduler with the KcloudOptimizer plugin registered. Run it with a
-// KubeSchedulerConfiguration whose profile `kcloud-scheduler` enables the plugin (see
-// config/scheduler/kcloud-scheduler-config.yaml); pods opt in with schedulerName: kcloud-scheduler.
+// Command kcloud-scheduler is kube-scheduler with the kcloud plugins registered: KcloudOptimizer
+// (limits and the cost/power/carbon/fragmentation score), KcloudGPUShare (GPU-share device choice
+// and binding) and KcloudGang (gang Permit). Run it with a KubeSchedulerConfiguration whose profile
+// `kcloud-scheduler` enables them (see config/scheduler/kcloud-scheduler-config.yaml); each also
+// works enabled alone. Pods opt in with schedulerName: kcloud-scheduler.
 package main
 
 import (
@@ -12,10 +14,16 @@ import (
 	_ "k8s.io/component-base/metrics/prometheus/version"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
-	"kcloud.io/optimizer/pkg/scheduler/plugins/kcloud"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/gang"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/gpushare"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/optimizer"
 )
 
 func main() {
-	cmd := app.NewSchedulerCommand(app.WithPlugin(kcloud.Name, kcloud.New))
+	cmd := app.NewSchedulerCommand(
+		app.WithPlugin(optimizer.Name, optimizer.New),
+		app.WithPlugin(gpushare.Name, gpushare.New),
+		app.WithPlugin(gang.Name, gang.New),
+	)
 	os.Exit(cli.Run(cmd))
 }

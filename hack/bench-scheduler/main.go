@@ -2,7 +2,7 @@
 // version on one local cluster: 1,000 kwok GPU nodes (the first 1,000 GPU nodes of the openb cluster)
 // and 5,000 pods of mixed GPU requests for each, one after the other. It prints throughput (pods
 // bound per second from the first creation to the last binding), p99 scheduling-attempt latency from
-// each scheduler's own metrics, and the p99 of our plugin per extension point. Last line:
+// each scheduler's own metrics, and the p99 of each of our plugins per extension point. Last line:
 // throughput_ratio=X plugin_p99_ms=Y. Run it with `make bench-scheduler`.
 //
 // With --prioritize (the default) the control plane, kwok and the load generator run at the lowest
@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ profiles:
 %s`
 
 const kcloudProfile = `  plugins:
-    multiPoint: {enabled: [{name: KcloudOptimizer}]}
+    multiPoint: {enabled: [{name: KcloudGPUShare}, {name: KcloudOptimizer}, {name: KcloudGang}]}
     score:
       disabled: [{name: NodeResourcesFit}, {name: NodeResourcesBalancedAllocation}]
       enabled: [{name: KcloudOptimizer, weight: 10}]
@@ -122,77 +123,13 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, prioritize b
 		{name: "kube-scheduler", profile: "bench-upstream", binary: filepath.Join(binDir, "kube-scheduler")},
 		{name: "kcloud-scheduler", profile: "kcloud-scheduler", binary: kcloudBin, global: "percentageOfNodesToScore: 100", extraConfig: kcloudProfile},
 	}
-	for _, s := range scheds {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		s.port = strconv.Itoa(port)
-		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
-			return err
-		}
-		allow := "/metrics,/healthz,/readyz,/livez"
-		if pprofDir != "" {
-			allow += ",/debug/pprof/*"
-		}
-		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
-			"--authorization-always-allow-paths="+allow); err != nil {
-			return err
-		}
-		s.pid = c.Processes[len(c.Processes)-1].PID
-	}
-	if prioritize {
-		// Everything but the schedulers yields the CPU to them: the control plane, kwok and this
-		// load generator at the lowest priority (nice 19), on every thread; threads they start
-		// later inherit it.
-		pids := []int{os.Getpid()}
-		for _, p := range c.Processes {
-			if !strings.HasSuffix(p.Name, "-bench") {
-				pids = append(pids, p.PID)
-			}
-		}
-		for _, pid := range pids {
-			if err := reniceAll(pid, 19); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintln(os.Stderr, "priority: the schedulers at nice 0, the control plane, kwok and the load generator at nice 19")
+	if err := startSchedulers(c, scheds, pprofDir, prioritize); err != nil {
+		return err
 	}
 	time.Sleep(3 * time.Second)
-	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
-	// with the other's deletions.
-	results := map[string]phase{}
-	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
-		var profiled sync.WaitGroup
-		if pprofDir != "" {
-			profiled.Add(1)
-			go func() {
-				defer profiled.Done()
-				// The first 20 s of a round: the whole of it is about 30-80 s.
-				path := filepath.Join(pprofDir, fmt.Sprintf("round%d-%s.cpu.pprof", round+1, s.name))
-				if err := fetch(s.port, "/debug/pprof/profile?seconds=20", path); err != nil {
-					fmt.Fprintf(os.Stderr, "profiling %s: %v\n", s.name, err)
-				}
-			}()
-		}
-		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n, func() float64 {
-			v, err := cpuSeconds(s.pid)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "reading the CPU time of %s: %v\n", s.name, err)
-			}
-			return v
-		})
-		profiled.Wait()
-		if err != nil {
-			return err
-		}
-		acc := results[s.name]
-		acc.bound += r.bound
-		acc.seconds += r.seconds
-		acc.cpu += r.cpu
-		results[s.name] = acc
-		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs, %.1f CPU s\n", round+1, s.name, r.bound, n, r.seconds, r.cpu)
+	results, err := rounds(ctx, cs, scheds, n, pprofDir)
+	if err != nil {
+		return err
 	}
 	fmt.Printf("fleet %s, %d pods per round, two rounds per scheduler (60%% 1 GPU, 10%% 2 GPUs, 5%% 4 GPUs, 25%% CPU only)\n", profile, n)
 	if prioritize {
@@ -226,27 +163,16 @@ func run(binDir, kcloudBin, profile string, n int, pprofDir string, prioritize b
 		a := attempts(fams["scheduler_schedule_attempts_total"], s.profile)
 		attemptLines = append(attemptLines, fmt.Sprintf("  %-18s scheduled %.0f, unschedulable %.0f, error %.0f", s.name, a["scheduled"], a["unschedulable"], a["error"]))
 		if s.name == "kcloud-scheduler" {
-			for _, ep := range []string{"PreFilter", "Filter", "PreScore", "Score", "ScoreExtensionNormalize", "Reserve", "Permit", "PreBind"} {
-				match := map[string]string{"plugin": "KcloudOptimizer", "extension_point": ep}
-				v := quantile(fams["scheduler_plugin_execution_duration_seconds"], 0.99, match)
-				if math.IsNaN(v) {
-					continue
-				}
-				line := fmt.Sprintf("  KcloudOptimizer %-10s p99 %.3f ms  (%d samples)", ep, v*1000,
-					samples(fams["scheduler_plugin_execution_duration_seconds"], match))
-				if name, p := slowestOther(fams["scheduler_plugin_execution_duration_seconds"], ep); name != "" {
-					line += fmt.Sprintf("; slowest kube-scheduler plugin here: %s p99 %.3f ms", name, p*1000)
-				}
-				pluginLines = append(pluginLines, line)
-				maxPlugin = math.Max(maxPlugin, v*1000)
-			}
+			lines, worst := ourPluginLines(fams["scheduler_plugin_execution_duration_seconds"])
+			pluginLines = append(pluginLines, lines...)
+			maxPlugin = math.Max(maxPlugin, worst)
 		}
 	}
 	fmt.Println("scheduling attempts (scheduler_schedule_attempts_total):")
 	for _, l := range attemptLines {
 		fmt.Println(l)
 	}
-	fmt.Println("our plugin per extension point (scheduler_plugin_execution_duration_seconds, sampled by the scheduler):")
+	fmt.Println("our plugins per extension point (scheduler_plugin_execution_duration_seconds, sampled by the scheduler):")
 	for _, l := range pluginLines {
 		fmt.Println(l)
 	}
@@ -441,13 +367,119 @@ func scrape(port string) (map[string]*dto.MetricFamily, error) {
 	return parser.TextToMetricFamilies(resp.Body)
 }
 
+// startSchedulers starts each scheduler with its configuration on a free port, and with prioritize
+// puts everything else at the lowest CPU priority.
+func startSchedulers(c *devcluster.Cluster, scheds []*scheduler, pprofDir string, prioritize bool) error {
+	for _, s := range scheds {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		s.port = strconv.Itoa(port)
+		cfg := filepath.Join(c.Dir, s.name+"-bench.yaml")
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(schedulerConfig, c.Kubeconfig, s.global, s.profile, s.extraConfig)), 0o600); err != nil {
+			return err
+		}
+		allow := "/metrics,/healthz,/readyz,/livez"
+		if pprofDir != "" {
+			allow += ",/debug/pprof/*"
+		}
+		if err := c.Start(s.binary, s.name+"-bench", "--config="+cfg, "--secure-port="+s.port, "--bind-address=127.0.0.1",
+			"--authorization-always-allow-paths="+allow); err != nil {
+			return err
+		}
+		s.pid = c.Processes[len(c.Processes)-1].PID
+	}
+	if prioritize {
+		// Everything but the schedulers yields the CPU to them: the control plane, kwok and this
+		// load generator at the lowest priority (nice 19), on every thread; threads they start
+		// later inherit it.
+		pids := []int{os.Getpid()}
+		for _, p := range c.Processes {
+			if !strings.HasSuffix(p.Name, "-bench") {
+				pids = append(pids, p.PID)
+			}
+		}
+		for _, pid := range pids {
+			if err := reniceAll(pid, 19); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(os.Stderr, "priority: the schedulers at nice 0, the control plane, kwok and the load generator at nice 19")
+	}
+	return nil
+}
+
+// rounds creates n pods for each scheduler in turn and waits until they are bound.
+func rounds(ctx context.Context, cs kubernetes.Interface, scheds []*scheduler, n int, pprofDir string) (map[string]phase, error) {
+	// Rounds in the order A B B A, so that neither scheduler always runs on a cluster still busy
+	// with the other's deletions.
+	results := map[string]phase{}
+	for round, s := range []*scheduler{scheds[0], scheds[1], scheds[1], scheds[0]} {
+		var profiled sync.WaitGroup
+		if pprofDir != "" {
+			profiled.Add(1)
+			go func() {
+				defer profiled.Done()
+				// The first 20 s of a round: the whole of it is about 30-80 s.
+				path := filepath.Join(pprofDir, fmt.Sprintf("round%d-%s.cpu.pprof", round+1, s.name))
+				if err := fetch(s.port, "/debug/pprof/profile?seconds=20", path); err != nil {
+					fmt.Fprintf(os.Stderr, "profiling %s: %v\n", s.name, err)
+				}
+			}()
+		}
+		r, err := schedulePods(ctx, cs, s.profile, fmt.Sprintf("bench-%d", round), n, func() float64 {
+			v, err := cpuSeconds(s.pid)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "reading the CPU time of %s: %v\n", s.name, err)
+			}
+			return v
+		})
+		profiled.Wait()
+		if err != nil {
+			return nil, err
+		}
+		acc := results[s.name]
+		acc.bound += r.bound
+		acc.seconds += r.seconds
+		acc.cpu += r.cpu
+		results[s.name] = acc
+		fmt.Fprintf(os.Stderr, "round %d, %s: %d of %d pods bound in %.1fs, %.1f CPU s\n", round+1, s.name, r.bound, n, r.seconds, r.cpu)
+	}
+	return results, nil
+}
+
+// ourPlugins are kcloud-scheduler's plugins, as config/scheduler enables them.
+var ourPlugins = []string{"KcloudGPUShare", "KcloudOptimizer", "KcloudGang"}
+
+// ourPluginLines reports each of our plugins' p99 at each extension point it ran at, beside the
+// slowest kube-scheduler plugin there, and the highest of our p99s (ms).
+func ourPluginLines(fam *dto.MetricFamily) (lines []string, worst float64) {
+	for _, pl := range ourPlugins {
+		for _, ep := range []string{"PreFilter", "Filter", "PreScore", "Score", "ScoreExtensionNormalize", "Reserve", "Permit", "PreBind"} {
+			match := map[string]string{"plugin": pl, "extension_point": ep}
+			v := quantile(fam, 0.99, match)
+			if math.IsNaN(v) {
+				continue
+			}
+			line := fmt.Sprintf("  %s %-10s p99 %.3f ms  (%d samples)", pl, ep, v*1000, samples(fam, match))
+			if name, p := slowestOther(fam, ep); name != "" {
+				line += fmt.Sprintf("; slowest kube-scheduler plugin here: %s p99 %.3f ms", name, p*1000)
+			}
+			lines = append(lines, line)
+			worst = math.Max(worst, v*1000)
+		}
+	}
+	return lines, worst
+}
+
 // slowestOther is the kube-scheduler plugin with the highest p99 at an extension point in the same
 // process (with at least 50 samples): what the machine alone does to a plugin's tail there.
 func slowestOther(fam *dto.MetricFamily, point string) (string, float64) {
 	plugins := map[string]bool{}
 	for _, m := range fam.GetMetric() {
 		for _, l := range m.Label {
-			if l.GetName() == "plugin" && l.GetValue() != "KcloudOptimizer" && matches(m, map[string]string{"extension_point": point}) {
+			if l.GetName() == "plugin" && !slices.Contains(ourPlugins, l.GetValue()) && matches(m, map[string]string{"extension_point": point}) {
 				plugins[l.GetValue()] = true
 			}
 		}

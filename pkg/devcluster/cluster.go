@@ -280,6 +280,19 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort)); err != nil {
 		return err
 	}
+	if err := c.createFleet(ctx, cs, o); err != nil {
+		return err
+	}
+	if o.Install != nil {
+		if err := o.Install(ctx, c.Config); err != nil {
+			return err
+		}
+	}
+	return c.startProduct(ctx, o)
+}
+
+// createFleet creates the profile's nodes and waits until kwok has made them Ready.
+func (c *Cluster) createFleet(ctx context.Context, cs kubernetes.Interface, o Options) error {
 	cat := o.Catalog
 	if cat == nil {
 		cat = catalog.Default()
@@ -300,11 +313,11 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 	if err := c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute); err != nil {
 		return err
 	}
-	if o.Install != nil {
-		if err := o.Install(ctx, c.Config); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+// startProduct starts kcloud-scheduler and kcloud-operator when the options name them.
+func (c *Cluster) startProduct(ctx context.Context, o Options) error {
 	if o.Scheduler != "" {
 		o.logf("starting kcloud-scheduler")
 		cfgPath := filepath.Join(c.Dir, "kcloud-scheduler-config.yaml")

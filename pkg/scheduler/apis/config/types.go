@@ -1,5 +1,6 @@
-// Package config holds the arguments of the kcloud scheduler plugin, as they appear under
-// pluginConfig in a KubeSchedulerConfiguration (apiVersion kubescheduler.config.k8s.io/v1):
+// Package config holds the arguments of the kcloud scheduler plugins, as they appear under
+// pluginConfig in a KubeSchedulerConfiguration (apiVersion kubescheduler.config.k8s.io/v1), one
+// kind per plugin (KcloudGPUShare takes none):
 //
 //	pluginConfig:
 //	- name: KcloudOptimizer
@@ -7,6 +8,10 @@
 //	    apiVersion: kcloud.io/v1alpha1
 //	    kind: KcloudOptimizerArgs
 //	    weights: {cost: 2, power: 0, carbon: 0, fragmentation: 98, reserve: 5, spot: 5, green: 5}
+//	- name: KcloudGang
+//	  args:
+//	    apiVersion: kcloud.io/v1alpha1
+//	    kind: KcloudGangArgs
 //	    gangTimeoutSeconds: 60
 package config
 
@@ -22,10 +27,11 @@ import (
 	"kcloud.io/optimizer/pkg/traces"
 )
 
-// Version of the arguments; the only one so far.
+// Version of the arguments, the only one so far, and the kinds.
 const (
 	APIVersion = "kcloud.io/v1alpha1"
 	Kind       = "KcloudOptimizerArgs"
+	GangKind   = "KcloudGangArgs"
 )
 
 // Weights of the node score; see model.Weights. Omitted fields take model.DefaultWeights.
@@ -39,7 +45,7 @@ type Weights struct {
 	Green         *float64 `json:"green,omitempty"`
 }
 
-// KcloudOptimizerArgs configure the plugin.
+// KcloudOptimizerArgs configure the KcloudOptimizer plugin (limits and the node score).
 type KcloudOptimizerArgs struct {
 	APIVersion string  `json:"apiVersion,omitempty"`
 	Kind       string  `json:"kind,omitempty"`
@@ -47,7 +53,10 @@ type KcloudOptimizerArgs struct {
 	// TargetWorkload is the trace whose typical pods define GPU fragmentation (a file path, or one of
 	// the embedded traces such as embedded:openb_pod_list_default.csv).
 	TargetWorkload string `json:"targetWorkload,omitempty"`
-	// GangTimeoutSeconds is how long the first pods of a gang wait for the rest before all are rejected.
+	// GangTimeoutSeconds is accepted, so that configurations written before the gang plugin had
+	// its own args still load, and ignored (the plugin logs so).
+	//
+	// Deprecated: set KcloudGangArgs.GangTimeoutSeconds.
 	GangTimeoutSeconds *int32 `json:"gangTimeoutSeconds,omitempty"`
 	// CatalogConfigMap names a ConfigMap (namespace/name) whose data overrides the catalog's prices,
 	// device power and carbon (see pkg/catalog); empty: the embedded catalog only.
@@ -72,22 +81,13 @@ func (a *KcloudOptimizerArgs) SetDefaults() {
 	if a.TargetWorkload == "" {
 		a.TargetWorkload = traces.OpenbDefaultPods
 	}
-	if a.GangTimeoutSeconds == nil {
-		t := int32(60)
-		a.GangTimeoutSeconds = &t
-	}
 }
 
 // Validate returns every problem, each naming its field.
 func (a *KcloudOptimizerArgs) Validate() error {
 	var errs field.ErrorList
 	p := field.NewPath("args")
-	if a.APIVersion != "" && a.APIVersion != APIVersion {
-		errs = append(errs, field.NotSupported(p.Child("apiVersion"), a.APIVersion, []string{APIVersion}))
-	}
-	if a.Kind != "" && a.Kind != Kind {
-		errs = append(errs, field.NotSupported(p.Child("kind"), a.Kind, []string{Kind}))
-	}
+	errs = append(errs, validateType(p, a.APIVersion, a.Kind, Kind)...)
 	w := p.Child("weights")
 	total := 0.0
 	for name, v := range map[string]*float64{"cost": a.Weights.Cost, "power": a.Weights.Power, "carbon": a.Weights.Carbon,
@@ -102,9 +102,6 @@ func (a *KcloudOptimizerArgs) Validate() error {
 	}
 	if total == 0 {
 		errs = append(errs, field.Invalid(w, a.Weights, "at least one weight must be positive"))
-	}
-	if a.GangTimeoutSeconds != nil && (*a.GangTimeoutSeconds < 1 || *a.GangTimeoutSeconds > 3600) {
-		errs = append(errs, field.Invalid(p.Child("gangTimeoutSeconds"), *a.GangTimeoutSeconds, "must be between 1 and 3600"))
 	}
 	if a.TargetWorkload != "" {
 		if _, err := traces.ReadPods(a.TargetWorkload); err != nil {
@@ -129,6 +126,57 @@ func Decode(obj runtime.Object) (*KcloudOptimizerArgs, error) {
 	args.SetDefaults()
 	if err := args.Validate(); err != nil {
 		return nil, fmt.Errorf("KcloudOptimizer args: %w", err)
+	}
+	return args, nil
+}
+
+// validateType checks the args' apiVersion and kind, either of which may be left out.
+func validateType(p *field.Path, apiVersion, kind, want string) field.ErrorList {
+	var errs field.ErrorList
+	if apiVersion != "" && apiVersion != APIVersion {
+		errs = append(errs, field.NotSupported(p.Child("apiVersion"), apiVersion, []string{APIVersion}))
+	}
+	if kind != "" && kind != want {
+		errs = append(errs, field.NotSupported(p.Child("kind"), kind, []string{want}))
+	}
+	return errs
+}
+
+// KcloudGangArgs configure the KcloudGang plugin.
+type KcloudGangArgs struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	// GangTimeoutSeconds is how long the first pods of a gang wait for the rest before all are rejected.
+	GangTimeoutSeconds *int32 `json:"gangTimeoutSeconds,omitempty"`
+}
+
+// SetDefaults fills what the user left out.
+func (a *KcloudGangArgs) SetDefaults() {
+	if a.GangTimeoutSeconds == nil {
+		t := int32(60)
+		a.GangTimeoutSeconds = &t
+	}
+}
+
+// Validate returns every problem, each naming its field.
+func (a *KcloudGangArgs) Validate() error {
+	p := field.NewPath("args")
+	errs := validateType(p, a.APIVersion, a.Kind, GangKind)
+	if a.GangTimeoutSeconds != nil && (*a.GangTimeoutSeconds < 1 || *a.GangTimeoutSeconds > 3600) {
+		errs = append(errs, field.Invalid(p.Child("gangTimeoutSeconds"), *a.GangTimeoutSeconds, "must be between 1 and 3600"))
+	}
+	return errs.ToAggregate()
+}
+
+// DecodeGang reads the gang plugin's args from the scheduler configuration, defaults and validates them.
+func DecodeGang(obj runtime.Object) (*KcloudGangArgs, error) {
+	args := &KcloudGangArgs{}
+	if err := frameworkruntime.DecodeInto(obj, args); err != nil {
+		return nil, fmt.Errorf("decoding KcloudGang args: %w", err)
+	}
+	args.SetDefaults()
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("KcloudGang args: %w", err)
 	}
 	return args, nil
 }

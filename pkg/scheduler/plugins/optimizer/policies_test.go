@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"testing"
@@ -56,14 +56,14 @@ func TestPolicyLimitsAndWhoSharesThem(t *testing.T) {
 	web := labelled("web-0", map[string]string{"app": "web", "team": "a"})
 	pp := s.policyFor(web)
 	var got []string
-	for _, l := range pp.limits {
-		got = append(got, l.limit.Source)
+	for _, l := range pp.Limits {
+		got = append(got, l.Source)
 	}
 	if diff := cmp.Diff([]string{"CostPolicy web-cap", "PowerPolicy team-a"}, got); diff != "" {
 		t.Fatalf("limits (-want +got):\n%s", diff)
 	}
-	if pp.limits[0].limit.Kind != model.LimitCostPerHour || pp.limits[1].limit.Kind != model.LimitPowerWatts {
-		t.Errorf("kinds: %v, %v", pp.limits[0].limit.Kind, pp.limits[1].limit.Kind)
+	if pp.Limits[0].Kind != model.LimitCostPerHour || pp.Limits[1].Kind != model.LimitPowerWatts {
+		t.Errorf("kinds: %v, %v", pp.Limits[0].Kind, pp.Limits[1].Kind)
 	}
 	for _, tc := range []struct {
 		pod        *corev1.Pod
@@ -73,10 +73,10 @@ func TestPolicyLimitsAndWhoSharesThem(t *testing.T) {
 		{labelled("db-0", map[string]string{"app": "db", "team": "a"}), false, true},
 		{labelled("other", nil), false, false},
 	} {
-		if got := pp.limits[0].shares(tc.pod); got != tc.cost {
+		if got := pp.Limits[0].Shares(tc.pod); got != tc.cost {
 			t.Errorf("%s shares the web cap: %v, want %v", tc.pod.Name, got, tc.cost)
 		}
-		if got := pp.limits[1].shares(tc.pod); got != tc.team {
+		if got := pp.Limits[1].Shares(tc.pod); got != tc.team {
 			t.Errorf("%s shares the team power cap: %v, want %v", tc.pod.Name, got, tc.team)
 		}
 	}

@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/nodeview"
 )
 
 // Rebalancing reservations (kube.Reservation): the rebalancer holds room on a destination node for
@@ -17,21 +18,21 @@ import (
 // the rebalancer computed the saving. Reservations end on expiry or once a replacement runs there.
 
 // activeReservations are the node's reservations still holding room now.
-func (pl *Plugin) activeReservations(ni fwk.NodeInfo, f *nodeFacts) []kube.Reservation {
-	if len(f.reservations) == 0 {
+func (pl *Plugin) activeReservations(ni fwk.NodeInfo, f *nodeview.Facts) []kube.Reservation {
+	if len(f.Reservations) == 0 {
 		return nil
 	}
 	pods := make([]*corev1.Pod, 0, len(ni.GetPods()))
 	for _, pi := range ni.GetPods() {
 		pods = append(pods, pi.GetPod())
 	}
-	active, _ := kube.ActiveReservations(f.reservations, pods, pl.now())
+	active, _ := kube.ActiveReservations(f.Reservations, pods, pl.now())
 	return active
 }
 
 // reservedRoom checks that the pod fits the node once the room reserved for other workloads is
 // taken off; nil when it does (or nothing is reserved against it).
-func (pl *Plugin) reservedRoom(pod *corev1.Pod, p *model.Pod, ni fwk.NodeInfo, f *nodeFacts, node model.Node) *fwk.Status {
+func (pl *Plugin) reservedRoom(pod *corev1.Pod, p *model.Pod, ni fwk.NodeInfo, f *nodeview.Facts, node model.Node) *fwk.Status {
 	var held []string
 	for _, r := range pl.activeReservations(ni, f) {
 		if r.For(pod) {
@@ -55,7 +56,7 @@ func (pl *Plugin) reservedFor(pod *corev1.Pod, ni fwk.NodeInfo) bool {
 	if pod.Labels[kube.LabelOptimizer] == "" || ni.Node() == nil {
 		return false
 	}
-	f := pl.facts.get(ni.Node())
+	f := pl.nodes.Facts(ni.Node())
 	for _, r := range pl.activeReservations(ni, f) {
 		if r.For(pod) {
 			return true

@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"context"
@@ -39,19 +39,19 @@ func fullWalk(pl *Plugin, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) s
 		if node == nil {
 			continue
 		}
-		f, fr := pl.facts.get(node), freeOf(ni)
-		if f.err != nil {
+		f, fr := pl.nodes.Facts(node), freeOf(ni)
+		if f.Err != nil {
 			return nil
 		}
 		fits, full := room(&r, p, pl, ni, f, &fr)
 		if full {
 			continue
 		}
-		if fr.pods == 0 && len(f.reservations) == 0 {
-			if empties[f.shape] >= emptyPerShape {
+		if fr.pods == 0 && len(f.Reservations) == 0 {
+			if empties[f.Shape] >= emptyPerShape {
 				continue
 			}
-			empties[f.shape]++
+			empties[f.Shape]++
 		}
 		anyFits = anyFits || fits
 		out.Insert(node.Name)

@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"context"
@@ -13,10 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -26,6 +23,7 @@ import (
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/scheduler/apis/config"
+	"kcloud.io/optimizer/pkg/scheduler/internal/schedtest"
 )
 
 func testPlugin(t *testing.T) *Plugin {
@@ -41,52 +39,14 @@ func testPlugin(t *testing.T) *Plugin {
 	return pl
 }
 
-func t4Node(name string, gpus int64, spot, green bool) *corev1.Node {
-	capType := "on-demand"
-	if spot {
-		capType = "spot"
-	}
-	labels := map[string]string{catalog.LabelInstanceType: "g4dn.12xlarge", catalog.LabelRegion: "us-west-2",
-		catalog.LabelCapacityType: capType, catalog.LabelNVIDIAGPUProduct: "Tesla-T4"}
-	if green {
-		labels[catalog.LabelGreenEnergy] = "true"
-	}
-	rl := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("48"), corev1.ResourceMemory: resource.MustParse("192Gi"),
-		corev1.ResourcePods: resource.MustParse("110"), catalog.ResourceNVIDIAGPU: *resource.NewQuantity(gpus, resource.DecimalSI)}
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, ResourceVersion: "1"},
-		Status: corev1.NodeStatus{Capacity: rl, Allocatable: rl}}
-}
-
-func pod(name string, opts ...func(*corev1.Pod)) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID(name), Labels: map[string]string{}, Annotations: map[string]string{}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")}}}}}}
-	for _, o := range opts {
-		o(p)
-	}
-	return p
-}
-
-func withShare(m string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Annotations[kube.AnnotationGPUMilli] = m }
-}
-
-func withDevice(d string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) { p.Annotations[kube.AnnotationGPUIndex] = d }
-}
-
-func withGPUs(res string, n int64) func(*corev1.Pod) {
-	return func(p *corev1.Pod) {
-		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceName(res): *resource.NewQuantity(n, resource.DecimalSI)}
-		p.Spec.Containers[0].Resources.Requests[corev1.ResourceName(res)] = *resource.NewQuantity(n, resource.DecimalSI)
-	}
-}
-
-func nodeInfo(n *corev1.Node, pods ...*corev1.Pod) *framework.NodeInfo {
-	ni := framework.NewNodeInfo(pods...)
-	ni.SetNode(n)
-	return ni
-}
+var (
+	t4Node     = schedtest.T4Node
+	pod        = schedtest.Pod
+	withShare  = schedtest.WithShare
+	withDevice = schedtest.WithDevice
+	withGPUs   = schedtest.WithGPUs
+	nodeInfo   = schedtest.NodeInfo
+)
 
 func TestPodRequest(t *testing.T) {
 	for _, tc := range []struct {
@@ -102,24 +62,6 @@ func TestPodRequest(t *testing.T) {
 		if diff := cmp.Diff(tc.want, kube.PodRequest(tc.pod)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
-	}
-}
-
-func TestNodeStateCountsSharesWholeAndReserved(t *testing.T) {
-	pl := testPlugin(t)
-	reserved := pod("r", withShare("300"))
-	pl.inflight.set(reserved.UID, reservation{node: "n", alloc: model.Allocation{Device: 2}})
-	ni := nodeInfo(t4Node("n", 4, false, false), pod("s", withShare("600"), withDevice("1")), reserved, pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 2)))
-	f := pl.facts.get(ni.Node())
-	if f.err != nil {
-		t.Fatal(f.err)
-	}
-	n := pl.nodeState(ni, f)
-	if diff := cmp.Diff([]int64{0, 400, 700, 0}, n.DeviceFree[:n.Devices]); diff != "" {
-		t.Errorf("device free (-want +got):\n%s", diff)
-	}
-	if n.Pods != 3 || n.CPUFree != 48000-6000 {
-		t.Errorf("pods %d, cpu free %d", n.Pods, n.CPUFree)
 	}
 }
 
@@ -232,11 +174,11 @@ func TestScorePreferences(t *testing.T) {
 	if scores["spot"] != scores["od"] || scores["green"] != scores["od"] {
 		t.Errorf("running nodes should tie without preferences: %v", scores)
 	}
-	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.prefs.Green = true }, od, spot, green)
+	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.Prefs.Green = true }, od, spot, green)
 	if scores["green"] <= scores["od"] || scores["green"] <= scores["spot"] {
 		t.Errorf("preferGreen: %v", scores)
 	}
-	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.prefs.Spot = true }, od, spot, green)
+	scores, _ = schedule(t, pl, p, func(c *cycle) { c.policy.Prefs.Spot = true }, od, spot, green)
 	if scores["spot"] <= scores["od"] || scores["spot"] <= scores["green"] {
 		t.Errorf("preferSpot: %v", scores)
 	}
@@ -266,7 +208,7 @@ func TestFilterLimitsAndShares(t *testing.T) {
 	if st["free"].Code() != fwk.Unschedulable || !strings.Contains(st["free"].Message(), "WorkloadOptimizer ns/w maxCostPerHour: hourly cost cap 0.50 USD/h exceeded") {
 		t.Errorf("cost cap: %v", st["free"])
 	}
-	_, st = schedule(t, pl, pod("p"), func(c *cycle) { c.policy.spot, c.policy.source = model.SpotAvoided, "CostPolicy p" }, free)
+	_, st = schedule(t, pl, pod("p"), func(c *cycle) { c.policy.Spot, c.policy.SpotSource = model.SpotAvoided, "CostPolicy p" }, free)
 	if st["free"].IsSuccess() || !strings.Contains(st["free"].Message(), "CostPolicy p: spot capacity avoided") {
 		t.Errorf("spot avoid: %v", st["free"])
 	}
@@ -399,48 +341,5 @@ func TestTypedTransform(t *testing.T) {
 		"metadata": map[string]any{"name": "bad"}, "spec": map[string]any{"maxCostPerHour": "a lot"}}}
 	if got, err := transform(bad); err != nil || got != bad {
 		t.Errorf("an object that does not convert should stay as it came: %v, %v", got, err)
-	}
-}
-
-func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
-	c := &factsCache{cat: catalog.Default()}
-	entries := func() int {
-		n := 0
-		c.m.Range(func(any, any) bool { n++; return true })
-		return n
-	}
-	node := t4Node("n", 4, false, false)
-	f := c.get(node)
-	if c.get(node) != f {
-		t.Error("the same node object should find the same facts")
-	}
-	// A heartbeat: a new object, the same facts.
-	beat := node.DeepCopy()
-	beat.ResourceVersion = "2"
-	beat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-	if c.get(beat) != f || entries() != 1 {
-		t.Errorf("a heartbeat should keep the node's facts under its new object: %d entries", entries())
-	}
-	for name, change := range map[string]func(*corev1.Node){
-		"label":       func(n *corev1.Node) { n.Labels[catalog.LabelCapacityType] = string(catalog.CapacitySpot) },
-		"annotation":  func(n *corev1.Node) { n.Annotations = map[string]string{"a": "b"} },
-		"taint":       func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}} },
-		"allocatable": func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourceCPU] = resource.MustParse("3") },
-	} {
-		base := c.get(beat)
-		updated := beat.DeepCopy()
-		change(updated)
-		if got := c.get(updated); got == base || entries() != 1 {
-			t.Errorf("%s changed: the node's facts should be worked out again: %d entries", name, entries())
-		}
-	}
-	other := t4Node("m", 4, true, false)
-	if c.get(other).shape == f.shape {
-		t.Error("an on-demand and a spot node differ in shape")
-	}
-	c.forget("n")
-	c.forget("m")
-	if entries() != 0 {
-		t.Errorf("deleted nodes should leave no facts: %d entries", entries())
 	}
 }

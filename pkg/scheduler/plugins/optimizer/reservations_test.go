@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"context"
@@ -18,7 +18,6 @@ import (
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/kube"
-	"kcloud.io/optimizer/pkg/model"
 )
 
 var (
@@ -116,95 +115,12 @@ func (s *policyStore) optimizer(namespace, name string) *kcloudv1alpha1.Workload
 	return wo
 }
 
-// member says whether another pod counts against one of the pod's limits.
-type member func(*corev1.Pod) bool
-
-// limitSpec is a limit before its usage is known, with who shares it.
-type limitSpec struct {
-	limit  model.Limit
-	shares member // nil: nobody else's usage counts (budgets and carbon)
-}
-
-// podPolicy is everything the policies say about one pod.
-type podPolicy struct {
-	limits []limitSpec
-	spot   model.SpotRule
-	source string // who set the spot rule
-	prefs  model.Preferences
-}
-
-func enforced(m kcloudv1alpha1.EnforcementMode) bool {
-	return m != kcloudv1alpha1.EnforcementWarn && m != ""
-}
-
-// policyFor collects the limits and preferences of a pod's WorkloadOptimizer and the policies
-// covering it. Policies in warn mode do not constrain placement; the operator reports them.
-func (s *policyStore) policyFor(pod *corev1.Pod) podPolicy {
-	var pp podPolicy
-	if wo := s.optimizer(pod.Namespace, pod.Labels[kube.LabelOptimizer]); wo != nil {
-		src := fmt.Sprintf("WorkloadOptimizer %s/%s", wo.Namespace, wo.Name)
-		same := func(o *corev1.Pod) bool {
-			return o.Namespace == wo.Namespace && o.Labels[kube.LabelOptimizer] == wo.Name
-		}
-		if c := wo.Spec.CostConstraints; c != nil {
-			if c.MaxCostPerHour != nil {
-				pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src + " maxCostPerHour", Kind: model.LimitCostPerHour, Cap: *c.MaxCostPerHour}, same})
-			}
-			pp.prefs.Spot = pp.prefs.Spot || c.PreferSpot
-		}
-		if c := wo.Spec.PowerConstraints; c != nil {
-			if c.MaxPowerUsage != nil {
-				pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src + " maxPowerUsage", Kind: model.LimitPowerWatts, Cap: *c.MaxPowerUsage}, same})
-			}
-			pp.prefs.Green = pp.prefs.Green || c.PreferGreen
-		}
+// policyFor is what the pod's WorkloadOptimizer and the policies covering it say about where it
+// may go (kube.Policies.For); nothing without the custom resources.
+func (s *policyStore) policyFor(pod *corev1.Pod) kube.PodPolicy {
+	if s == nil {
+		return kube.PodPolicy{}
 	}
-	for _, cp := range list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies) {
-		// The selector is parsed once here: the matcher also decides, for every pod placed
-		// anywhere, whether it shares the policy's cap (usage).
-		covers := kube.Coverage(cp.Spec.PolicyTarget)
-		if !covers(pod) {
-			continue
-		}
-		src := "CostPolicy " + cp.Name
-		switch cp.Spec.SpotPolicy {
-		case kcloudv1alpha1.SpotRequire:
-			pp.spot, pp.source = model.SpotRequired, src
-		case kcloudv1alpha1.SpotAvoid:
-			pp.spot, pp.source = model.SpotAvoided, src
-		case kcloudv1alpha1.SpotPrefer:
-			pp.prefs.Spot = true
-		}
-		if !enforced(cp.Spec.Enforcement) {
-			continue
-		}
-		if cp.Spec.MaxCostPerHour != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCostPerHour, Cap: *cp.Spec.MaxCostPerHour}, covers})
-		}
-		if cp.Spec.Budget != nil && cp.Status.RemainingBudget != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitBudgetUSD, Cap: *cp.Status.RemainingBudget}, nil})
-		}
-	}
-	for _, pw := range list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies) {
-		covers := kube.Coverage(pw.Spec.PolicyTarget)
-		if !covers(pod) {
-			continue
-		}
-		src := "PowerPolicy " + pw.Name
-		pp.prefs.Green = pp.prefs.Green || pw.Spec.PreferGreen
-		if !enforced(pw.Spec.Enforcement) {
-			continue
-		}
-		if pw.Spec.MaxPowerWatts != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitPowerWatts, Cap: *pw.Spec.MaxPowerWatts}, covers})
-		}
-		if pw.Spec.MaxCarbonIntensity != nil {
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitCarbonIntensity, Cap: *pw.Spec.MaxCarbonIntensity}, nil})
-		}
-		if b := pw.Spec.EnergyBudget; b != nil {
-			left := b.KilowattHours - pw.Status.EnergyThisPeriodKWh
-			pp.limits = append(pp.limits, limitSpec{model.Limit{Source: src, Kind: model.LimitEnergyKWh, Cap: left}, nil})
-		}
-	}
-	return pp
+	ps := kube.NewPolicies(list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies), list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies))
+	return ps.For(pod, s.optimizer(pod.Namespace, pod.Labels[kube.LabelOptimizer]))
 }

@@ -1,4 +1,4 @@
-package kcloud
+package optimizer
 
 import (
 	"sort"
@@ -9,6 +9,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/nodeview"
 )
 
 // emptyPerShape is how many empty nodes of one shape stay candidates: identical empty nodes score
@@ -42,7 +43,7 @@ const maxAnswers = 64
 // considered".
 type candidateIndex struct {
 	mu    sync.Mutex
-	facts *factsCache
+	nodes *nodeview.Shared
 
 	list  []fwk.NodeInfo // the snapshot's node list the index was read from (same backing array)
 	gens  []int64        // each slot's NodeInfo generation, apart so that the per-cycle scan is compact
@@ -72,7 +73,7 @@ type islot struct {
 	ni     fwk.NodeInfo
 	node   *corev1.Node
 	name   string // the node's, kept when a node object goes: the answers' sets are by name
-	facts  *nodeFacts
+	facts  *nodeview.Facts
 	free   free
 	where  int8 // 0: not indexed, 1: running, 2: empty, 3: unreadable
 	group  int8
@@ -80,8 +81,8 @@ type islot struct {
 	at     int32 // index in its running bucket
 }
 
-func newCandidateIndex(facts *factsCache) *candidateIndex {
-	return &candidateIndex{facts: facts, maxAnswers: maxAnswers}
+func newCandidateIndex(nodes *nodeview.Shared) *candidateIndex {
+	return &candidateIndex{nodes: nodes, maxAnswers: maxAnswers}
 }
 
 // candidates returns the nodes worth filtering for the pod (see candidateIndex), nil for all.
@@ -185,7 +186,7 @@ func (ix *candidateIndex) read(i int32) {
 		return
 	}
 	if s.node != node {
-		s.node, s.name, s.facts = node, node.Name, ix.facts.get(node)
+		s.node, s.name, s.facts = node, node.Name, ix.nodes.Facts(node)
 	}
 	s.ni, s.free = ni, freeOf(ni)
 }
@@ -195,20 +196,20 @@ func (ix *candidateIndex) add(i int32) {
 	switch {
 	case s.node == nil:
 		s.where = 0
-	case s.facts.err != nil:
+	case s.facts.Err != nil:
 		s.where = 3
 		ix.unreadable++
-	case s.free.pods == 0 && len(s.facts.reservations) == 0:
+	case s.free.pods == 0 && len(s.facts.Reservations) == 0:
 		// A node holding a rebalancing reservation is filed with the running ones, which are
 		// always considered: the pod it is held for must be able to land there, and others must
 		// hear why it is refused.
 		s.where = 2
-		l := ix.empties[s.facts.shape]
+		l := ix.empties[s.facts.Shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
 		l = append(l, 0)
 		copy(l[at+1:], l[at:])
 		l[at] = i
-		ix.empties[s.facts.shape] = l
+		ix.empties[s.facts.Shape] = l
 	default:
 		g, b := groupNone, 0
 		switch {
@@ -241,11 +242,11 @@ func (ix *candidateIndex) remove(i int32) {
 		ix.nrunning--
 	case 2:
 		// remove comes before read: the slot still has the facts it was filed by.
-		l := ix.empties[s.facts.shape]
+		l := ix.empties[s.facts.Shape]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
-		ix.empties[s.facts.shape] = append(l[:at], l[at+1:]...)
-		if len(ix.empties[s.facts.shape]) == 0 {
-			delete(ix.empties, s.facts.shape)
+		ix.empties[s.facts.Shape] = append(l[:at], l[at+1:]...)
+		if len(ix.empties[s.facts.Shape]) == 0 {
+			delete(ix.empties, s.facts.Shape)
 		}
 	case 3:
 		ix.unreadable--

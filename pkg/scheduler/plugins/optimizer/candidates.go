@@ -1,16 +1,13 @@
-package kcloud
+package optimizer
 
 import (
-	"fmt"
-	"sort"
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/nodeview"
 )
 
 // request is what kube-scheduler's NodeResourcesFit filter checks against a node's free room, read
@@ -68,7 +65,7 @@ func freeOf(ni fwk.NodeInfo) free {
 // room says whether the node certainly has room for the request (the NodeResourcesFit filter and
 // ours would pass it on resources), and whether it certainly has none (both would reject it). A node
 // without the accelerator resource at all is neither: dynamic resource allocation may still serve it.
-func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeFacts, fr *free) (fits, full bool) {
+func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeview.Facts, fr *free) (fits, full bool) {
 	if fr.podRoom < 1 || r.cpuMilli > 0 && r.cpuMilli > fr.cpuMilli || r.memory > 0 && r.memory > fr.memory {
 		return false, true
 	}
@@ -92,7 +89,7 @@ func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeFacts, f
 		}
 	}
 	// A share needs one device with room, which only our view of the node knows.
-	if p.IsShare() && f.err == nil && !model.Fits(p, &pl.view(ni, f).node) {
+	if p.IsShare() && f.Err == nil && !model.Fits(p, &pl.nodes.View(ni, f).Node) {
 		return false, true
 	}
 	return certain, false
@@ -129,33 +126,4 @@ func nodeSpecific(pod *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// shapeKey identifies nodes that no scheduling rule tells apart but by name.
-func shapeKey(n *corev1.Node) string {
-	var b strings.Builder
-	keys := make([]string, 0, len(n.Labels))
-	for k := range n.Labels {
-		if k != corev1.LabelHostname {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s,", k, n.Labels[k])
-	}
-	for _, t := range n.Spec.Taints {
-		fmt.Fprintf(&b, "|%s=%s:%s", t.Key, t.Value, t.Effect)
-	}
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods} {
-		q := n.Status.Allocatable[r]
-		fmt.Fprintf(&b, "|%s", q.String())
-	}
-	for _, r := range kube.AcceleratorResources {
-		if q, ok := n.Status.Allocatable[corev1.ResourceName(r)]; ok {
-			fmt.Fprintf(&b, "|%s=%s", r, q.String())
-		}
-	}
-	b.WriteString("|" + fmt.Sprint(n.Spec.Unschedulable))
-	return b.String()
 }

@@ -1,0 +1,132 @@
+package nodeview
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/informers"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/internal/schedtest"
+)
+
+var (
+	t4Node     = schedtest.T4Node
+	pod        = schedtest.Pod
+	withShare  = schedtest.WithShare
+	withDevice = schedtest.WithDevice
+	withGPUs   = schedtest.WithGPUs
+	nodeInfo   = schedtest.NodeInfo
+)
+
+func TestNodeStateCountsSharesWholeAndReserved(t *testing.T) {
+	s := New(catalog.Default())
+	reserved := pod("r", withShare("300"))
+	s.Hold(reserved.UID, "n", 2)
+	ni := nodeInfo(t4Node("n", 4, false, false), pod("s", withShare("600"), withDevice("1")), reserved, pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 2)))
+	f := s.Facts(ni.Node())
+	if f.Err != nil {
+		t.Fatal(f.Err)
+	}
+	n := s.occupancy(ni, f)
+	if diff := cmp.Diff([]int64{0, 400, 700, 0}, n.DeviceFree[:n.Devices]); diff != "" {
+		t.Errorf("device free (-want +got):\n%s", diff)
+	}
+	if n.Pods != 3 || n.CPUFree != 48000-6000 {
+		t.Errorf("pods %d, cpu free %d", n.Pods, n.CPUFree)
+	}
+}
+
+// A view is rebuilt when its NodeInfo changes, or, while a share on the node has no device written,
+// on every call, so that a share held in flight is seen at once.
+func TestViewFollowsGenerationsAndHeldShares(t *testing.T) {
+	s := New(catalog.Default())
+	ni := nodeInfo(t4Node("n", 2, false, false), pod("a", withShare("500"), withDevice("0")))
+	f := s.Facts(ni.Node())
+	v := s.View(ni, f)
+	if s.View(ni, f) != v {
+		t.Error("an unchanged NodeInfo should keep its view")
+	}
+	share := pod("b", withShare("700"))
+	p := model.Pod{CPUMilli: 2000, MemoryMiB: 4096, GPUCount: 1, GPUMilli: 700}
+	if got := v.Place(&p, &f.Econ).Alloc.Device; got != 1 {
+		t.Errorf("a 700 share on devices with 500 and 1000 free: device %d, want 1", got)
+	}
+	ni.AddPod(share)
+	s.Hold(share.UID, "n", 1)
+	v2 := s.View(ni, f)
+	if v2 == v || ShareStatus(&p, v2) == nil {
+		t.Errorf("with the 700 share held on device 1, another 700 share fits nowhere: %v", v2.Node.DeviceFree[:2])
+	}
+	s.Release(share.UID)
+	if s.View(ni, f) == v2 {
+		t.Error("a node with an unannotated share should be viewed anew")
+	}
+}
+
+func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
+	c := &Cache{cat: catalog.Default()}
+	entries := func() int {
+		n := 0
+		c.m.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	node := t4Node("n", 4, false, false)
+	f := c.Get(node)
+	if c.Get(node) != f {
+		t.Error("the same node object should find the same facts")
+	}
+	// A heartbeat: a new object, the same facts.
+	beat := node.DeepCopy()
+	beat.ResourceVersion = "2"
+	beat.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+	if c.Get(beat) != f || entries() != 1 {
+		t.Errorf("a heartbeat should keep the node's facts under its new object: %d entries", entries())
+	}
+	for name, change := range map[string]func(*corev1.Node){
+		"label":       func(n *corev1.Node) { n.Labels[catalog.LabelCapacityType] = string(catalog.CapacitySpot) },
+		"annotation":  func(n *corev1.Node) { n.Annotations = map[string]string{"a": "b"} },
+		"taint":       func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}} },
+		"allocatable": func(n *corev1.Node) { n.Status.Allocatable[corev1.ResourceCPU] = resource.MustParse("3") },
+	} {
+		base := c.Get(beat)
+		updated := beat.DeepCopy()
+		change(updated)
+		if got := c.Get(updated); got == base || entries() != 1 {
+			t.Errorf("%s changed: the node's facts should be worked out again: %d entries", name, entries())
+		}
+	}
+	other := t4Node("m", 4, true, false)
+	if c.Get(other).Shape == f.Shape {
+		t.Error("an on-demand and a spot node differ in shape")
+	}
+	c.Forget("n")
+	c.Forget("m")
+	if entries() != 0 {
+		t.Errorf("deleted nodes should leave no facts: %d entries", entries())
+	}
+}
+
+// fakeHandle is a framework handle without informers.
+type fakeHandle struct{ fwk.Handle }
+
+func (*fakeHandle) SharedInformerFactory() informers.SharedInformerFactory { return nil }
+
+// Plugins built for one framework handle share one view; another handle has its own.
+func TestForSharesOneViewPerHandle(t *testing.T) {
+	a, b := &fakeHandle{}, &fakeHandle{}
+	sa, err := For(a, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := For(a, catalog.Default()); again != sa {
+		t.Error("a second plugin of the profile should get the same view")
+	}
+	if sb, _ := For(b, catalog.Default()); sb == sa {
+		t.Error("another profile should get a view of its own")
+	}
+}

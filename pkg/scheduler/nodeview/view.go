@@ -1,0 +1,120 @@
+package nodeview
+
+import (
+	"fmt"
+	"iter"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// View is a node's model state at one generation of its NodeInfo, with the placements already
+// worked out for pods of each shape: consecutive pods of one shape (a Deployment's replicas, a
+// burst) then cost a map lookup per node instead of a fragmentation computation.
+type View struct {
+	generation int64
+	// unannotated: some share pod on the node has no device written yet, so its device comes
+	// from the shares held in flight, which change without a new generation.
+	unannotated bool
+	// Node is the node's occupancy (kube.Occupy); read it, never change it: the view is shared.
+	Node       model.Node
+	frag       float64
+	types      []model.PodType
+	mu         sync.Mutex
+	placements map[shape]Placement
+}
+
+// shape is what a placement depends on: the pod's request (pods with model constraints are not cached).
+type shape struct {
+	cpu, mem, milli int64
+	count           int
+}
+
+// Placement is where on a node a pod goes and what it offers there.
+type Placement struct {
+	// Alloc is the device chosen for a share (-1 when none holds it; whole devices are the device
+	// plugin's to pick).
+	Alloc model.Allocation
+	// Candidate is what the node offers the pod (model.NewCandidate); zero when Alloc found no device.
+	Candidate model.Candidate
+}
+
+// View returns the node's view, rebuilt only when the NodeInfo's generation changed. Shares held
+// in flight but not yet visible on their pods change no generation, so a node with any is always
+// rebuilt. Whether it has any depends only on its pods, hence on the generation: it is found once
+// per build, not on every call (a scan of every pod of every node, per cycle).
+func (s *Shared) View(ni fwk.NodeInfo, f *Facts) *View {
+	if v := f.view.Load(); v != nil && v.generation == ni.GetGeneration() && !v.unannotated {
+		return v
+	}
+	types := s.Types()
+	n := s.occupancy(ni, f)
+	v := &View{generation: ni.GetGeneration(), unannotated: hasUnannotatedShare(ni), Node: n,
+		frag: model.Fragmentation(&n, types), types: types, placements: map[shape]Placement{}}
+	f.view.Store(v)
+	return v
+}
+
+// occupancy is the model's view of a node: capacity from allocatable, and what its pods (bound,
+// assumed, or holding a share in flight) hold, counted by kube.Occupy.
+func (s *Shared) occupancy(ni fwk.NodeInfo, f *Facts) model.Node {
+	alloc := ni.GetAllocatable()
+	n := model.NewNode(f.Facts.AcceleratorModel, alloc.GetMilliCPU(), alloc.GetMemory()>>20, f.Facts.AcceleratorCount)
+	// A pod Occupy cannot count (overcommitted devices) still runs there: the node is awake.
+	n.Pods += kube.Occupy(&n, podsOf(ni), kube.OccupyOptions{PendingDevice: s.pending})
+	return n
+}
+
+func podsOf(ni fwk.NodeInfo) iter.Seq[*corev1.Pod] {
+	return func(yield func(*corev1.Pod) bool) {
+		for _, pi := range ni.GetPods() {
+			if !yield(pi.GetPod()) {
+				return
+			}
+		}
+	}
+}
+
+func hasUnannotatedShare(ni fwk.NodeInfo) bool {
+	for _, pi := range ni.GetPods() {
+		if p := pi.GetPod(); kube.IsShare(p) && kube.DeviceIndex(p) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Place returns where on the node a pod of this shape goes, with the fragmentation and the marginal
+// cost, power and carbon it adds.
+func (v *View) Place(p *model.Pod, e *model.Economics) Placement {
+	key := shape{cpu: p.CPUMilli, mem: p.MemoryMiB, milli: p.GPUMilli, count: p.GPUCount}
+	v.mu.Lock()
+	pl, ok := v.placements[key]
+	v.mu.Unlock()
+	if ok && len(p.Models) == 0 {
+		return pl
+	}
+	a, d := model.PlaceShare(p, &v.Node, v.types, v.frag)
+	pl = Placement{Alloc: a}
+	if !p.IsShare() || a.Device >= 0 {
+		pl.Candidate = model.NewCandidate(p, &v.Node, a, d, e)
+	}
+	v.mu.Lock()
+	v.placements[key] = pl
+	v.mu.Unlock()
+	return pl
+}
+
+// ShareStatus refuses a node where no device has room for the pod's share; nil for a pod that asks
+// for no share, or when one has. It is the one check of a share's room: the share plugin filters
+// by it, and the score plugin, which can price only a placement that exists, checks it too.
+func ShareStatus(p *model.Pod, v *View) *fwk.Status {
+	if !p.IsShare() || model.Fits(p, &v.Node) {
+		return nil
+	}
+	return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("no device with %d milli-GPU free", p.GPUMilli))
+}

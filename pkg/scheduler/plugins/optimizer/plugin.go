@@ -1,0 +1,342 @@
+// Package optimizer is the KcloudOptimizer framework plugin: the workload's limits and the node
+// score. PreFilter gathers the pod's limits and preferences from its WorkloadOptimizer and the
+// CostPolicies and PowerPolicies covering it (kube.Policies, over this package's informers), sums
+// what already counts against each limit, and narrows the nodes to filter to those worth
+// considering (candidateIndex); Filter refuses nodes that would break a limit or the spot rule, or
+// take room the rebalancer reserved for another workload; PreScore, Score and NormalizeScore rank
+// the feasible nodes by the model's combined score (marginal cost, power, carbon, GPU
+// fragmentation, spot and green preferences). Node facts and occupancy come from the profile's
+// shared node view (pkg/scheduler/nodeview); device choice and binding for GPU shares are
+// KcloudGPUShare's, gang admission KcloudGang's.
+package optimizer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/apis/config"
+	"kcloud.io/optimizer/pkg/scheduler/nodeview"
+)
+
+// Name is the plugin's name in a KubeSchedulerConfiguration.
+const Name = "KcloudOptimizer"
+
+const stateKey fwk.StateKey = "kcloud.io/optimizer"
+
+// Plugin is the KcloudOptimizer plugin.
+type Plugin struct {
+	weights  model.Weights
+	nodes    *nodeview.Shared
+	cands    *candidateIndex
+	policies *policyStore
+	now      func() time.Time // when rebalancing reservations are judged
+}
+
+var (
+	_ fwk.PreFilterPlugin = &Plugin{}
+	_ fwk.FilterPlugin    = &Plugin{}
+	_ fwk.PreScorePlugin  = &Plugin{}
+	_ fwk.ScorePlugin     = &Plugin{}
+)
+
+// New builds the plugin from its args (see pkg/scheduler/apis/config).
+func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+	args, err := config.Decode(obj)
+	if err != nil {
+		return nil, err
+	}
+	return newPlugin(ctx, args, h, catalog.Default())
+}
+
+func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Handle, cat *catalog.Catalog) (*Plugin, error) {
+	types, err := nodeview.TypicalTypes(args.TargetWorkload)
+	if err != nil {
+		return nil, fmt.Errorf("%s args targetWorkload: %w", Name, err)
+	}
+	nodes, err := nodeview.For(h, cat)
+	if err != nil {
+		return nil, fmt.Errorf("%s: node view: %w", Name, err)
+	}
+	nodes.SetTypes(types)
+	if args.GangTimeoutSeconds != nil {
+		klog.FromContext(ctx).Info("Ignoring gangTimeoutSeconds in KcloudOptimizerArgs: it is KcloudGangArgs' now, with the KcloudGang plugin",
+			"gangTimeoutSeconds", *args.GangTimeoutSeconds)
+	}
+	pl := &Plugin{
+		weights: args.ModelWeights(),
+		nodes:   nodes,
+		cands:   newCandidateIndex(nodes),
+		now:     time.Now,
+	}
+	if h != nil && h.KubeConfig() != nil {
+		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig()); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
+	}
+	return pl, nil
+}
+
+// Name returns the plugin's name.
+func (pl *Plugin) Name() string { return Name }
+
+// cycle is what the plugin learns about the pod in one scheduling cycle. Per-node results are not
+// kept here: they come from the node view, so a cycle allocates nothing per node.
+type cycle struct {
+	pod    model.Pod
+	policy kube.PodPolicy
+	limits []model.Limit // policy.Limits with what counts against them
+	// ranges are the normalisation ranges of the feasible nodes' candidates, widened by Filter (our
+	// Filter runs last, on the nodes every other filter passed, in parallel); reserved is set there
+	// when a feasible node holds a rebalancing reservation for the pod's workload.
+	ranges   ranges
+	reserved atomic.Bool
+	scorer   model.Scorer // set in PreScore, once every feasible node is known
+}
+
+// Clone shares the cycle: it is written only through atomics after PreFilter, and PreScore's
+// scorer before Score reads it.
+func (c *cycle) Clone() fwk.StateData { return c }
+
+// ranges gathers model.Costs' lowest and highest values over candidates observed on several
+// goroutines.
+type ranges struct {
+	lo, hi [3]atomic.Uint64 // float64 bits
+}
+
+func (r *ranges) reset() {
+	for k := range r.lo {
+		r.lo[k].Store(math.Float64bits(math.Inf(1)))
+		r.hi[k].Store(math.Float64bits(math.Inf(-1)))
+	}
+}
+
+func (r *ranges) observe(c *model.Candidate) {
+	for k, v := range model.Costs(c) {
+		widen(&r.lo[k], v, func(old float64) bool { return v < old })
+		widen(&r.hi[k], v, func(old float64) bool { return v > old })
+	}
+}
+
+func widen(a *atomic.Uint64, v float64, beyond func(old float64) bool) {
+	for {
+		old := a.Load()
+		if !beyond(math.Float64frombits(old)) || a.CompareAndSwap(old, math.Float64bits(v)) {
+			return
+		}
+	}
+}
+
+func (r *ranges) get() (lo, hi [3]float64) {
+	for k := range r.lo {
+		lo[k], hi[k] = math.Float64frombits(r.lo[k].Load()), math.Float64frombits(r.hi[k].Load())
+	}
+	return lo, hi
+}
+
+func read(state fwk.CycleState) (*cycle, error) {
+	d, err := state.Read(stateKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", stateKey, err)
+	}
+	return d.(*cycle), nil
+}
+
+// PreFilter gathers the pod's request, limits and preferences, and what already counts against each
+// limit (bound pods and pods this scheduler has reserved).
+func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod)}
+	c.ranges.reset()
+	c.limits = c.policy.ModelLimits(c.limits)
+	for i := range c.policy.Limits {
+		if l := &c.policy.Limits[i]; l.Shares != nil {
+			c.limits[i].Used = pl.usage(nodes, pod.UID, l.Shares, l.Kind)
+		}
+	}
+	state.Write(stateKey, c)
+	if names := pl.nodesWorthFiltering(state, pod, &c.pod, nodes); names != nil {
+		return &fwk.PreFilterResult{NodeNames: names}, nil
+	}
+	return nil, nil
+}
+
+// nodesWorthFiltering asks the candidate index. A pod group's cycle assumes its pods in a copy of
+// the snapshot, without changing NodeInfo generations: neither the index nor the per-generation
+// caches can see them, so every node is offered.
+func (pl *Plugin) nodesWorthFiltering(state fwk.CycleState, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
+	if state.IsPodGroupSchedulingCycle() {
+		return nil
+	}
+	return pl.cands.candidates(pl, pod, p, nodes)
+}
+
+// usage sums the attributed cost or power of the pods placed anywhere that share a limit
+// (kube.PodLimit.Shares).
+func (pl *Plugin) usage(nodes []fwk.NodeInfo, self types.UID, shares func(*corev1.Pod) bool, kind model.LimitKind) float64 {
+	total := 0.0
+	for _, ni := range nodes {
+		var f *nodeview.Facts
+		for _, pi := range ni.GetPods() {
+			pod := pi.GetPod()
+			if pod.UID == self || !shares(pod) {
+				continue
+			}
+			if f == nil {
+				if f = pl.nodes.Facts(ni.Node()); f.Err != nil {
+					break
+				}
+			}
+			p := kube.PodRequest(pod)
+			capacity := model.NewNode(f.Facts.AcceleratorModel, ni.GetAllocatable().GetMilliCPU(), ni.GetAllocatable().GetMemory()>>20, f.Facts.AcceleratorCount)
+			if kind == model.LimitPowerWatts {
+				total += model.AttributedPower(&p, &capacity, &f.Econ)
+			} else {
+				total += model.AttributedCost(&p, &capacity, &f.Econ)
+			}
+		}
+	}
+	return total
+}
+
+// PreFilterExtensions is not implemented: usage is recomputed per cycle.
+func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+
+// Filter refuses a node where the pod's attributed cost, power or the node's carbon intensity or
+// capacity type would break a limit, or where the rebalancer holds the room for another workload;
+// the message names the limit and the figures, and becomes the pod's FailedScheduling event. A
+// share with no device to go to is refused too (KcloudGPUShare's Filter, when enabled, has already
+// refused those nodes): there is no placement to price.
+func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	f := pl.nodes.Facts(ni.Node())
+	if f.Err != nil {
+		if c.pod.GPUCount == 0 && len(c.limits) == 0 {
+			return nil // a node the catalog cannot price still runs plain pods
+		}
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, f.Err.Error())
+	}
+	v := pl.nodes.View(ni, f)
+	if st := nodeview.ShareStatus(&c.pod, v); st != nil {
+		return st
+	}
+	if sv := model.CheckSpot(c.policy.Spot, c.policy.SpotSource, f.Econ.Spot); sv != nil {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, sv.Error())
+	}
+	if len(c.limits) > 0 {
+		n := &v.Node
+		cost, power := model.AttributedCost(&c.pod, n, &f.Econ), model.AttributedPower(&c.pod, n, &f.Econ)
+		if lv := model.CheckLimits(c.limits, cost, power, f.Econ.CarbonIntensity); lv != nil {
+			return fwk.NewStatus(fwk.Unschedulable, lv.Error())
+		}
+	}
+	if len(f.Reservations) > 0 {
+		if st := pl.reservedRoom(pod, &c.pod, ni, f, v.Node); st != nil {
+			return st
+		}
+	}
+	// Our Filter runs after every other one, so a node that reaches this point is feasible: its
+	// candidate widens the cycle's normalisation ranges here, where the scheduler runs nodes in
+	// parallel, instead of in a pass over every feasible node in PreScore. The placement is cached
+	// for Score.
+	pc := v.Place(&c.pod, &f.Econ)
+	c.ranges.observe(&pc.Candidate)
+	if len(f.Reservations) > 0 && pl.reservedFor(pod, ni) {
+		c.reserved.Store(true)
+	}
+	return nil
+}
+
+// candidate is what a node offers the pod, from the node view; ok is false for a node the catalog
+// cannot price (plain pods may still run there, scored 0).
+func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.Allocation, bool) {
+	f := pl.nodes.Facts(ni.Node())
+	if f.Err != nil {
+		var none nodeview.Placement
+		return none.Candidate, none.Alloc, false
+	}
+	pc := pl.nodes.View(ni, f).Place(&c.pod, &f.Econ)
+	return pc.Candidate, pc.Alloc, true
+}
+
+// PreScore fixes the cycle's scorer: Filter has seen every feasible node's candidate by now.
+func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	lo, hi := c.ranges.get()
+	c.scorer = model.NewScorerOver(c.policy.Prefs, pl.weights, lo, hi)
+	return nil
+}
+
+// scoreScale keeps Score's raw scores (0..100 combined) to 1e-9 of a point, the resolution at
+// which NormalizeScore tells the best nodes from the rest.
+const scoreScale = 1e9
+
+// Score returns the node's combined score, raw: 1 + the score scaled by scoreScale, 0 for a node
+// the catalog cannot price. The replacement of a pod the rebalancer moved goes where it reserved
+// room for the workload: when a feasible node holds such a reservation, reserved nodes score the
+// most and every other node 0.
+func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+	c, err := read(state)
+	if err != nil {
+		return 0, fwk.AsStatus(err)
+	}
+	if c.reserved.Load() {
+		if pl.reservedFor(pod, ni) {
+			return 1 + 100*scoreScale, nil
+		}
+		return 0, nil
+	}
+	cand, _, ok := pl.candidate(c, ni)
+	if !ok {
+		return 0, nil
+	}
+	return 1 + int64(math.Round(c.scorer.Score(&cand)*scoreScale)), nil
+}
+
+// ScoreExtensions brings the raw scores to kube-scheduler's range.
+func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return pl }
+
+// NormalizeScore maps raw scores to 0..100: 100 for the nodes with the cycle's best score, at most
+// 99 for the others (integerScore).
+func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, scores fwk.NodeScoreList) *fwk.Status {
+	best := int64(0)
+	for i := range scores {
+		best = max(best, scores[i].Score)
+	}
+	for i := range scores {
+		scores[i].Score = integerScore(scores[i].Score, best)
+	}
+	return nil
+}
+
+// integerScore is a node's raw score as an integer 0..100: 100 for the nodes within 1e-9 of the
+// cycle's best score and at most 99 for the others. kube-scheduler scores are integers, and
+// rounding would merge the best node with others whose score is a fraction of a point lower (the
+// cost term spans under two points), leaving the choice to a random tie-break; this way the
+// scheduler picks what the model (and the simulator) would.
+func integerScore(raw, best int64) int64 {
+	switch {
+	case raw <= 0:
+		return 0
+	case raw >= best-1:
+		return fwk.MaxNodeScore
+	}
+	return min(fwk.MaxNodeScore-1, int64(math.Round(float64(raw-1)/scoreScale)))
+}
