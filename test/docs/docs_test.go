@@ -105,7 +105,7 @@ func readBlocks(root, file string) ([]block, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing has nothing to report
 	var blocks []block
 	var cur *block
 	var body strings.Builder
@@ -384,10 +384,10 @@ func TestDocCommands(t *testing.T) {
 		if s.cmd == nil {
 			continue
 		}
-		switch k := s.cmd.key(); {
-		case k == buildCommand || k == upCommand:
+		switch s.cmd.key() {
+		case buildCommand, upCommand:
 			setup = append(setup, s.cmd)
-		case k == teardownCommand:
+		case teardownCommand:
 			teardown = append(teardown, s.cmd)
 		}
 	}
