@@ -9,6 +9,11 @@ FUZZTIME ?= 60s
 WITH_ASSETS = assets=$$(./hack/build-controlplane.sh) && KUBEBUILDER_ASSETS="$$assets"
 KUBECTL = bin/controlplane/current/kubectl
 GO_TEST_FLAGS ?= -count=1 -timeout=40m
+# test-unit keeps Go's test cache (the inner loop); GO_TEST_UNIT_FLAGS=-count=1 reruns everything.
+GO_TEST_UNIT_FLAGS ?= -timeout=10m
+# The suites under test/ (except the doc parser's tests) need the control plane, kwok or Prometheus.
+UNIT_PACKAGES = $$($(GO) list ./... | grep -v '^kcloud.io/optimizer/test/')
+GOLANGCI_LINT_FLAGS ?=
 
 ##@ General
 .PHONY: help
@@ -24,6 +29,7 @@ deps: ## Download Go modules (product and tools).
 	$(GO) mod download
 	cd hack/tools/kwok && $(GO) mod download
 	cd hack/tools/helm && $(GO) mod download
+	cd hack/tools/golangci-lint && $(GO) mod download
 
 .PHONY: generate
 generate: ## Generate deepcopy code from the API markers.
@@ -43,13 +49,17 @@ replace: ## Regenerate the k8s.io staging replace lines in go.mod from k8s.io/ku
 	./hack/gen-k8s-replace.sh
 
 .PHONY: verify
-verify: ## Fail when generated files, replace lines or formatting are stale; run go vet.
+verify: ## Fail when generated files, replace lines or formatting are stale, or make lint finds something.
 	./hack/verify.sh
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt, then golangci-lint (.golangci.yml; built from hack/tools/golangci-lint into bin/ on first use).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	@lint=$$(./hack/build-golangci-lint.sh) && echo "$$lint run $(GOLANGCI_LINT_FLAGS) ./..." && "$$lint" run $(GOLANGCI_LINT_FLAGS) ./...
+
+.PHONY: golangci-lint
+golangci-lint: ## Build golangci-lint from its module (hack/tools/golangci-lint) into bin/golangci-lint/current/; prints its path.
+	@./hack/build-golangci-lint.sh
 
 .PHONY: controlplane
 controlplane: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok into bin/.
@@ -79,6 +89,11 @@ dev-down: ## Stop the local cluster that `make run` started.
 	bin/kcloud dev down
 
 ##@ Test
+.PHONY: test-unit
+test-unit: ## Unit tests only, the inner loop: every package outside test/, and test/docs' parser tests; no control plane, no network.
+	$(GO) test $(GO_TEST_UNIT_FLAGS) $(UNIT_PACKAGES)
+	$(GO) test $(GO_TEST_UNIT_FLAGS) -short ./test/docs/
+
 .PHONY: test
 test: verify prometheus helm ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) ./...

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a generated file (code, config/, the chart's copies and values table, docs/API.md), the
-# staging replace lines or formatting is stale, or go vet complains.
+# staging replace lines or formatting is stale, or `make lint` (gofmt, golangci-lint) finds something.
 # Regenerates in place and compares checksums, so a stale tree is also left regenerated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +20,6 @@ if [ -n "$unformatted" ]; then
   echo "verify: gofmt needed on: $unformatted" >&2
   exit 1
 fi
-go vet ./...
-echo "verify: generated files fresh, gofmt clean, go vet clean"
+# golangci-lint runs govet among its linters (.golangci.yml), so go vet is not run separately.
+make -s lint
+echo "verify: generated files fresh, gofmt clean, golangci-lint clean"

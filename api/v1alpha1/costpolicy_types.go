@@ -138,5 +138,5 @@ type CostPolicyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&CostPolicy{}, &CostPolicyList{})
+	register(&CostPolicy{}, &CostPolicyList{})
 }

@@ -122,5 +122,5 @@ type PowerPolicyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&PowerPolicy{}, &PowerPolicyList{})
+	register(&PowerPolicy{}, &PowerPolicyList{})
 }

@@ -399,5 +399,5 @@ type WorkloadOptimizerList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&WorkloadOptimizer{}, &WorkloadOptimizerList{})
+	register(&WorkloadOptimizer{}, &WorkloadOptimizerList{})
 }

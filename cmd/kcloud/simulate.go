@@ -116,7 +116,7 @@ func (o *simulateOptions) run(out io.Writer) error {
 			return err
 		}
 		if err := simulator.WriteHTMLReport(f, "kcloud simulate: "+filepath.Base(o.pods), subtitle, results); err != nil {
-			f.Close()
+			_ = f.Close() // the write's error is the one to report
 			return err
 		}
 		if err := f.Close(); err != nil {

@@ -1037,7 +1037,7 @@ func fetch(url, file string) error {
 		return err
 	}
 	if _, err := f.ReadFrom(resp.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy's error is the one to report
 		return err
 	}
 	return f.Close()

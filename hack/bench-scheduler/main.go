@@ -343,7 +343,7 @@ func fetch(port, path, file string) error {
 		return err
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy's error is the one to report
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	return f.Close()

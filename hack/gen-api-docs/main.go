@@ -485,23 +485,29 @@ func (w *writer) constants() {
 // constants of the API package.
 func readGo(dir string) (*goFacts, error) {
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go") && !strings.HasPrefix(fi.Name(), "zz_generated")
-	}, parser.ParseComments)
+	// The files one by one (parser.ParseDir is deprecated), sorted by name: declaration order
+	// within files sorted by name keeps the output stable.
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, err
 	}
-	if len(pkgs) != 1 {
-		return nil, fmt.Errorf("%s: want one package, found %d", dir, len(pkgs))
-	}
-	var astPkg *ast.Package
-	for _, p := range pkgs {
-		astPkg = p
-	}
-	// Declaration order within files sorted by name keeps the output stable.
+	sort.Strings(names)
 	var files []*ast.File
-	for _, name := range sortedKeys(astPkg.Files) {
-		files = append(files, astPkg.Files[name])
+	pkgNames := map[string]bool{}
+	for _, name := range names {
+		base := filepath.Base(name)
+		if strings.HasSuffix(base, "_test.go") || strings.HasPrefix(base, "zz_generated") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return nil, err
+		}
+		pkgNames[f.Name.Name] = true
+		files = append(files, f)
+	}
+	if len(pkgNames) != 1 {
+		return nil, fmt.Errorf("%s: want one package, found %d", dir, len(pkgNames))
 	}
 	dp, err := doc.NewFromFiles(fset, files, "kcloud.io/optimizer/"+filepath.ToSlash(dir), doc.PreserveAST)
 	if err != nil {

@@ -190,7 +190,8 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	// The listener only found a port; closing it can fail only if it is already closed.
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -207,39 +208,66 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 	if err := p.generate(time.Now()); err != nil {
 		return fmt.Errorf("generating certificates: %w", err)
 	}
-	apiPort := o.APIServerPort
-	if apiPort == 0 {
-		var err error
-		if apiPort, err = freePort(); err != nil {
+	ports, err := allocatePorts(o)
+	if err != nil {
+		return err
+	}
+	cs, err := c.startAPIServer(ctx, o, p, ports)
+	if err != nil {
+		return err
+	}
+	if err := c.startNodeComponents(o, p, stages, ports.kwok); err != nil {
+		return err
+	}
+	if err := c.createFleet(ctx, o, cs); err != nil {
+		return err
+	}
+	if o.Install != nil {
+		if err := o.Install(ctx, c.Config); err != nil {
 			return err
 		}
 	}
-	etcdPort, err := freePort()
-	if err != nil {
-		return err
+	return c.startProducts(ctx, o)
+}
+
+// clusterPorts are the loopback ports of one cluster's processes.
+type clusterPorts struct{ api, etcd, peer, kwok int }
+
+// allocatePorts picks free ports for the cluster; the API server's is o.APIServerPort when set.
+func allocatePorts(o Options) (clusterPorts, error) {
+	var ports clusterPorts
+	var err error
+	ports.api = o.APIServerPort
+	if ports.api == 0 {
+		if ports.api, err = freePort(); err != nil {
+			return ports, err
+		}
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return err
+	for _, port := range []*int{&ports.etcd, &ports.peer, &ports.kwok} {
+		if *port, err = freePort(); err != nil {
+			return ports, err
+		}
 	}
-	kwokPort, err := freePort()
-	if err != nil {
-		return err
-	}
+	return ports, nil
+}
+
+// startAPIServer writes the kubeconfig, starts etcd and kube-apiserver and waits until the API
+// server is ready; it returns a client of it.
+func (c *Cluster) startAPIServer(ctx context.Context, o Options, p pki, ports clusterPorts) (kubernetes.Interface, error) {
+	apiPort := ports.api
 	c.Server = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	if err := writeKubeconfig(c.Kubeconfig, c.Server, p); err != nil {
-		return err
+		return nil, err
 	}
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", ports.etcd)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports.peer)
 	o.logf("starting etcd on %s", etcdURL)
 	if err := c.run(o, "etcd", "--name=kcloud-dev", "--data-dir="+filepath.Join(c.Dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
 		"--initial-cluster=kcloud-dev="+peerURL, "--unsafe-no-fsync=true", "--log-level=warn"); err != nil {
-		return err
+		return nil, err
 	}
 	o.logf("starting kube-apiserver on %s", c.Server)
 	if err := c.run(o, "kube-apiserver", "--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
@@ -249,21 +277,27 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 		"--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--allow-privileged=true",
 		// Loopback cannot be published as the kubernetes Service endpoint; nothing in-cluster needs it.
 		"--endpoint-reconciler-type=none"); err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 500, 1000
 	c.Config = cfg
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.waitReady(ctx, cs, 90*time.Second); err != nil {
-		return err
+		return nil, err
 	}
+	return cs, nil
+}
+
+// startNodeComponents starts kube-controller-manager, the upstream kube-scheduler and kwok, which
+// together make created nodes Ready and schedule pods onto them.
+func (c *Cluster) startNodeComponents(o Options, p pki, stages string, kwokPort int) error {
 	kubeconfig := "--kubeconfig=" + c.Kubeconfig
 	o.logf("starting kube-controller-manager, kube-scheduler and kwok")
 	// Client rate limits well above the defaults (20 QPS): the node lifecycle controller lifts the
@@ -280,19 +314,11 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake", "--server-address=127.0.0.1:"+strconv.Itoa(kwokPort)); err != nil {
 		return err
 	}
-	if err := c.createFleet(ctx, cs, o); err != nil {
-		return err
-	}
-	if o.Install != nil {
-		if err := o.Install(ctx, c.Config); err != nil {
-			return err
-		}
-	}
-	return c.startProduct(ctx, o)
+	return nil
 }
 
-// createFleet creates the profile's nodes and waits until kwok has made them Ready.
-func (c *Cluster) createFleet(ctx context.Context, cs kubernetes.Interface, o Options) error {
+// createFleet creates the nodes of o.Profile and waits until they are Ready.
+func (c *Cluster) createFleet(ctx context.Context, o Options, cs kubernetes.Interface) error {
 	cat := o.Catalog
 	if cat == nil {
 		cat = catalog.Default()
@@ -316,8 +342,9 @@ func (c *Cluster) createFleet(ctx context.Context, cs kubernetes.Interface, o Op
 	return nil
 }
 
-// startProduct starts kcloud-scheduler and kcloud-operator when the options name them.
-func (c *Cluster) startProduct(ctx context.Context, o Options) error {
+// startProducts starts kcloud-scheduler and kcloud-operator (with the admission webhooks) when
+// o names their binaries.
+func (c *Cluster) startProducts(ctx context.Context, o Options) error {
 	if o.Scheduler != "" {
 		o.logf("starting kcloud-scheduler")
 		cfgPath := filepath.Join(c.Dir, "kcloud-scheduler-config.yaml")
@@ -443,7 +470,9 @@ func (c *Cluster) runPath(path, name string, args ...string) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	// The child gets its own copy of the descriptor at Start; ours only hands it over, and the child's
+	// writes do not depend on how closing ours goes.
+	defer func() { _ = logf.Close() }()
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

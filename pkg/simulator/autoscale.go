@@ -208,21 +208,8 @@ type startingReplicas struct {
 // scored against its own demand.
 func simulateAutoscale(w AutoscaleWorkload, policy string, cfg *AutoscaleConfig) AutoscaleResult {
 	res := AutoscaleResult{Policy: policy, Workload: w.Name, Workloads: 1, Steps: len(w.Demand) - cfg.Warmup}
-	peak := 0.0
-	for _, d := range w.Demand {
-		if !math.IsNaN(d) {
-			peak = max(peak, d)
-		}
-	}
-	rep := &cfg.Replica
-	price := rep.Economics.PricePerHour
-	limits := model.ReplicaLimits{
-		MinReplicas: cfg.MinReplicas, MaxReplicas: max(cfg.MinReplicas, replicasFor(peak, cfg.ReplicaTarget), 1),
-		CostPerReplicaHour: price, MaxCostPerHour: cfg.MaxCostPerHour,
-		WattsPerReplica: model.ReplicaPower(&rep.Economics, rep.Devices, 1), MaxPowerWatts: cfg.MaxPowerWatts,
-	}
+	limits := autoscaleLimits(w, cfg)
 	lag := model.LeadSteps(cfg.Lead, cfg.Step)
-	hours := cfg.Step.Hours()
 	epoch := time.Unix(0, 0).UTC()
 
 	// The scaling policies start from the replicas the last warm-up step needed, all ready.
@@ -294,29 +281,54 @@ func simulateAutoscale(w AutoscaleWorkload, policy string, cfg *AutoscaleConfig)
 		for _, s := range starting {
 			ready -= s.count
 		}
-
-		demand := max(w.Demand[t], 0)
-		if math.IsNaN(w.Demand[t]) {
-			demand = 0
-		}
-		need := demand / cfg.ReplicaTarget
-		if float64(ready) < need-1e-9 {
-			res.SLOViolationMinutes += cfg.Step.Minutes()
-			res.UnservedReplicaHours += (need - float64(ready)) * hours
-		}
-		util := 0.0
-		if ready > 0 {
-			util = min(need/float64(ready), 1)
-		}
-		watts := float64(ready)*model.ReplicaPower(&rep.Economics, rep.Devices, util) +
-			float64(running-ready)*model.ReplicaPower(&rep.Economics, rep.Devices, 0)
-		res.ReplicaHours += float64(running) * hours
-		res.CostUSD += float64(running) * price * hours
-		res.EnergyKWh += watts * hours / 1000
-		res.PeakCostPerHour = max(res.PeakCostPerHour, float64(running)*price)
-		res.PeakPowerWatts = max(res.PeakPowerWatts, watts)
+		scoreAutoscaleStep(&res, cfg, w.Demand[t], running, ready)
 	}
 	return res
+}
+
+// autoscaleLimits are the replica limits of a workload: at least one replica, at most what its
+// peak demand needs, and the config's cost and power caps.
+func autoscaleLimits(w AutoscaleWorkload, cfg *AutoscaleConfig) model.ReplicaLimits {
+	peak := 0.0
+	for _, d := range w.Demand {
+		if !math.IsNaN(d) {
+			peak = max(peak, d)
+		}
+	}
+	rep := &cfg.Replica
+	return model.ReplicaLimits{
+		MinReplicas: cfg.MinReplicas, MaxReplicas: max(cfg.MinReplicas, replicasFor(peak, cfg.ReplicaTarget), 1),
+		CostPerReplicaHour: rep.Economics.PricePerHour, MaxCostPerHour: cfg.MaxCostPerHour,
+		WattsPerReplica: model.ReplicaPower(&rep.Economics, rep.Devices, 1), MaxPowerWatts: cfg.MaxPowerWatts,
+	}
+}
+
+// scoreAutoscaleStep adds one step to res: running replicas cost and draw power (idle while they
+// start), ready ones serve the step's demand, and demand they cannot serve counts against the SLO.
+func scoreAutoscaleStep(res *AutoscaleResult, cfg *AutoscaleConfig, stepDemand float64, running, ready int32) {
+	rep := &cfg.Replica
+	price := rep.Economics.PricePerHour
+	hours := cfg.Step.Hours()
+	demand := max(stepDemand, 0)
+	if math.IsNaN(stepDemand) {
+		demand = 0
+	}
+	need := demand / cfg.ReplicaTarget
+	if float64(ready) < need-1e-9 {
+		res.SLOViolationMinutes += cfg.Step.Minutes()
+		res.UnservedReplicaHours += (need - float64(ready)) * hours
+	}
+	util := 0.0
+	if ready > 0 {
+		util = min(need/float64(ready), 1)
+	}
+	watts := float64(ready)*model.ReplicaPower(&rep.Economics, rep.Devices, util) +
+		float64(running-ready)*model.ReplicaPower(&rep.Economics, rep.Devices, 0)
+	res.ReplicaHours += float64(running) * hours
+	res.CostUSD += float64(running) * price * hours
+	res.EnergyKWh += watts * hours / 1000
+	res.PeakCostPerHour = max(res.PeakCostPerHour, float64(running)*price)
+	res.PeakPowerWatts = max(res.PeakPowerWatts, watts)
 }
 
 // replicasFor is the replicas a demand needs at a per-replica target, rounded up.

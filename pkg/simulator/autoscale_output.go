@@ -69,8 +69,9 @@ func WriteAutoscaleJSON(w io.Writer, results []AutoscaleResult) error {
 	}
 	out := make([]jsonResult, 0, len(results))
 	for _, r := range results {
-		out = append(out, jsonResult{r.Policy, r.Workload, r.Workloads, r.Steps, r.ReplicaHours, r.CostUSD, r.EnergyKWh,
-			r.SLOViolationMinutes, r.UnservedReplicaHours, r.ScaleEvents, r.PeakCostPerHour, r.PeakPowerWatts, r.CappedSteps})
+		// A conversion, not a literal: a field added to AutoscaleResult without its JSON name then
+		// fails to compile here.
+		out = append(out, jsonResult(r))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

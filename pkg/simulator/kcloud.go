@@ -13,13 +13,12 @@ type placer interface {
 // kcloudPolicy is the product's own policy: the combined score of pkg/model over marginal cost,
 // marginal power, carbon and fragmentation, normalised across the feasible nodes.
 type kcloudPolicy struct {
-	w       model.Weights
-	cache   classCache[candEntry]
-	nodes   []int
-	cands   []model.Candidate
-	allocs  []model.Allocation
-	scores  []float64
-	devices [model.MaxDevicesPerNode]int
+	w      model.Weights
+	cache  classCache[candEntry]
+	nodes  []int
+	cands  []model.Candidate
+	allocs []model.Allocation
+	scores []float64
 }
 
 type candEntry struct {

@@ -67,17 +67,51 @@ func Run(cfg Config) ([]Result, error) {
 	if cfg.Seeds <= 0 {
 		cfg.Seeds = 1
 	}
+	in, err := prepareRun(cfg)
+	if err != nil {
+		return nil, err
+	}
+	outs := runSeeds(cfg, in)
+	var results []Result
+	for p, name := range cfg.Policies {
+		r, err := summarize(cfg, name, outs[p])
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+// runInputs are what every run of a policy over a seed starts from, derived once from a Config.
+type runInputs struct {
+	base  *Cluster
+	trace []Pod
+	times [][2]int64 // creation and deletion time of each pod (replay)
+	types []model.PodType
+}
+
+// seedOutcome is one policy's run over one seed.
+type seedOutcome struct {
+	inflate SeedResult
+	replay  ReplayResult
+	wall    float64
+	err     error
+}
+
+// prepareRun checks the policies and the mode, and builds the cluster and the trace.
+func prepareRun(cfg Config) (runInputs, error) {
 	for _, p := range cfg.Policies {
 		if _, err := NewPolicy(p, cfg.Weights); err != nil {
-			return nil, err
+			return runInputs{}, err
 		}
 	}
 	if cfg.Mode != ModeInflate && cfg.Mode != ModeReplay {
-		return nil, fmt.Errorf("unknown mode %q; known modes: inflate, replay", cfg.Mode)
+		return runInputs{}, fmt.Errorf("unknown mode %q; known modes: inflate, replay", cfg.Mode)
 	}
 	base, err := NewCluster(cfg.Nodes, cfg.Economics)
 	if err != nil {
-		return nil, err
+		return runInputs{}, err
 	}
 	trace := toPods(cfg.Pods)
 	times := make([][2]int64, len(cfg.Pods))
@@ -88,18 +122,16 @@ func Run(cfg Config) ([]Result, error) {
 	for i := range trace {
 		modelPods[i] = trace[i].Pod
 	}
-	types := model.TypicalPodTypes(modelPods, TypicalCoverage)
+	return runInputs{base: base, trace: trace, times: times, types: model.TypicalPodTypes(modelPods, TypicalCoverage)}, nil
+}
 
+// runSeeds runs every policy over every seed on cfg.Workers workers (GOMAXPROCS by default), each
+// on its own clone of the cluster; outs[policy][seed] is the outcome.
+func runSeeds(cfg Config, in runInputs) [][]seedOutcome {
 	type job struct{ policy, seed int }
-	type out struct {
-		inflate SeedResult
-		replay  ReplayResult
-		wall    float64
-		err     error
-	}
-	outs := make([][]out, len(cfg.Policies))
+	outs := make([][]seedOutcome, len(cfg.Policies))
 	for i := range outs {
-		outs[i] = make([]out, cfg.Seeds)
+		outs[i] = make([]seedOutcome, cfg.Seeds)
 	}
 	jobs := make(chan job)
 	workers := cfg.Workers
@@ -111,15 +143,15 @@ func Run(cfg Config) ([]Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := base.clone()
+			c := in.base.clone()
 			for j := range jobs {
 				start := time.Now()
 				o := &outs[j.policy][j.seed]
 				seed := int64(FirstSeed + j.seed)
 				if cfg.Mode == ModeInflate {
-					o.inflate, o.err = runInflate(c, trace, types, cfg.Policies[j.policy], cfg.Weights, seed)
+					o.inflate, o.err = runInflate(c, in.trace, in.types, cfg.Policies[j.policy], cfg.Weights, seed)
 				} else {
-					o.replay, o.err = runReplay(c, trace, times, types, cfg.Policies[j.policy], cfg.Weights, seed)
+					o.replay, o.err = runReplay(c, in.trace, in.times, in.types, cfg.Policies[j.policy], cfg.Weights, seed)
 				}
 				o.wall = time.Since(start).Seconds()
 			}
@@ -132,50 +164,51 @@ func Run(cfg Config) ([]Result, error) {
 	}
 	close(jobs)
 	wg.Wait()
+	return outs
+}
 
-	var results []Result
-	for p, name := range cfg.Policies {
-		r := Result{Policy: name, Mode: cfg.Mode, Seeds: cfg.Seeds}
-		nan := math.NaN()
-		r.AllocPct100, r.AllocPct130, r.AllocStd100, r.FragPct100, r.CostMean, r.PowerKWMean = nan, nan, nan, nan, nan, nan
-		r.NodeHours, r.CostUSD, r.EnergyKWh, r.CarbonKg, r.Waited, r.NeverRan = nan, nan, nan, nan, nan, nan
-		var a100, a130, f100, cost, pow, pods, sched, wall []float64
-		var nh, usd, kwh, kg, waited, never []float64
-		curve := make([]float64, 131)
-		for s := 0; s < cfg.Seeds; s++ {
-			o := outs[p][s]
-			if o.err != nil {
-				return nil, fmt.Errorf("policy %s seed %d: %w", name, FirstSeed+s, o.err)
-			}
-			wall = append(wall, o.wall)
-			if cfg.Mode == ModeInflate {
-				ir := o.inflate
-				pods, sched = append(pods, float64(ir.Pods)), append(sched, float64(ir.Scheduled))
-				a100, a130, f100 = append(a100, ir.AllocPct[100]), append(a130, ir.AllocPct[130]), append(f100, ir.FragPct[100])
-				cost, pow = append(cost, ir.CostMean), append(pow, ir.PowerKWMean)
-				for x := range curve {
-					curve[x] += ir.AllocPct[x] / float64(cfg.Seeds)
-				}
-			} else {
-				rr := o.replay
-				pods, sched = append(pods, float64(rr.Pods)), append(sched, float64(rr.Scheduled))
-				nh, usd, kwh, kg = append(nh, rr.NodeHours), append(usd, rr.CostUSD), append(kwh, rr.EnergyKWh), append(kg, rr.CarbonKg)
-				waited, never = append(waited, float64(rr.Waited)), append(never, float64(rr.NeverRan))
-			}
+// summarize folds one policy's outcomes over the seeds into its Result: means (and the allocation's
+// standard deviation) of the figures the mode fills, NaN for the others.
+func summarize(cfg Config, name string, outs []seedOutcome) (Result, error) {
+	r := Result{Policy: name, Mode: cfg.Mode, Seeds: cfg.Seeds}
+	nan := math.NaN()
+	r.AllocPct100, r.AllocPct130, r.AllocStd100, r.FragPct100, r.CostMean, r.PowerKWMean = nan, nan, nan, nan, nan, nan
+	r.NodeHours, r.CostUSD, r.EnergyKWh, r.CarbonKg, r.Waited, r.NeverRan = nan, nan, nan, nan, nan, nan
+	var a100, a130, f100, cost, pow, pods, sched, wall []float64
+	var nh, usd, kwh, kg, waited, never []float64
+	curve := make([]float64, 131)
+	for s := 0; s < cfg.Seeds; s++ {
+		o := outs[s]
+		if o.err != nil {
+			return Result{}, fmt.Errorf("policy %s seed %d: %w", name, FirstSeed+s, o.err)
 		}
-		r.Pods, r.Scheduled, r.WallSeconds = mean(pods), mean(sched), sum(wall)
+		wall = append(wall, o.wall)
 		if cfg.Mode == ModeInflate {
-			r.AllocPct100, r.AllocStd100 = mean(a100), std(a100)
-			r.AllocPct130, r.FragPct100 = mean(a130), mean(f100)
-			r.CostMean, r.PowerKWMean = mean(cost), mean(pow)
-			r.AllocCurve = curve
+			ir := o.inflate
+			pods, sched = append(pods, float64(ir.Pods)), append(sched, float64(ir.Scheduled))
+			a100, a130, f100 = append(a100, ir.AllocPct[100]), append(a130, ir.AllocPct[130]), append(f100, ir.FragPct[100])
+			cost, pow = append(cost, ir.CostMean), append(pow, ir.PowerKWMean)
+			for x := range curve {
+				curve[x] += ir.AllocPct[x] / float64(cfg.Seeds)
+			}
 		} else {
-			r.NodeHours, r.CostUSD, r.EnergyKWh, r.CarbonKg = mean(nh), mean(usd), mean(kwh), mean(kg)
-			r.Waited, r.NeverRan = mean(waited), mean(never)
+			rr := o.replay
+			pods, sched = append(pods, float64(rr.Pods)), append(sched, float64(rr.Scheduled))
+			nh, usd, kwh, kg = append(nh, rr.NodeHours), append(usd, rr.CostUSD), append(kwh, rr.EnergyKWh), append(kg, rr.CarbonKg)
+			waited, never = append(waited, float64(rr.Waited)), append(never, float64(rr.NeverRan))
 		}
-		results = append(results, r)
 	}
-	return results, nil
+	r.Pods, r.Scheduled, r.WallSeconds = mean(pods), mean(sched), sum(wall)
+	if cfg.Mode == ModeInflate {
+		r.AllocPct100, r.AllocStd100 = mean(a100), std(a100)
+		r.AllocPct130, r.FragPct100 = mean(a130), mean(f100)
+		r.CostMean, r.PowerKWMean = mean(cost), mean(pow)
+		r.AllocCurve = curve
+	} else {
+		r.NodeHours, r.CostUSD, r.EnergyKWh, r.CarbonKg = mean(nh), mean(usd), mean(kwh), mean(kg)
+		r.Waited, r.NeverRan = mean(waited), mean(never)
+	}
+	return r, nil
 }
 
 func (c *Cluster) clone() *Cluster {

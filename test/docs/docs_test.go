@@ -62,6 +62,8 @@ var mapped = map[string]string{
 	"make test": "CI: .ci/run is exactly `make test` (which also runs this test)",
 	"helm upgrade --install kcloud-operator ./charts/kcloud-operator -n kcloud-operator-system -f my-values.yaml":           "test/e2e/deploy TestHelmChart/non-default_values renders the chart with these values and more (testdata/values-custom.yaml) and applies every object, with the cert-manager and prometheus-operator CRDs the values need, which this cluster does not have",
 	"KUBEBUILDER_ASSETS=$(./hack/build-controlplane.sh) go test ./test/integration/webhook/ -run TestPodMutations -count=1": "make test-integration (and make test) run ./test/integration/webhook with the same KUBEBUILDER_ASSETS",
+	"make test-unit": "make test runs every package that make test-unit runs (go test ./...), without -short; running it here again would add minutes",
+	"make lint":      "make test runs make verify first, and hack/verify.sh runs make lint",
 }
 
 // Commands that start and stop the cluster the others run on.
@@ -103,7 +105,7 @@ func readBlocks(root, file string) ([]block, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: closing has nothing to report
 	var blocks []block
 	var cur *block
 	var body strings.Builder
@@ -382,10 +384,10 @@ func TestDocCommands(t *testing.T) {
 		if s.cmd == nil {
 			continue
 		}
-		switch k := s.cmd.key(); {
-		case k == buildCommand || k == upCommand:
+		switch s.cmd.key() {
+		case buildCommand, upCommand:
 			setup = append(setup, s.cmd)
-		case k == teardownCommand:
+		case teardownCommand:
 			teardown = append(teardown, s.cmd)
 		}
 	}

@@ -116,7 +116,10 @@ func TestGPUDeploymentRuns(t *testing.T) {
 	if _, err := suite.Client.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer suite.Client.AppsV1().Deployments("default").Delete(context.Background(), dep.Name, metav1.DeleteOptions{})
+	defer func() {
+		// Cleanup only: the suite's cluster is torn down after the tests, whatever is left on it.
+		_ = suite.Client.AppsV1().Deployments("default").Delete(context.Background(), dep.Name, metav1.DeleteOptions{})
+	}()
 	for {
 		pods, err := suite.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=gpu-trainer"})
 		if err != nil {

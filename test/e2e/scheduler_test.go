@@ -163,9 +163,9 @@ func TestGPUSharesNeverOvercommit(t *testing.T) {
 		pods = append(pods, kcloudPod(ns, fmt.Sprintf("share-%02d", i), share(600), onModel("T4")))
 	}
 	create(t, pods...)
-	got := waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) >= 3 })
+	waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) >= 3 })
 	time.Sleep(3 * time.Second) // let the scheduler try the rest
-	got = waitPods(t, ns, 0, func([]corev1.Pod) bool { return true })
+	got := waitPods(t, ns, 0, func([]corev1.Pod) bool { return true })
 	perDevice := map[string]int{}
 	for _, p := range got {
 		if p.Spec.NodeName == "" {

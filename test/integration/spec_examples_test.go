@@ -84,7 +84,7 @@ func TestSpecExamplesApplyVerbatim(t *testing.T) {
 			}
 			ensureNamespace(t, obj.GetNamespace())
 			wantSpec := obj.Object["spec"]
-			if err := k8sClient.Patch(ctx, obj.DeepCopy(), client.Apply, client.FieldOwner("spec-example"), client.ForceOwnership); err != nil {
+			if err := k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj.DeepCopy()), client.FieldOwner("spec-example"), client.ForceOwnership); err != nil {
 				t.Fatalf("applying %s: %v", name, err)
 			}
 			got := &unstructured.Unstructured{}
@@ -138,7 +138,7 @@ func TestPrinterColumns(t *testing.T) {
 	ensureNamespace(t, sample.GetNamespace())
 	obj := sample.DeepCopy()
 	delete(obj.Object, "status")
-	if err := k8sClient.Patch(ctx, obj, client.Apply, client.FieldOwner("spec-example"), client.ForceOwnership); err != nil {
+	if err := k8sClient.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("spec-example"), client.ForceOwnership); err != nil {
 		t.Fatalf("applying: %v", err)
 	}
 	status := sample.DeepCopy()
@@ -147,7 +147,7 @@ func TestPrinterColumns(t *testing.T) {
 	conds[0].(map[string]any)["lastTransitionTime"] = "2026-01-01T00:00:00Z"
 	conds[0].(map[string]any)["message"] = "cost within the workload's budget"
 	delete(status.Object, "spec")
-	if err := k8sClient.Status().Patch(ctx, status, client.Apply, client.FieldOwner("status-writer"), client.ForceOwnership); err != nil {
+	if err := k8sClient.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(status), client.FieldOwner("status-writer"), client.ForceOwnership); err != nil {
 		t.Fatalf("writing status: %v", err)
 	}
 

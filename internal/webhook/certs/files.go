@@ -36,7 +36,9 @@ func writeAtomic(path string, content []byte, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
+	// After the rename there is nothing to remove; before it, a leftover temporary file is harmless
+	// (the next write makes a new one), so the error is not worth failing the write for.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	_, err = tmp.Write(content)
 	if err == nil {
 		err = tmp.Chmod(mode)

@@ -24,8 +24,7 @@ func planOptions() Options {
 	return o.withDefaults()
 }
 
-func never(*x509.Certificate) bool  { return false }
-func always(*x509.Certificate) bool { return true }
+func never(*x509.Certificate) bool { return false }
 
 // initial is the data a first decide at t0 produces.
 func initial(t *testing.T, o *Options) (map[string][]byte, *plan) {

@@ -161,7 +161,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatalf("finding a free port: %v", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // the listener only found a free port
 	return l.Addr().(*net.TCPAddr).Port
 }
 

@@ -125,7 +125,10 @@ func startOperator() error {
 func stopOperator() {
 	if stopOp != nil {
 		stopOp()
-		<-opDone
+		// After cancel the manager returns nil; anything else is worth seeing in the test output.
+		if err := <-opDone; err != nil {
+			fmt.Fprintln(os.Stderr, "kcloud-operator stopped with:", err)
+		}
 		stopOp = nil
 	}
 }
