@@ -31,9 +31,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/autoscaler"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
-	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
@@ -220,7 +220,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	fl := fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock, Pods: pods, Nodes: nodes})
+	fl := cluster.New(mgr.GetClient(), cluster.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock, Pods: pods, Nodes: nodes})
 	recorder := mgr.GetEventRecorder(o.OperatorName)
 	if err := workloadoptimizer.SetupIndexes(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("indexing pods: %w", err)
@@ -242,7 +242,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: catalog.Default(), Recorder: recorder,
 			Clock: o.Clock, Options: o.Rebalance,
 			// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
-			Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond,
+			Fleet: cluster.New(mgr.GetClient(), cluster.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond,
 				Pods: pods, Nodes: nodes})}
 		if err := mgr.Add(rb); err != nil {
 			return nil, fmt.Errorf("setting up the rebalancer: %w", err)
@@ -292,7 +292,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 
 // informerStore is the informer's own store for a kind, which the fleet reads without copying; nil
 // when the cache does not expose one (a cache over several namespaces), and the fleet lists instead.
-func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (fleet.Store, error) {
+func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (cluster.Store, error) {
 	inf, err := c.GetInformer(ctx, obj)
 	if err != nil {
 		return nil, fmt.Errorf("informer for %T: %w", obj, err)
@@ -301,7 +301,7 @@ func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (fleet
 	if !ok {
 		return nil, nil
 	}
-	return fleet.IndexerStore{Indexer: si.GetIndexer(), Synced: si.HasSynced}, nil
+	return cluster.IndexerStore{Indexer: si.GetIndexer(), Synced: si.HasSynced}, nil
 }
 
 // setupCertificates makes sure the webhook server's certificate files exist before the manager

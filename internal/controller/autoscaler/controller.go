@@ -33,7 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -49,7 +49,7 @@ type Reconciler struct {
 	Client client.Client
 	// Reader reads targets uncached (their pod template, when no replica runs yet).
 	Reader client.Reader
-	Fleet  *fleet.Fleet
+	Fleet  *cluster.Fleet
 	// Prometheus serves the latency, throughput and prometheus metrics and seeds histories; nil
 	// without --prometheus-url (those metrics are then unavailable).
 	Prometheus Querier
@@ -305,7 +305,7 @@ func (r *Reconciler) price(ctx context.Context, st *state) (bool, error) {
 	}
 	measured := r.Fleet.Readings(ctx)
 	for _, p := range st.pods {
-		if !fleet.Running(p) || !p.DeletionTimestamp.IsZero() {
+		if !cluster.Running(p) || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
 		catalogFig, err := r.Fleet.PodFigures(ctx, p, nil)
@@ -464,7 +464,7 @@ func (r *Reconciler) gpuUtilization(ctx context.Context, st *state) observation 
 	var sum float64
 	var n int32
 	for _, p := range st.pods {
-		if !fleet.Running(p) {
+		if !cluster.Running(p) {
 			continue
 		}
 		if rd, ok := readings[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]; ok && !math.IsNaN(rd.GPUUtilization) {
@@ -534,7 +534,7 @@ func (r *Reconciler) computeLimits(ctx context.Context, st *state) (bool, error)
 			costCap(*cc.MaxCostPerHour)
 		}
 		if cc.BudgetLimit != nil && wo.Status.Budget != nil {
-			if end, err := model.PeriodEnd(st.now, fleet.Period(cc.BudgetPeriod)); err == nil {
+			if end, err := model.PeriodEnd(st.now, kube.PeriodOf(cc.BudgetPeriod)); err == nil {
 				budget(wo.Status.Budget.Remaining, end.Sub(st.now).Hours())
 			}
 		}
@@ -588,7 +588,7 @@ func (r *Reconciler) policyLimits(ctx context.Context, st *state, costCap func(f
 			costCap(*p.Spec.MaxCostPerHour - others)
 		}
 		if p.Spec.Budget != nil && p.Status.RemainingBudget != nil {
-			if end, err := model.PeriodEnd(st.now, fleet.Period(p.Spec.Budget.Period)); err == nil {
+			if end, err := model.PeriodEnd(st.now, kube.PeriodOf(p.Spec.Budget.Period)); err == nil {
 				hours := end.Sub(st.now).Hours()
 				budget(*p.Status.RemainingBudget-others*hours, hours)
 			}

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -17,7 +17,7 @@ import (
 // world is what one run decides on: the snapshot with reservations held, the candidates, and for
 // each candidate its pod and optimizer.
 type world struct {
-	snap  *fleet.Snapshot
+	snap  *cluster.Snapshot
 	in    model.RebalanceInput
 	pods  []*corev1.Pod // in the order of in.Pods
 	wos   []*kcloudv1alpha1.WorkloadOptimizer
@@ -48,7 +48,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 	}
 	running := make([]*corev1.Pod, 0, len(pods))
 	for i := range pods {
-		if fleet.Running(&pods[i]) {
+		if cluster.Running(&pods[i]) {
 			running = append(running, &pods[i])
 		}
 	}
@@ -79,7 +79,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 			w.skipped["its node is not schedulable, ready and priced"]++
 			continue
 		}
-		rule := fleet.NewRule(pod, costPolicies.Items)
+		rule := kube.NewRule(pod, costPolicies.Items)
 		w.in.Pods = append(w.in.Pods, model.RebalanceCandidate{
 			Placed:    model.Placed{Pod: kube.PodRequest(pod), Node: where.Node, Device: where.Device},
 			Namespace: pod.Namespace,
@@ -139,7 +139,7 @@ type policyLimits struct {
 	indexes []int
 }
 
-func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
+func newLimitSet(snap *cluster.Snapshot, running []*corev1.Pod, cps []kcloudv1alpha1.CostPolicy, pps []kcloudv1alpha1.PowerPolicy,
 	wos map[types.NamespacedName]*kcloudv1alpha1.WorkloadOptimizer) *limitSet {
 	ls := &limitSet{byOptimizer: map[types.NamespacedName][]int{}}
 	// What each running pod is charged where it runs, as the scheduler counts usage.

@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -68,7 +68,7 @@ type Rebalancer struct {
 	Client client.Client // the manager's cached client: lists, patches, evictions
 	Reader client.Reader // uncached reads that confirm a destination just before reserving it
 	// Fleet prices nodes; the rebalancer's own, so that every run plans on a fresh snapshot.
-	Fleet    *fleet.Fleet
+	Fleet    *cluster.Fleet
 	Catalog  *catalog.Catalog
 	Recorder events.EventRecorder
 	Clock    clock.Clock

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -31,7 +31,7 @@ import (
 type Reconciler struct {
 	Client   ctrl.Client
 	Reader   ctrl.Reader // uncached reads of targets of any kind
-	Fleet    *fleet.Fleet
+	Fleet    *cluster.Fleet
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	// Interval is how often a workload is re-evaluated without any event (default 5 minutes).
@@ -58,7 +58,7 @@ type state struct {
 
 type runningPod struct {
 	pod *corev1.Pod
-	fig fleet.Figures
+	fig cluster.Figures
 }
 
 type totals struct{ cost, power float64 }

@@ -18,7 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -42,7 +43,7 @@ func ptrTime(t time.Time) *metav1.Time {
 func (r *Reconciler) price(ctx context.Context, st *state) error {
 	measured := r.Fleet.Readings(ctx)
 	for _, p := range st.pods {
-		if !fleet.Running(p) {
+		if !cluster.Running(p) {
 			continue
 		}
 		fig, err := r.Fleet.PodFigures(ctx, p, measured)
@@ -79,16 +80,16 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		policies.Items = nil
 	}
 	placed := make([]model.Placed, 0, len(st.running))
-	rules := make([]fleet.Rule, 0, len(st.running))
+	rules := make([]kube.Rule, 0, len(st.running))
 	for _, rp := range st.running {
 		// Where the snapshot counted the pod; -1 when it did not (its node is cordoned or not
 		// ready): the pod may only move.
 		where, counted := snap.Placed[rp.pod.UID]
 		if !counted {
-			where = fleet.PlacedPod{Node: -1, Device: -1}
+			where = cluster.PlacedPod{Node: -1, Device: -1}
 		}
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
-		rules = append(rules, fleet.NewRule(rp.pod, policies.Items))
+		rules = append(rules, kube.NewRule(rp.pod, policies.Items))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
 	// caps on the whole workload as it places each pod.
@@ -130,7 +131,7 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 		return fmt.Errorf("spec.costConstraints.budgetPeriod: %w", err)
 	}
 	for _, p := range st.pods {
-		if !fleet.Ran(p) {
+		if !cluster.Ran(p) {
 			continue
 		}
 		rate := 0.0
@@ -147,7 +148,7 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 			}
 			rate = fig.CostPerHour
 		}
-		ledger.Amount += rate * fleet.RunInterval(p).HoursWithin(from, now)
+		ledger.Amount += rate * cluster.RunInterval(p).HoursWithin(from, now)
 	}
 	if now.After(ledger.AccountedUntil) {
 		ledger.AccountedUntil = now
@@ -188,7 +189,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	if len(st.running) > 0 {
 		s.AssignedNode = st.running[0].fig.Node
 	}
-	s.PowerSource = fleet.CombineSources(sources)
+	s.PowerSource = cluster.CombineSources(sources)
 	s.OptimizationScore = 0
 	if len(st.running) > 0 {
 		s.OptimizationScore = round(model.OptimizationScore(pl.Current, pl.Best), 4)
