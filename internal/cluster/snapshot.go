@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -91,7 +93,7 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 	}
 	s := &Snapshot{Index: make(map[string]int, len(nodes)), Placed: make(map[types.UID]PlacedPod, len(pods))}
 	for _, node := range nodes {
-		if node.Spec.Unschedulable || !ready(node) {
+		if node.Spec.Unschedulable || !kube.NodeReady(node) {
 			continue
 		}
 		e := f.Node(node)
@@ -115,36 +117,26 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 		}
 		return true
 	})
+	// Each node's pods are counted as the scheduler counts them (kube.Occupy); a pod it cannot
+	// count (an overcommitted node) is left out of Placed, and its node's figures as they are.
+	onNode := make([][]*corev1.Pod, len(s.Nodes))
 	for _, pod := range pods {
-		j, ok := s.Index[pod.Spec.NodeName]
-		if !ok || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-			continue
+		if j, ok := s.Index[pod.Spec.NodeName]; ok {
+			onNode[j] = append(onNode[j], pod)
 		}
-		p := f.request(pod)
-		n := &s.Nodes[j]
-		a := model.Allocation{Device: kube.DeviceIndex(pod)}
-		if p.IsShare() && (a.Device < 0 || a.Device >= n.Devices || n.DeviceFree[a.Device] < p.GPUMilli) {
-			a.Device = model.BestFitDevice(&p, n)
+	}
+	for j := range s.Nodes {
+		uncounted := kube.Occupy(&s.Nodes[j], slices.Values(onNode[j]), kube.OccupyOptions{
+			Request: f.request,
+			Counted: func(pod *corev1.Pod, _ model.Pod, a model.Allocation) {
+				s.Placed[pod.UID] = PlacedPod{Node: j, Device: a.Device}
+			},
+		})
+		if uncounted > 0 {
+			log.FromContext(ctx).V(1).Info("Pods left out of the snapshot: their node is overcommitted", "node", s.Names[j], "pods", uncounted)
 		}
-		if p.IsShare() && a.Device < 0 {
-			continue // an overcommitted share: leave the node's devices as they are
-		}
-		if p.GPUCount > 0 && !p.IsShare() && n.WholeFreeDevices() < p.GPUCount {
-			continue
-		}
-		model.Assign(&p, n, a)
-		s.Placed[pod.UID] = PlacedPod{Node: j, Device: a.Device}
 	}
 	return s, nil
-}
-
-func ready(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Offers counts the accelerator devices the fleet's nodes offer, per extended resource.
