@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/accounting"
 	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -116,17 +117,14 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 		st.wo.Status.Budget = nil
 		return nil
 	}
-	period := model.Period(c.BudgetPeriod)
-	if period == "" {
-		period = model.PeriodMonth
-	}
-	var ledger model.Ledger
+	var start, until *metav1.Time
+	spent := 0.0
 	if b := st.wo.Status.Budget; b != nil {
-		ledger = model.Ledger{PeriodStart: b.PeriodStart.Time, AccountedUntil: b.AccountedUntil.Time, Amount: b.Spend}
+		start, until, spent = &b.PeriodStart, &b.AccountedUntil, b.Spend
 	}
 	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
 	now := st.now.Truncate(time.Second)
-	ledger, from, err := ledger.Advance(now, period)
+	ledger, from, err := accounting.ResumeLedger(start, until, spent, now, kube.PeriodOf(c.BudgetPeriod))
 	if err != nil {
 		return fmt.Errorf("spec.costConstraints.budgetPeriod: %w", err)
 	}
