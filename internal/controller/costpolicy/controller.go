@@ -6,7 +6,6 @@ package costpolicy
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -76,7 +75,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.PeriodStart = &metav1.Time{Time: ledger.PeriodStart}
 	s.AccountedUntil = &metav1.Time{Time: ledger.AccountedUntil}
 	s.CurrentSpend = ledger.Amount // exact: rounding on every accounting would drift
-	s.CurrentCostPerHour = round(covered.CostPerHour)
+	// Micro-dollars: enough to lose no cent over a period, few enough digits to read.
+	s.CurrentCostPerHour = model.Round(covered.CostPerHour, 6)
 	s.CoveredPods = covered.Pods
 	s.ObservedGeneration = cp.Generation
 	s.RemainingBudget = nil
@@ -114,9 +114,6 @@ func (r *Reconciler) interval() time.Duration {
 	}
 	return r.Interval
 }
-
-// round keeps micro-dollars: enough to lose no cent over a period, few enough digits to read.
-func round(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
 // SetupWithManager reconciles on spec changes and then every interval.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {

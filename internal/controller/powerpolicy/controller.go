@@ -86,7 +86,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.AccountedUntil = &metav1.Time{Time: next.AccountedUntil}
 	s.EnergyThisPeriodKWh = next.Amount
 	s.CarbonThisPeriodKg = carbon
-	s.CurrentPowerWatts = float64(int64(covered.PowerWatts*10+0.5)) / 10
+	s.CurrentPowerWatts = model.Round(covered.PowerWatts, 1)
 	s.CoveredPods = covered.Pods
 	s.ObservedGeneration = pp.Generation
 

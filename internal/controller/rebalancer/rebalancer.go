@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -244,7 +243,7 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 	if err := r.Reader.Get(ctx, client.ObjectKey{Name: mv.To}, node); err != nil {
 		return fmt.Errorf("reading node %s: %w", mv.To, err)
 	}
-	if node.Spec.Unschedulable || !nodeReady(node) {
+	if node.Spec.Unschedulable || !kube.NodeReady(node) {
 		return fmt.Errorf("node %s is no longer ready and schedulable", mv.To)
 	}
 	facts, _, err := kube.NodeEconomics(r.Catalog, node)
@@ -285,15 +284,6 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 		return fmt.Errorf("node %s no longer has room for pod %s", mv.To, mv.Pod)
 	}
 	return nil
-}
-
-func nodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // annotateNode sets (value non-empty) or removes one annotation of a node with a merge patch,
@@ -404,7 +394,7 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		}
 		if len(a.st.Moves) < 20 {
 			a.st.Moves = append(a.st.Moves, kcloudv1alpha1.RebalanceMove{Pod: m.Pod.Name, From: m.From, To: m.To, Outcome: m.Outcome,
-				SavingsPerHour: round(m.Saving.CostPerHour, 4), PowerSavings: round(m.Saving.PowerWatts, 1)})
+				SavingsPerHour: model.Round(m.Saving.CostPerHour, 4), PowerSavings: model.Round(m.Saving.PowerWatts, 1)})
 		}
 	}
 	for key, wo := range w.byKey {
@@ -426,7 +416,7 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		a := per[key]
 		st := a.st
 		st.LastRun, st.DryRun = &at, rep.DryRun
-		st.PlannedSavingsPerHour, st.PlannedPowerSavings = round(st.PlannedSavingsPerHour, 4), round(st.PlannedPowerSavings, 1)
+		st.PlannedSavingsPerHour, st.PlannedPowerSavings = model.Round(st.PlannedSavingsPerHour, 4), model.Round(st.PlannedPowerSavings, 1)
 		if prev := wo.Status.Rebalancing; prev != nil {
 			st.TotalEvictions = prev.TotalEvictions
 		}
@@ -442,9 +432,4 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		}
 	}
 	return nil
-}
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
 }

@@ -20,6 +20,7 @@ import (
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/accounting"
 	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -168,12 +169,12 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	s.ObservedGeneration = wo.Generation
 	s.Replicas = int32(len(st.pods))
 	s.RunningReplicas = int32(len(st.running))
-	s.CurrentCost = round(st.current.cost, 4)
-	s.CurrentPower = round(st.current.power, 1)
+	s.CurrentCost = model.Round(st.current.cost, 4)
+	s.CurrentPower = model.Round(st.current.power, 1)
 	pl := st.placement
-	s.BestCost = round(pl.Best.CostPerHour, 4)
-	s.BestPower = round(pl.Best.PowerWatts, 1)
-	s.PotentialSavings = round(max(0, pl.Current.CostPerHour-pl.Best.CostPerHour), 4)
+	s.BestCost = model.Round(pl.Best.CostPerHour, 4)
+	s.BestPower = model.Round(pl.Best.PowerWatts, 1)
+	s.PotentialSavings = model.Round(max(0, pl.Current.CostPerHour-pl.Best.CostPerHour), 4)
 	var nodes, sources []string
 	for _, rp := range st.running {
 		if !slices.Contains(nodes, rp.fig.Node) {
@@ -190,7 +191,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	s.PowerSource = cluster.CombineSources(sources)
 	s.OptimizationScore = 0
 	if len(st.running) > 0 {
-		s.OptimizationScore = round(model.OptimizationScore(pl.Current, pl.Best), 4)
+		s.OptimizationScore = model.Round(model.OptimizationScore(pl.Current, pl.Best), 4)
 	}
 
 	was := map[string]metav1.ConditionStatus{}
@@ -240,19 +241,19 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 
 	// Events on transitions only, so a steady workload does not flood the namespace.
 	if st.target != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
-		st.events = append(st.events, event{corev1.EventTypeWarning, kcloudv1alpha1.ReasonTargetNotFound, "FindPods", st.target.Error()})
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ReasonTargetNotFound, Action: "FindPods", Note: st.target.Error()})
 	}
 	if s.Phase == kcloudv1alpha1.PhaseOptimized && (was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionTrue || nodesChanged(st)) {
-		st.events = append(st.events, event{corev1.EventTypeNormal, "WorkloadOptimized", "Optimize",
-			fmt.Sprintf("%d pod(s) on %v cost %.4f USD/h and draw %.1f W; optimization score %.2f",
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeNormal, Reason: "WorkloadOptimized", Action: "Optimize",
+			Note: fmt.Sprintf("%d pod(s) on %v cost %.4f USD/h and draw %.1f W; optimization score %.2f",
 				len(st.running), s.AssignedNodes, s.CurrentCost, s.CurrentPower, s.OptimizationScore)})
 	}
 	if len(st.running) > 0 && !cheapest && was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionFalse {
-		st.events = append(st.events, event{corev1.EventTypeNormal, kcloudv1alpha1.ReasonCheaperPlacementAvailable, "Optimize",
-			fmt.Sprintf("moving %d pod(s) would save %.4f USD/h (%.4f now, %.4f at best)", len(st.running), s.PotentialSavings, s.CurrentCost, s.BestCost)})
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeNormal, Reason: kcloudv1alpha1.ReasonCheaperPlacementAvailable, Action: "Optimize",
+			Note: fmt.Sprintf("moving %d pod(s) would save %.4f USD/h (%.4f now, %.4f at best)", len(st.running), s.PotentialSavings, s.CurrentCost, s.BestCost)})
 	}
 	if within == metav1.ConditionFalse && was[kcloudv1alpha1.ConditionWithinBudget] != metav1.ConditionFalse {
-		st.events = append(st.events, event{corev1.EventTypeWarning, reason, "Account", msg})
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: reason, Action: "Account", Note: msg})
 	}
 	if st.target != nil {
 		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.target.Error())
@@ -315,11 +316,6 @@ func limitsState(wo *kcloudv1alpha1.WorkloadOptimizer) (metav1.ConditionStatus, 
 		msg += fmt.Sprintf("; %.4f USD of the budget left", s.Budget.Remaining)
 	}
 	return metav1.ConditionTrue, kcloudv1alpha1.ReasonWithinBudget, msg
-}
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
 }
 
 // savingsClock integrates each workload's savings rate over time for kcloud_cost_savings_total.
