@@ -55,12 +55,12 @@ func (pc *PolicyConditions) Budget(amount *float64, thresholds []int32, used flo
 		return
 	}
 	if used >= *amount {
-		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, usage)
+		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExhausted, usage)
 	} else {
 		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
 	}
 	if top := model.ThresholdsReached(used, *amount, thresholds); top > 0 {
-		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", usage, top))
+		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonThresholdReached, fmt.Sprintf("%s: the %d%% threshold is reached", usage, top))
 	} else {
 		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
 	}

@@ -44,11 +44,11 @@ type Reconciler struct {
 
 // state is what one reconcile works on; sub-reconcilers fill it in turn.
 type state struct {
-	wo     *kcloudv1alpha1.WorkloadOptimizer
-	now    time.Time
-	pods   []*corev1.Pod  // the workload's pods
-	target error          // why the target could not be read, if it could not
-	events []events.Event // recorded once status is written
+	wo        *kcloudv1alpha1.WorkloadOptimizer
+	now       time.Time
+	pods      []*corev1.Pod  // the workload's pods
+	targetErr error          // why the target could not be read, if it could not
+	events    []events.Event // recorded once status is written
 	// figures of running pods, in the order of pods
 	running []runningPod
 	current totals

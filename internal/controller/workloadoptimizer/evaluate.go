@@ -217,10 +217,10 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 					len(st.running), pl.Current.CostPerHour, pl.Best.CostPerHour, pl.Current.CostPerHour-pl.Best.CostPerHour))
 		}
 		if frugal {
-			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonFrugalPlacement,
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonLowestPowerPlacement,
 				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; no feasible placement adds less", len(st.running), pl.Current.PowerWatts))
 		} else {
-			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonFrugalPlacementAvailable,
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonLowerPowerPlacementAvailable,
 				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; on feasible nodes they would add %.1f W (%.1f less)",
 					len(st.running), pl.Current.PowerWatts, pl.Best.PowerWatts, pl.Current.PowerWatts-pl.Best.PowerWatts))
 		}
@@ -229,7 +229,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
 
 	switch {
-	case st.target != nil:
+	case st.targetErr != nil:
 		s.Phase = kcloudv1alpha1.PhaseFailed
 	case len(st.running) == 0:
 		s.Phase = kcloudv1alpha1.PhasePending
@@ -240,8 +240,8 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 
 	// Events on transitions only, so a steady workload does not flood the namespace.
-	if st.target != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
-		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ReasonTargetNotFound, Action: "FindPods", Note: st.target.Error()})
+	if st.targetErr != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ReasonTargetNotFound, Action: "FindPods", Note: st.targetErr.Error()})
 	}
 	if s.Phase == kcloudv1alpha1.PhaseOptimized && (was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionTrue || nodesChanged(st)) {
 		st.events = append(st.events, events.Event{Type: corev1.EventTypeNormal, Reason: "WorkloadOptimized", Action: "Optimize",
@@ -255,8 +255,8 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	if within == metav1.ConditionFalse && was[kcloudv1alpha1.ConditionWithinBudget] != metav1.ConditionFalse {
 		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: reason, Action: "Account", Note: msg})
 	}
-	if st.target != nil {
-		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.target.Error())
+	if st.targetErr != nil {
+		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.targetErr.Error())
 	}
 	return nil
 }
@@ -295,7 +295,7 @@ func limitsState(wo *kcloudv1alpha1.WorkloadOptimizer) (metav1.ConditionStatus, 
 		if c.BudgetLimit != nil && s.Budget != nil {
 			limited = true
 			if s.Budget.Remaining <= 0 {
-				return metav1.ConditionFalse, kcloudv1alpha1.ReasonBudgetExceeded,
+				return metav1.ConditionFalse, kcloudv1alpha1.ReasonBudgetExhausted,
 					fmt.Sprintf("spent %.4f USD of spec.costConstraints.budgetLimit %.4f in the period since %s",
 						s.Budget.Spend, *c.BudgetLimit, s.Budget.PeriodStart.UTC().Format(time.RFC3339))
 			}

@@ -63,7 +63,7 @@ func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 	if ref := wo.Spec.TargetRef; ref != nil {
 		sel, err := r.targetSelector(ctx, wo.Namespace, ref)
 		if err != nil {
-			st.target = err
+			st.targetErr = err
 		} else {
 			selectors = append(selectors, sel)
 		}
