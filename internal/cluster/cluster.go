@@ -20,7 +20,8 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// Fleet is shared by the controllers; it is safe for concurrent use.
+// Fleet is the cluster's nodes and pods as the operator's controllers read them, priced and powered;
+// it is shared by the controllers and safe for concurrent use.
 type Fleet struct {
 	reader    client.Reader
 	pods      Store // nil: list through reader

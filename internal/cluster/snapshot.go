@@ -55,7 +55,8 @@ func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot,
 }
 
 // Snapshot returns the free capacity of every schedulable, ready node that the catalog can price,
-// rebuilt when older than the maximum age. Callers must not modify it.
+// rebuilt when older than the maximum age (on every call with AlwaysRebuild). Callers must not
+// modify it.
 func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 	f.snapMu.Lock()
 	now := f.clock.Now()
