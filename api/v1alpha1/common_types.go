@@ -51,22 +51,22 @@ const ConditionCarbonExceeded = "CarbonIntensityExceeded"
 
 // Condition reasons shared by the kinds of this package.
 const (
-	ReasonWithinBudget   = "WithinBudget"
-	ReasonBudgetWarning  = "ThresholdReached"
-	ReasonBudgetExceeded = "BudgetExhausted"
-	ReasonWithinCap      = "WithinCap"
-	ReasonCapExceeded    = "CapExceeded"
+	ReasonWithinBudget     = "WithinBudget"
+	ReasonThresholdReached = "ThresholdReached"
+	ReasonBudgetExhausted  = "BudgetExhausted"
+	ReasonWithinCap        = "WithinCap"
+	ReasonCapExceeded      = "CapExceeded"
 )
 
 // Condition reasons of WorkloadOptimizer.
 const (
-	ReasonCheapestPlacement         = "CheapestPlacement"
-	ReasonCheaperPlacementAvailable = "CheaperPlacementAvailable"
-	ReasonFrugalPlacement           = "LowestPowerPlacement"
-	ReasonFrugalPlacementAvailable  = "LowerPowerPlacementAvailable"
-	ReasonNoRunningPods             = "NoRunningPods"
-	ReasonNoLimits                  = "NoLimits"
-	ReasonTargetNotFound            = "TargetNotFound"
+	ReasonCheapestPlacement            = "CheapestPlacement"
+	ReasonCheaperPlacementAvailable    = "CheaperPlacementAvailable"
+	ReasonLowestPowerPlacement         = "LowestPowerPlacement"
+	ReasonLowerPowerPlacementAvailable = "LowerPowerPlacementAvailable"
+	ReasonNoRunningPods                = "NoRunningPods"
+	ReasonNoLimits                     = "NoLimits"
+	ReasonTargetNotFound               = "TargetNotFound"
 )
 
 // FinalizerCleanup lets the operator remove what it added to a workload (the link label on its

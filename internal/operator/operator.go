@@ -1,6 +1,7 @@
 // Package operator assembles the kcloud-operator: a controller-runtime manager running the
-// WorkloadOptimizer, CostPolicy and PowerPolicy controllers over a shared Fleet, with leader
-// election, probes, authenticated metrics and graceful shutdown.
+// WorkloadOptimizer, CostPolicy and PowerPolicy controllers and the autoscaler over one shared view
+// of the cluster (internal/cluster), the rebalancer, the admission webhooks, leader election,
+// probes, authenticated metrics and graceful shutdown, all over one catalog and one clock.
 package operator
 
 import (
@@ -20,6 +21,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,9 +33,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/autoscaler"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
-	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
@@ -73,8 +75,12 @@ type Options struct {
 	// Telemetry, when set, is used instead of a Prometheus at PrometheusURL.
 	Telemetry        telemetry.Source
 	GracefulShutdown time.Duration
-	Clock            clock.Clock
-	PprofAddr        string // net/http/pprof (/debug/pprof/); empty disables it
+	// Clock is every controller's, the rebalancer's and the fleets' clock (default: the real one).
+	Clock clock.Clock
+	// Catalog prices and powers nodes for every controller, the rebalancer and the webhooks
+	// (default: catalog.Default()).
+	Catalog   *catalog.Catalog
+	PprofAddr string // net/http/pprof (/debug/pprof/); empty disables it
 	// WebhookPort serves the admission webhooks (0: no webhooks); WebhookHost is the address to bind
 	// (all when empty); WebhookCertDir holds tls.crt and tls.key.
 	WebhookPort    int
@@ -128,6 +134,9 @@ func (o *Options) defaults() {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Catalog == nil {
+		o.Catalog = catalog.Default()
+	}
 	if o.GracefulShutdown <= 0 {
 		o.GracefulShutdown = 30 * time.Second
 	}
@@ -147,14 +156,52 @@ func Scheme() *runtime.Scheme {
 // New builds the manager with every controller registered.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	o.defaults()
-	if cfg.QPS == 0 && cfg.RateLimiter == nil {
-		// A config read from a kubeconfig file keeps client-go's default of 5 requests per second,
-		// which stretches one status write per optimizer into many minutes at a few thousand
-		// optimizers. Rely on the API server's priority and fairness instead, as controller-runtime
-		// does for the configs it loads itself (in-cluster and $KUBECONFIG).
-		cfg = rest.CopyConfig(cfg)
-		cfg.QPS = -1
+	cfg = unthrottled(cfg)
+	mo, err := managerOptions(cfg, o)
+	if err != nil {
+		return nil, err
 	}
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	a := &assembly{o: o, mgr: mgr, recorder: mgr.GetEventRecorder(o.OperatorName)}
+	for _, step := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"connecting telemetry", a.telemetrySource},
+		{"setting up the fleet", a.fleets},
+		{"setting up the controllers", a.controllers},
+		{"setting up the rebalancer", a.rebalancer},
+		{"setting up the autoscaler", a.autoscaler},
+		{"setting up the webhooks", a.webhooks},
+		{"setting up the probes", a.probes},
+	} {
+		if err := step.run(context.Background()); err != nil {
+			return nil, fmt.Errorf("%s: %w", step.name, err)
+		}
+	}
+	return mgr, nil
+}
+
+// unthrottled lifts client-go's client-side rate limit from a config that sets none. A config read
+// from a kubeconfig file keeps client-go's default of 5 requests per second, which stretches one
+// status write per optimizer into many minutes at a few thousand optimizers. Rely on the API
+// server's priority and fairness instead, as controller-runtime does for the configs it loads
+// itself (in-cluster and $KUBECONFIG).
+func unthrottled(cfg *rest.Config) *rest.Config {
+	if cfg.QPS != 0 || cfg.RateLimiter != nil {
+		return cfg
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS = -1
+	return cfg
+}
+
+// managerOptions are the manager's: scheme, probes, leader election, metrics, the cache (trimmed
+// pods, watched namespaces) and the webhook server.
+func managerOptions(cfg *rest.Config, o Options) (ctrl.Options, error) {
 	mo := ctrl.Options{
 		PprofBindAddress:              o.PprofAddr,
 		Scheme:                        Scheme(),
@@ -194,84 +241,123 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if o.LeaderElect && o.PodName != "" {
 		lock, err := leaseLock(cfg, o)
 		if err != nil {
-			return nil, err
+			return mo, err
 		}
 		mo.LeaderElectionResourceLockInterface = lock
 	}
-	mgr, err := ctrl.NewManager(cfg, mo)
-	if err != nil {
-		return nil, fmt.Errorf("creating the manager: %w", err)
-	}
+	return mo, nil
+}
 
-	source := o.Telemetry
-	if source == nil && o.PrometheusURL != "" {
-		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: o.PrometheusURL, Clock: o.Clock})
+// assembly is what New's setup steps share: the options (defaulted: one catalog, one clock), the
+// manager, and what earlier steps made for later ones.
+type assembly struct {
+	o        Options
+	mgr      ctrl.Manager
+	recorder events.EventRecorder
+	source   telemetry.Source // nil: the catalog power model only
+	// pods and nodes are the informers' stores (nil: the fleets list through the cache's client);
+	// fleet is the controllers' shared view of the cluster.
+	pods, nodes cluster.Store
+	fleet       *cluster.Fleet
+}
+
+// telemetrySource is Options.Telemetry, else a Prometheus at PrometheusURL, else none.
+func (a *assembly) telemetrySource(context.Context) error {
+	a.source = a.o.Telemetry
+	if a.source == nil && a.o.PrometheusURL != "" {
+		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: a.o.PrometheusURL, Clock: a.o.Clock})
 		if err != nil {
-			return nil, fmt.Errorf("--prometheus-url: %w", err)
+			return fmt.Errorf("--prometheus-url: %w", err)
 		}
-		source = p
+		a.source = p
 	}
-	ctx := context.Background()
-	pods, err := informerStore(ctx, mgr.GetCache(), &corev1.Pod{})
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+// fleets makes the controllers' shared fleet over the informers' stores.
+func (a *assembly) fleets(ctx context.Context) error {
+	var err error
+	if a.pods, err = informerStore(ctx, a.mgr.GetCache(), &corev1.Pod{}); err != nil {
+		return err
 	}
-	nodes, err := informerStore(ctx, mgr.GetCache(), &corev1.Node{})
-	if err != nil {
-		return nil, err
+	if a.nodes, err = informerStore(ctx, a.mgr.GetCache(), &corev1.Node{}); err != nil {
+		return err
 	}
-	fl := fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Telemetry: source, Clock: o.Clock, Pods: pods, Nodes: nodes})
-	recorder := mgr.GetEventRecorder(o.OperatorName)
+	a.fleet = cluster.New(a.mgr.GetClient(), cluster.Options{Catalog: a.o.Catalog, Telemetry: a.source, Clock: a.o.Clock,
+		Pods: a.pods, Nodes: a.nodes})
+	return nil
+}
+
+// controllers registers the WorkloadOptimizer, CostPolicy and PowerPolicy controllers.
+func (a *assembly) controllers(ctx context.Context) error {
+	mgr, o := a.mgr, a.o
 	if err := workloadoptimizer.SetupIndexes(ctx, mgr); err != nil {
-		return nil, fmt.Errorf("indexing pods: %w", err)
+		return fmt.Errorf("indexing pods: %w", err)
 	}
-	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: fl, Recorder: recorder,
+	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: a.fleet, Recorder: a.recorder,
 		Clock: o.Clock, Interval: o.ReoptimizeInterval}
 	if err := wo.SetupWithManager(mgr, o.Workers); err != nil {
-		return nil, fmt.Errorf("setting up the WorkloadOptimizer controller: %w", err)
+		return fmt.Errorf("WorkloadOptimizer controller: %w", err)
 	}
-	cp := &costpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	cp := &costpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval}
 	if err := cp.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up the CostPolicy controller: %w", err)
+		return fmt.Errorf("CostPolicy controller: %w", err)
 	}
-	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: fl, Recorder: recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval}
 	if err := pp.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up the PowerPolicy controller: %w", err)
+		return fmt.Errorf("PowerPolicy controller: %w", err)
 	}
-	if o.Rebalance.Interval > 0 {
-		rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: catalog.Default(), Recorder: recorder,
-			Clock: o.Clock, Options: o.Rebalance,
-			// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
-			Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), Clock: clock.RealClock{}, SnapshotMaxAge: time.Nanosecond,
-				Pods: pods, Nodes: nodes})}
-		if err := mgr.Add(rb); err != nil {
-			return nil, fmt.Errorf("setting up the rebalancer: %w", err)
-		}
+	return nil
+}
+
+// rebalancer adds the rebalancer when it has an interval, over a fleet of its own.
+func (a *assembly) rebalancer(context.Context) error {
+	if a.o.Rebalance.Interval <= 0 {
+		return nil
 	}
-	as := &autoscaler.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: fl, Recorder: recorder, Clock: o.Clock,
-		Step: o.AutoscaleStep, Season: o.AutoscaleSeason,
+	mgr, o := a.mgr, a.o
+	rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: o.Catalog, Recorder: a.recorder,
+		Clock: o.Clock, Options: o.Rebalance,
+		// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
+		Fleet: cluster.New(mgr.GetClient(), cluster.Options{Catalog: o.Catalog, Clock: o.Clock, SnapshotMaxAge: cluster.AlwaysRebuild,
+			Pods: a.pods, Nodes: a.nodes})}
+	return mgr.Add(rb)
+}
+
+// autoscaler registers the autoscaler; it queries Prometheus when the telemetry source is one.
+func (a *assembly) autoscaler(context.Context) error {
+	o := a.o
+	as := &autoscaler.Reconciler{Client: a.mgr.GetClient(), Reader: a.mgr.GetAPIReader(), Fleet: a.fleet, Recorder: a.recorder,
+		Clock: o.Clock, Step: o.AutoscaleStep, Season: o.AutoscaleSeason,
 		Queries: autoscaler.Queries{Throughput: o.AutoscaleThroughputQuery, Latency: o.AutoscaleLatencyQuery}}
-	if q, ok := source.(autoscaler.Querier); ok {
+	if q, ok := a.source.(autoscaler.Querier); ok {
 		as.Prometheus = q
 	}
-	if err := as.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up the autoscaler: %w", err)
+	return as.SetupWithManager(a.mgr)
+}
+
+// webhooks registers the admission webhooks, with their certificates when the operator manages
+// them, and the webhook server's readiness; nothing without a webhook port.
+func (a *assembly) webhooks(context.Context) error {
+	if a.o.WebhookPort <= 0 {
+		return nil
 	}
-	if o.WebhookPort > 0 && o.WebhookCerts != nil {
-		if err := setupCertificates(mgr, o); err != nil {
-			return nil, err
+	if a.o.WebhookCerts != nil {
+		if err := setupCertificates(a.mgr, a.o); err != nil {
+			return err
 		}
 	}
-	if o.WebhookPort > 0 {
-		if err := webhookv1alpha1.Setup(mgr, webhookv1alpha1.Deps{Catalog: catalog.Default(), Offers: fl.Offers, Cheapest: fl.Cheapest}); err != nil {
-			return nil, fmt.Errorf("setting up the webhooks: %w", err)
-		}
-		if err := mgr.AddReadyzCheck("webhook-server", mgr.GetWebhookServer().StartedChecker()); err != nil {
-			return nil, err
-		}
+	if err := webhookv1alpha1.Setup(a.mgr, webhookv1alpha1.Deps{Catalog: a.o.Catalog, Offers: a.fleet.Offers, Cheapest: a.fleet.Cheapest}); err != nil {
+		return err
 	}
+	return a.mgr.AddReadyzCheck("webhook-server", a.mgr.GetWebhookServer().StartedChecker())
+}
+
+// probes adds liveness, readiness once the caches have synced, and the scheduler's health probe.
+func (a *assembly) probes(context.Context) error {
+	mgr := a.mgr
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
+		return err
 	}
 	// Ready once the caches have synced: before that, status would be computed from half a fleet.
 	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
@@ -280,19 +366,17 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if o.CoreSchedulerURL != "" {
-		if err := mgr.Add(&schedulerProbe{url: o.CoreSchedulerURL + "/healthz", every: 30 * time.Second}); err != nil {
-			return nil, err
-		}
+	if a.o.CoreSchedulerURL != "" {
+		return mgr.Add(&schedulerProbe{url: a.o.CoreSchedulerURL + "/healthz", every: 30 * time.Second})
 	}
-	return mgr, nil
+	return nil
 }
 
 // informerStore is the informer's own store for a kind, which the fleet reads without copying; nil
 // when the cache does not expose one (a cache over several namespaces), and the fleet lists instead.
-func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (fleet.Store, error) {
+func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (cluster.Store, error) {
 	inf, err := c.GetInformer(ctx, obj)
 	if err != nil {
 		return nil, fmt.Errorf("informer for %T: %w", obj, err)
@@ -301,7 +385,7 @@ func informerStore(ctx context.Context, c cache.Cache, obj client.Object) (fleet
 	if !ok {
 		return nil, nil
 	}
-	return fleet.IndexerStore{Indexer: si.GetIndexer(), Synced: si.HasSynced}, nil
+	return cluster.IndexerStore{Indexer: si.GetIndexer(), Synced: si.HasSynced}, nil
 }
 
 // setupCertificates makes sure the webhook server's certificate files exist before the manager

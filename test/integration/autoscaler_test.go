@@ -27,8 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/autoscaler"
-	"kcloud.io/optimizer/internal/controller/fleet"
 	"kcloud.io/optimizer/internal/telemetry"
 	"kcloud.io/optimizer/pkg/catalog"
 )
@@ -116,7 +116,7 @@ func TestAutoscaler(t *testing.T) {
 	broadcaster.StartRecordingToSink(ctx.Done())
 	defer broadcaster.Shutdown()
 	r := &autoscaler.Reconciler{Client: k8sClient, Reader: k8sClient, Prometheus: prom,
-		Fleet:    fleet.New(k8sClient, fleet.Options{Clock: clk}),
+		Fleet:    cluster.New(k8sClient, cluster.Options{Clock: clk}),
 		Recorder: broadcaster.NewRecorder(scheme, "kcloud-operator"), Clock: clk, Step: step, Season: 24 * step}
 	if err := r.Queries.Parse(); err != nil {
 		t.Fatal(err)

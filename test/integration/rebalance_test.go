@@ -23,7 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/operator"
 	"kcloud.io/optimizer/pkg/catalog"
@@ -47,7 +47,7 @@ func startRebalancer(t *testing.T, clk *clocktesting.FakeClock, o rebalancer.Opt
 	}
 	return &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: catalog.Default(),
 		Recorder: mgr.GetEventRecorder("rebalancer-test"), Clock: clk, Options: o,
-		Fleet: fleet.New(mgr.GetClient(), fleet.Options{Catalog: catalog.Default(), SnapshotMaxAge: time.Nanosecond})}
+		Fleet: cluster.New(mgr.GetClient(), cluster.Options{Catalog: catalog.Default(), Clock: clk, SnapshotMaxAge: cluster.AlwaysRebuild})}
 }
 
 // ownedPod creates a one-GPU pod of a ReplicaSet, bound to a node and Running.

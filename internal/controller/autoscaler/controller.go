@@ -36,7 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -52,7 +52,7 @@ type Reconciler struct {
 	Client client.Client
 	// Reader reads targets uncached (their pod template, when no replica runs yet).
 	Reader client.Reader
-	Fleet  *fleet.Fleet
+	Fleet  *cluster.Fleet
 	// Prometheus serves the latency, throughput and prometheus metrics and seeds histories; nil
 	// without --prometheus-url (those metrics are then unavailable).
 	Prometheus Querier

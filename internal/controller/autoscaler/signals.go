@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/internal/telemetry"
 	"kcloud.io/optimizer/pkg/model"
@@ -30,7 +30,7 @@ func (r *Reconciler) priceReplicas(ctx context.Context, st *state) error {
 	measured := r.Fleet.Readings(ctx)
 	fig := &st.figures
 	for _, p := range st.pods {
-		if !fleet.Running(p) || !p.DeletionTimestamp.IsZero() {
+		if !cluster.Running(p) || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
 		catalogFig, err := r.Fleet.PodFigures(ctx, p, nil)
@@ -223,7 +223,7 @@ func meanGPUUtilization(pods []*corev1.Pod, readings map[types.NamespacedName]te
 	var sum float64
 	var n int32
 	for _, p := range pods {
-		if !fleet.Running(p) {
+		if !cluster.Running(p) {
 			continue
 		}
 		if rd, ok := readings[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}]; ok && !math.IsNaN(rd.GPUUtilization) {

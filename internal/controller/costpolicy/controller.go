@@ -6,14 +6,12 @@ package costpolicy
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
+	k8sevents "k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,16 +22,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/accounting"
+	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
 // Reconciler accounts one CostPolicy at a time.
 type Reconciler struct {
 	Client   client.Client
-	Fleet    *fleet.Fleet
-	Recorder events.EventRecorder
+	Fleet    *cluster.Fleet
+	Recorder k8sevents.EventRecorder
 	Clock    clock.PassiveClock
 	// Interval is how often spend is accounted (default 1 minute); a pod deleted between two
 	// accountings is charged up to the earlier one.
@@ -57,13 +58,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	period := model.PeriodMonth
 	if cp.Spec.Budget != nil {
-		period = fleet.Period(cp.Spec.Budget.Period)
+		period = kube.PeriodOf(cp.Spec.Budget.Period)
 	}
-	ledger, from, err := fleet.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.CurrentSpend, now, period)
+	ledger, from, err := accounting.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.CurrentSpend, now, period)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("CostPolicy %s: spec.budget.period: %w", cp.Name, err)
 	}
-	covered, err := r.Fleet.Cover(ctx, cp.Spec.PolicyTarget, from, now, 0)
+	covered, err := accounting.Cover(ctx, r.Fleet, cp.Spec.PolicyTarget, from, now, 0)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("CostPolicy %s: %w", cp.Name, err)
 	}
@@ -74,12 +75,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.PeriodStart = &metav1.Time{Time: ledger.PeriodStart}
 	s.AccountedUntil = &metav1.Time{Time: ledger.AccountedUntil}
 	s.CurrentSpend = ledger.Amount // exact: rounding on every accounting would drift
-	s.CurrentCostPerHour = round(covered.CostPerHour)
+	// Micro-dollars: enough to lose no cent over a period, few enough digits to read.
+	s.CurrentCostPerHour = model.Round(covered.CostPerHour, 6)
 	s.CoveredPods = covered.Pods
 	s.ObservedGeneration = cp.Generation
 	s.RemainingBudget = nil
 
-	conds := fleet.NewPolicyConditions(&s.Conditions, cp.Generation, cp.Spec.Enforcement)
+	conds := accounting.NewPolicyConditions(&s.Conditions, cp.Generation, cp.Spec.Enforcement)
 	var amount *float64
 	var thresholds []int32
 	if b := cp.Spec.Budget; b != nil {
@@ -88,19 +90,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		amount, thresholds = &b.Amount, b.AlertThresholds
 	}
 	conds.Budget(amount, thresholds, ledger.Amount, fmt.Sprintf("spent %.4f of %.4f USD in the %s since %s",
-		ledger.Amount, fleet.ValueOr0(amount), period, ledger.PeriodStart.Format(time.RFC3339)))
+		ledger.Amount, accounting.ValueOr0(amount), period, ledger.PeriodStart.Format(time.RFC3339)))
 	c := cp.Spec.MaxCostPerHour
 	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.CostPerHour > *c,
-		fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, fleet.ValueOr0(c)))
+		fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, accounting.ValueOr0(c)))
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})
 		if err := r.Client.Status().Patch(ctx, cp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of CostPolicy %s: %w", cp.Name, err)
 		}
-		for _, e := range conds.Events {
-			r.Recorder.Eventf(cp, nil, corev1.EventTypeWarning, e[0], "Account", "%s", e[1])
-		}
+		events.Record(r.Recorder, cp, nil, conds.Events)
 	}
 	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
 	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
@@ -114,9 +114,6 @@ func (r *Reconciler) interval() time.Duration {
 	}
 	return r.Interval
 }
-
-// round keeps micro-dollars: enough to lose no cent over a period, few enough digits to read.
-func round(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 
 // SetupWithManager reconciles on spec changes and then every interval.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {

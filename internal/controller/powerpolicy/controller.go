@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
+	k8sevents "k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,16 +24,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/accounting"
+	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
 // Reconciler accounts one PowerPolicy at a time.
 type Reconciler struct {
 	Client   client.Client
-	Fleet    *fleet.Fleet
-	Recorder events.EventRecorder
+	Fleet    *cluster.Fleet
+	Recorder k8sevents.EventRecorder
 	Clock    clock.PassiveClock
 	// Interval is how often energy is accounted (default 1 minute).
 	Interval time.Duration
@@ -57,10 +59,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	period := model.PeriodMonth
 	if pp.Spec.EnergyBudget != nil {
-		period = fleet.Period(pp.Spec.EnergyBudget.Period)
+		period = kube.PeriodOf(pp.Spec.EnergyBudget.Period)
 	}
 	carbon := s.CarbonThisPeriodKg
-	next, from, err := fleet.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.EnergyThisPeriodKWh, now, period)
+	next, from, err := accounting.ResumeLedger(s.PeriodStart, s.AccountedUntil, s.EnergyThisPeriodKWh, now, period)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("PowerPolicy %s: spec.energyBudget.period: %w", pp.Name, err)
 	}
@@ -71,7 +73,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if pp.Spec.MaxCarbonIntensity != nil {
 		maxCarbon = *pp.Spec.MaxCarbonIntensity
 	}
-	covered, err := r.Fleet.Cover(ctx, pp.Spec.PolicyTarget, from, now, maxCarbon)
+	covered, err := accounting.Cover(ctx, r.Fleet, pp.Spec.PolicyTarget, from, now, maxCarbon)
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("PowerPolicy %s: %w", pp.Name, err)
 	}
@@ -84,21 +86,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.AccountedUntil = &metav1.Time{Time: next.AccountedUntil}
 	s.EnergyThisPeriodKWh = next.Amount
 	s.CarbonThisPeriodKg = carbon
-	s.CurrentPowerWatts = float64(int64(covered.PowerWatts*10+0.5)) / 10
+	s.CurrentPowerWatts = model.Round(covered.PowerWatts, 1)
 	s.CoveredPods = covered.Pods
 	s.ObservedGeneration = pp.Generation
 
-	conds := fleet.NewPolicyConditions(&s.Conditions, pp.Generation, pp.Spec.Enforcement)
+	conds := accounting.NewPolicyConditions(&s.Conditions, pp.Generation, pp.Spec.Enforcement)
 	var amount *float64
 	var thresholds []int32
 	if b := pp.Spec.EnergyBudget; b != nil {
 		amount, thresholds = &b.KilowattHours, b.AlertThresholds
 	}
 	conds.Budget(amount, thresholds, next.Amount, fmt.Sprintf("used %.4f of %.4f kWh in the %s since %s",
-		next.Amount, fleet.ValueOr0(amount), period, next.PeriodStart.Format(time.RFC3339)))
+		next.Amount, accounting.ValueOr0(amount), period, next.PeriodStart.Format(time.RFC3339)))
 	c := pp.Spec.MaxPowerWatts
 	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.PowerWatts > *c,
-		fmt.Sprintf("%d covered pod(s) draw %.1f W against maxPowerWatts %.1f", covered.Pods, covered.PowerWatts, fleet.ValueOr0(c)))
+		fmt.Sprintf("%d covered pod(s) draw %.1f W against maxPowerWatts %.1f", covered.Pods, covered.PowerWatts, accounting.ValueOr0(c)))
 	carbonMsg := fmt.Sprintf("every covered pod runs on a grid at or below %.0f gCO2/kWh", maxCarbon)
 	if len(covered.AboveCarbon) > 0 {
 		carbonMsg = fmt.Sprintf("%d pod(s) run on grids above maxCarbonIntensity %.0f gCO2/kWh: %s", len(covered.AboveCarbon), maxCarbon, strings.Join(first(covered.AboveCarbon, 5), "; "))
@@ -110,9 +112,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if err := r.Client.Status().Patch(ctx, pp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of PowerPolicy %s: %w", pp.Name, err)
 		}
-		for _, e := range conds.Events {
-			r.Recorder.Eventf(pp, nil, corev1.EventTypeWarning, e[0], "Account", "%s", e[1])
-		}
+		events.Record(r.Recorder, pp, nil, conds.Events)
 	}
 	metrics.PolicyEnergy.WithLabelValues(pp.Name).Set(s.EnergyThisPeriodKWh)
 	metrics.PolicyPower.WithLabelValues(pp.Name).Set(s.CurrentPowerWatts)

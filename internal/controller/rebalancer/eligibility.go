@@ -5,7 +5,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
 )
 
@@ -33,7 +33,7 @@ func Eligible(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) (bool, stri
 	switch {
 	case pod.DeletionTimestamp != nil:
 		return false, "being deleted"
-	case !fleet.Running(pod):
+	case !cluster.Running(pod):
 		return false, "not running on a node"
 	case wo == nil:
 		return false, "not linked to a WorkloadOptimizer"

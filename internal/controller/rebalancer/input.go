@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -17,7 +17,7 @@ import (
 // world is what one run decides on: the snapshot with reservations held, the candidates, and for
 // each candidate its pod and optimizer.
 type world struct {
-	snap  *fleet.Snapshot
+	snap  *cluster.Snapshot
 	in    model.RebalanceInput
 	pods  []*corev1.Pod // in the order of in.Pods
 	wos   []*kcloudv1alpha1.WorkloadOptimizer
@@ -48,7 +48,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 	}
 	running := make([]*corev1.Pod, 0, len(pods))
 	for i := range pods {
-		if fleet.Running(&pods[i]) {
+		if cluster.Running(&pods[i]) {
 			running = append(running, &pods[i])
 		}
 	}
@@ -78,7 +78,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 			w.skipped["its node is not schedulable, ready and priced"]++
 			continue
 		}
-		rule := fleet.NewRule(pod, costPolicies.Items)
+		rule := kube.NewRule(pod, costPolicies.Items)
 		w.in.Pods = append(w.in.Pods, model.RebalanceCandidate{
 			Placed:    model.Placed{Pod: kube.PodRequest(pod), Node: where.Node, Device: where.Device},
 			Namespace: pod.Namespace,
@@ -134,7 +134,7 @@ type charge struct {
 	cost, power float64
 }
 
-func newLimitSet(snap *fleet.Snapshot, running []*corev1.Pod, policies *kube.Policies) *limitSet {
+func newLimitSet(snap *cluster.Snapshot, running []*corev1.Pod, policies *kube.Policies) *limitSet {
 	ls := &limitSet{policies: policies, index: map[string]int{}}
 	for _, pod := range running {
 		where, ok := snap.Placed[pod.UID]

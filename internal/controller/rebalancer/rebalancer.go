@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"time"
@@ -29,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -69,7 +68,7 @@ type Rebalancer struct {
 	Client client.Client // the manager's cached client: lists, patches, evictions
 	Reader client.Reader // uncached reads that confirm a destination just before reserving it
 	// Fleet prices nodes; the rebalancer's own, so that every run plans on a fresh snapshot.
-	Fleet    *fleet.Fleet
+	Fleet    *cluster.Fleet
 	Catalog  *catalog.Catalog
 	Recorder events.EventRecorder
 	Clock    clock.Clock
@@ -384,7 +383,7 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		}
 		if len(a.st.Moves) < 20 {
 			a.st.Moves = append(a.st.Moves, kcloudv1alpha1.RebalanceMove{Pod: m.Pod.Name, From: m.From, To: m.To, Outcome: m.Outcome,
-				SavingsPerHour: round(m.Saving.CostPerHour, 4), PowerSavings: round(m.Saving.PowerWatts, 1)})
+				SavingsPerHour: model.Round(m.Saving.CostPerHour, 4), PowerSavings: model.Round(m.Saving.PowerWatts, 1)})
 		}
 	}
 	for key, wo := range w.byKey {
@@ -406,7 +405,7 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		a := per[key]
 		st := a.st
 		st.LastRun, st.DryRun = &at, rep.DryRun
-		st.PlannedSavingsPerHour, st.PlannedPowerSavings = round(st.PlannedSavingsPerHour, 4), round(st.PlannedPowerSavings, 1)
+		st.PlannedSavingsPerHour, st.PlannedPowerSavings = model.Round(st.PlannedSavingsPerHour, 4), model.Round(st.PlannedPowerSavings, 1)
 		if prev := wo.Status.Rebalancing; prev != nil {
 			st.TotalEvictions = prev.TotalEvictions
 		}
@@ -422,9 +421,4 @@ func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) erro
 		}
 	}
 	return nil
-}
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
 }

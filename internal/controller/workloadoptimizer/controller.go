@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
+	k8sevents "k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,7 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -31,8 +32,8 @@ import (
 type Reconciler struct {
 	Client   ctrl.Client
 	Reader   ctrl.Reader // uncached reads of targets of any kind
-	Fleet    *fleet.Fleet
-	Recorder events.EventRecorder
+	Fleet    *cluster.Fleet
+	Recorder k8sevents.EventRecorder
 	Clock    clock.PassiveClock
 	// Interval is how often a workload is re-evaluated without any event (default 5 minutes).
 	Interval time.Duration
@@ -52,11 +53,11 @@ type Reconciler struct {
 
 // state is what one reconcile works on; sub-reconcilers fill it in turn.
 type state struct {
-	wo     *kcloudv1alpha1.WorkloadOptimizer
-	now    time.Time
-	pods   []*corev1.Pod // the workload's pods
-	target error         // why the target could not be read, if it could not
-	events []event
+	wo        *kcloudv1alpha1.WorkloadOptimizer
+	now       time.Time
+	pods      []*corev1.Pod  // the workload's pods
+	targetErr error          // why the target could not be read, if it could not
+	events    []events.Event // recorded once status is written
 	// figures of running pods, in the order of pods
 	running []runningPod
 	current totals
@@ -71,15 +72,10 @@ type state struct {
 
 type runningPod struct {
 	pod *corev1.Pod
-	fig fleet.Figures
+	fig cluster.Figures
 }
 
 type totals struct{ cost, power float64 }
-
-// event is an event to record once status is written.
-type event struct {
-	kind, reason, action, note string
-}
 
 // Reconcile evaluates a WorkloadOptimizer and writes its status.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -128,9 +124,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if err := r.Client.Status().Patch(ctx, wo, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of WorkloadOptimizer %s: %w", req, err)
 		}
-		for _, e := range st.events {
-			r.Recorder.Eventf(wo, nil, e.kind, e.reason, e.action, "%s", e.note)
-		}
+		events.Record(r.Recorder, wo, nil, st.events)
 	}
 	r.observe(st)
 	log.FromContext(ctx).V(1).Info("Evaluated workload", "workloadOptimizer", klog.KObj(wo), "phase", wo.Status.Phase,

@@ -19,7 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/internal/controller/fleet"
+	"kcloud.io/optimizer/internal/accounting"
+	"kcloud.io/optimizer/internal/cluster"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/traces"
@@ -45,7 +47,7 @@ func ptrTime(t time.Time) *metav1.Time {
 func (r *Reconciler) price(ctx context.Context, st *state) error {
 	measured := r.Fleet.Readings(ctx)
 	for _, p := range st.pods {
-		if !fleet.Running(p) {
+		if !cluster.Running(p) {
 			continue
 		}
 		fig, err := r.Fleet.PodFigures(ctx, p, measured)
@@ -88,16 +90,16 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		powerPolicies.Items = nil
 	}
 	placed := make([]model.Placed, 0, len(st.running))
-	rules := make([]fleet.Rule, 0, len(st.running))
+	rules := make([]kube.Rule, 0, len(st.running))
 	for _, rp := range st.running {
 		// Where the snapshot counted the pod; -1 when it did not (its node is cordoned or not
 		// ready): the pod may only move.
 		where, counted := snap.Placed[rp.pod.UID]
 		if !counted {
-			where = fleet.PlacedPod{Node: -1, Device: -1}
+			where = cluster.PlacedPod{Node: -1, Device: -1}
 		}
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
-		rules = append(rules, fleet.NewRule(rp.pod, costPolicies.Items))
+		rules = append(rules, kube.NewRule(rp.pod, costPolicies.Items))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
 	// caps on the whole workload as it places each pod.
@@ -178,22 +180,19 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 		st.wo.Status.Budget = nil
 		return nil
 	}
-	period := model.Period(c.BudgetPeriod)
-	if period == "" {
-		period = model.PeriodMonth
-	}
-	var ledger model.Ledger
+	var start, until *metav1.Time
+	spent := 0.0
 	if b := st.wo.Status.Budget; b != nil {
-		ledger = model.Ledger{PeriodStart: b.PeriodStart.Time, AccountedUntil: b.AccountedUntil.Time, Amount: b.Spend}
+		start, until, spent = &b.PeriodStart, &b.AccountedUntil, b.Spend
 	}
 	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
 	now := st.now.Truncate(time.Second)
-	ledger, from, err := ledger.Advance(now, period)
+	ledger, from, err := accounting.ResumeLedger(start, until, spent, now, kube.PeriodOf(c.BudgetPeriod))
 	if err != nil {
 		return fmt.Errorf("spec.costConstraints.budgetPeriod: %w", err)
 	}
 	for _, p := range st.pods {
-		if !fleet.Ran(p) {
+		if !cluster.Ran(p) {
 			continue
 		}
 		rate := 0.0
@@ -210,7 +209,7 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 			}
 			rate = fig.CostPerHour
 		}
-		ledger.Amount += rate * fleet.RunInterval(p).HoursWithin(from, now)
+		ledger.Amount += rate * cluster.RunInterval(p).HoursWithin(from, now)
 	}
 	if now.After(ledger.AccountedUntil) {
 		ledger.AccountedUntil = now
@@ -232,12 +231,12 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	s.ObservedGeneration = wo.Generation
 	s.Replicas = int32(len(st.pods))
 	s.RunningReplicas = int32(len(st.running))
-	s.CurrentCost = round(st.current.cost, 4)
-	s.CurrentPower = round(st.current.power, 1)
+	s.CurrentCost = model.Round(st.current.cost, 4)
+	s.CurrentPower = model.Round(st.current.power, 1)
 	pl := st.placement
-	s.BestCost = round(pl.Best.CostPerHour, 4)
-	s.BestPower = round(pl.Best.PowerWatts, 1)
-	s.PotentialSavings = round(max(0, pl.Current.CostPerHour-pl.Best.CostPerHour), 4)
+	s.BestCost = model.Round(pl.Best.CostPerHour, 4)
+	s.BestPower = model.Round(pl.Best.PowerWatts, 1)
+	s.PotentialSavings = model.Round(max(0, pl.Current.CostPerHour-pl.Best.CostPerHour), 4)
 	var nodes, sources []string
 	for _, rp := range st.running {
 		if !slices.Contains(nodes, rp.fig.Node) {
@@ -251,10 +250,10 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	if len(st.running) > 0 {
 		s.AssignedNode = st.running[0].fig.Node
 	}
-	s.PowerSource = fleet.CombineSources(sources)
+	s.PowerSource = cluster.CombineSources(sources)
 	s.OptimizationScore = 0
 	if len(st.running) > 0 {
-		s.OptimizationScore = round(model.OptimizationScore(pl.Current, pl.Best), 4)
+		s.OptimizationScore = model.Round(model.OptimizationScore(pl.Current, pl.Best), 4)
 	}
 
 	was := map[string]metav1.ConditionStatus{}
@@ -281,10 +280,10 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 					len(st.running), pl.Current.CostPerHour, pl.Best.CostPerHour, pl.Current.CostPerHour-pl.Best.CostPerHour, preferenceNote(st)))
 		}
 		if frugal {
-			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonFrugalPlacement,
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionTrue, kcloudv1alpha1.ReasonLowestPowerPlacement,
 				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; no feasible placement adds less", len(st.running), pl.Current.PowerWatts))
 		} else {
-			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonFrugalPlacementAvailable,
+			set(kcloudv1alpha1.ConditionPowerOptimized, metav1.ConditionFalse, kcloudv1alpha1.ReasonLowerPowerPlacementAvailable,
 				fmt.Sprintf("%d running pod(s) add %.1f W to the cluster's draw; on feasible nodes they would add %.1f W (%.1f less)",
 					len(st.running), pl.Current.PowerWatts, pl.Best.PowerWatts, pl.Current.PowerWatts-pl.Best.PowerWatts))
 		}
@@ -293,7 +292,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
 
 	switch {
-	case st.target != nil:
+	case st.targetErr != nil:
 		s.Phase = kcloudv1alpha1.PhaseFailed
 	case len(st.running) == 0:
 		s.Phase = kcloudv1alpha1.PhasePending
@@ -304,23 +303,23 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 
 	// Events on transitions only, so a steady workload does not flood the namespace.
-	if st.target != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
-		st.events = append(st.events, event{corev1.EventTypeWarning, kcloudv1alpha1.ReasonTargetNotFound, "FindPods", st.target.Error()})
+	if st.targetErr != nil && prevPhase != kcloudv1alpha1.PhaseFailed {
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ReasonTargetNotFound, Action: "FindPods", Note: st.targetErr.Error()})
 	}
 	if s.Phase == kcloudv1alpha1.PhaseOptimized && (was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionTrue || nodesChanged(st)) {
-		st.events = append(st.events, event{corev1.EventTypeNormal, "WorkloadOptimized", "Optimize",
-			fmt.Sprintf("%d pod(s) on %v cost %.4f USD/h and draw %.1f W; optimization score %.2f",
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeNormal, Reason: "WorkloadOptimized", Action: "Optimize",
+			Note: fmt.Sprintf("%d pod(s) on %v cost %.4f USD/h and draw %.1f W; optimization score %.2f",
 				len(st.running), s.AssignedNodes, s.CurrentCost, s.CurrentPower, s.OptimizationScore)})
 	}
 	if len(st.running) > 0 && !cheapest && was[kcloudv1alpha1.ConditionCostOptimized] != metav1.ConditionFalse {
-		st.events = append(st.events, event{corev1.EventTypeNormal, kcloudv1alpha1.ReasonCheaperPlacementAvailable, "Optimize",
-			fmt.Sprintf("moving %d pod(s) would save %.4f USD/h (%.4f now, %.4f at best)", len(st.running), s.PotentialSavings, s.CurrentCost, s.BestCost)})
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeNormal, Reason: kcloudv1alpha1.ReasonCheaperPlacementAvailable, Action: "Optimize",
+			Note: fmt.Sprintf("moving %d pod(s) would save %.4f USD/h (%.4f now, %.4f at best)", len(st.running), s.PotentialSavings, s.CurrentCost, s.BestCost)})
 	}
 	if within == metav1.ConditionFalse && was[kcloudv1alpha1.ConditionWithinBudget] != metav1.ConditionFalse {
-		st.events = append(st.events, event{corev1.EventTypeWarning, reason, "Account", msg})
+		st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: reason, Action: "Account", Note: msg})
 	}
-	if st.target != nil {
-		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.target.Error())
+	if st.targetErr != nil {
+		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.targetErr.Error())
 	}
 	return nil
 }
@@ -368,7 +367,7 @@ func limitsState(wo *kcloudv1alpha1.WorkloadOptimizer) (metav1.ConditionStatus, 
 		if c.BudgetLimit != nil && s.Budget != nil {
 			limited = true
 			if s.Budget.Remaining <= 0 {
-				return metav1.ConditionFalse, kcloudv1alpha1.ReasonBudgetExceeded,
+				return metav1.ConditionFalse, kcloudv1alpha1.ReasonBudgetExhausted,
 					fmt.Sprintf("spent %.4f USD of spec.costConstraints.budgetLimit %.4f in the period since %s",
 						s.Budget.Spend, *c.BudgetLimit, s.Budget.PeriodStart.UTC().Format(time.RFC3339))
 			}
@@ -389,11 +388,6 @@ func limitsState(wo *kcloudv1alpha1.WorkloadOptimizer) (metav1.ConditionStatus, 
 		msg += fmt.Sprintf("; %.4f USD of the budget left", s.Budget.Remaining)
 	}
 	return metav1.ConditionTrue, kcloudv1alpha1.ReasonWithinBudget, msg
-}
-
-func round(v float64, digits int) float64 {
-	p := math.Pow(10, float64(digits))
-	return math.Round(v*p) / p
 }
 
 // savingsClock integrates each workload's savings rate over time for kcloud_cost_savings_total.

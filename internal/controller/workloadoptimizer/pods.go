@@ -32,11 +32,6 @@ func IndexPodByOptimizer(o ctrl.Object) []string {
 	return nil
 }
 
-// defaultAPIVersions are the API versions of well-known workload kinds, for targetRefs without one.
-var defaultAPIVersions = map[string]string{
-	"Deployment": "apps/v1", "StatefulSet": "apps/v1", "ReplicaSet": "apps/v1", "DaemonSet": "apps/v1", "Job": "batch/v1",
-}
-
 // findPods collects the workload's pods: those with the link label, and those the target's or the
 // optimizer's selector matches. The pods are the cache's own, not copies (every reconcile reads
 // every pod of its workload): nothing may modify them.
@@ -68,7 +63,7 @@ func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 	if ref := wo.Spec.TargetRef; ref != nil {
 		sel, err := r.targetSelector(ctx, wo.Namespace, ref)
 		if err != nil {
-			st.target = err
+			st.targetErr = err
 		} else {
 			selectors = append(selectors, sel)
 		}
@@ -98,7 +93,7 @@ func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 func (r *Reconciler) targetSelector(ctx context.Context, namespace string, ref *kcloudv1alpha1.TargetReference) (labels.Selector, error) {
 	apiVersion := ref.APIVersion
 	if apiVersion == "" {
-		apiVersion = defaultAPIVersions[ref.Kind]
+		apiVersion = kube.DefaultAPIVersion(ref.Kind)
 	}
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil || apiVersion == "" {

@@ -16,7 +16,7 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// Cheapest is the least a pod can cost and draw anywhere in the fleet (see fleet.Fleet.Cheapest).
+// Cheapest is the least a pod can cost and draw anywhere in the fleet (see cluster.Fleet.Cheapest).
 type Cheapest func(ctx context.Context, pod *corev1.Pod) (model.Totals, bool, error)
 
 // PodValidator refuses pods that a deny-mode CostPolicy or PowerPolicy has no room for: its budget

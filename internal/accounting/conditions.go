@@ -1,13 +1,14 @@
-package fleet
+package accounting
 
 import (
 	"fmt"
-	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -18,8 +19,8 @@ type PolicyConditions struct {
 	generation  int64
 	was         map[string]metav1.ConditionStatus
 	enforcement kcloudv1alpha1.EnforcementMode
-	// Events are reason and message pairs of the conditions that turned true.
-	Events [][2]string
+	// Events are the Warning events of the conditions that turned true (reason: the condition's type).
+	Events []events.Event
 }
 
 // NewPolicyConditions works on a policy's status conditions.
@@ -41,7 +42,7 @@ func (pc *PolicyConditions) Set(typ string, status metav1.ConditionStatus, reaso
 	}
 	meta.SetStatusCondition(pc.list, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: pc.generation})
 	if status == metav1.ConditionTrue && pc.was[typ] != metav1.ConditionTrue {
-		pc.Events = append(pc.Events, [2]string{typ, msg})
+		pc.Events = append(pc.Events, events.Event{Type: corev1.EventTypeWarning, Reason: typ, Action: "Account", Note: msg})
 	}
 }
 
@@ -54,12 +55,12 @@ func (pc *PolicyConditions) Budget(amount *float64, thresholds []int32, used flo
 		return
 	}
 	if used >= *amount {
-		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExceeded, usage)
+		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetExhausted, usage)
 	} else {
 		pc.Set(kcloudv1alpha1.ConditionBudgetExceeded, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
 	}
 	if top := model.ThresholdsReached(used, *amount, thresholds); top > 0 {
-		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonBudgetWarning, fmt.Sprintf("%s: the %d%% threshold is reached", usage, top))
+		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionTrue, kcloudv1alpha1.ReasonThresholdReached, fmt.Sprintf("%s: the %d%% threshold is reached", usage, top))
 	} else {
 		pc.Set(kcloudv1alpha1.ConditionBudgetWarning, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinBudget, usage)
 	}
@@ -76,22 +77,4 @@ func (pc *PolicyConditions) Cap(typ string, set, exceeded bool, msg string) {
 	default:
 		pc.Set(typ, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
 	}
-}
-
-// ResumeLedger rebuilds a policy's ledger from its status and moves it to the period containing
-// now; it returns the ledger and the instant usage must be counted from.
-func ResumeLedger(start, until *metav1.Time, amount float64, now time.Time, period model.Period) (model.Ledger, time.Time, error) {
-	l := model.Ledger{Amount: amount}
-	if start != nil && until != nil {
-		l.PeriodStart, l.AccountedUntil = start.Time, until.Time
-	}
-	return l.Advance(now, period)
-}
-
-// ValueOr0 reads an optional figure for a message.
-func ValueOr0(v *float64) float64 {
-	if v == nil {
-		return 0
-	}
-	return *v
 }

@@ -1,4 +1,4 @@
-package fleet
+package cluster
 
 import (
 	"context"
@@ -71,9 +71,9 @@ func (f *Fleet) node(ctx context.Context, name string) (*corev1.Node, error) {
 	return n, nil
 }
 
-// eachPod calls fn with every pod of a namespace (every namespace when empty). fn must not keep or
+// EachPod calls fn with every pod of a namespace (every namespace when empty). fn must not keep or
 // modify the pod beyond reading it.
-func (f *Fleet) eachPod(ctx context.Context, namespace string, fn func(*corev1.Pod)) error {
+func (f *Fleet) EachPod(ctx context.Context, namespace string, fn func(*corev1.Pod)) error {
 	if f.pods != nil {
 		objs, err := f.pods.Objects(namespace)
 		if err != nil {

@@ -1,4 +1,8 @@
-package fleet
+// Package accounting is what the CostPolicy and PowerPolicy controllers and the WorkloadOptimizer's
+// budget step share: adding up the pods a policy covers (Cover), resuming a ledger from status
+// (ResumeLedger), and setting a policy's conditions with events for those that turn true
+// (PolicyConditions).
+package accounting
 
 import (
 	"context"
@@ -9,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/pkg/kube"
-	"kcloud.io/optimizer/pkg/model"
 )
 
 // Covered is what a policy's pods add up to: now, and over an accounting window.
@@ -29,7 +33,7 @@ type Covered struct {
 // Cover adds up the pods a policy target covers. Pods that ran within [from, now) are charged their
 // node's figures for the time they ran in it; maxCarbon (gCO2/kWh, 0 for none) flags pods on dirtier
 // grids.
-func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, from, now time.Time, maxCarbon float64) (Covered, error) {
+func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTarget, from, now time.Time, maxCarbon float64) (Covered, error) {
 	covers, err := kube.CoverMatcher(target)
 	if err != nil {
 		return Covered{}, err
@@ -38,7 +42,7 @@ func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, f
 	var c Covered
 	var firstErr error
 	add := func(pod *corev1.Pod) {
-		if !Ran(pod) || !covers(pod) {
+		if !cluster.Ran(pod) || !covers(pod) {
 			return
 		}
 		fig, err := f.PodFigures(ctx, pod, measured)
@@ -54,7 +58,7 @@ func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, f
 		c.SpendUSD += fig.CostPerHour * hours
 		c.EnergyKWh += kwh
 		c.CarbonKg += kwh * fig.CarbonPerKWh / 1000
-		if Running(pod) {
+		if cluster.Running(pod) {
 			c.Pods++
 			c.CostPerHour += fig.CostPerHour
 			c.PowerWatts += fig.PowerWatts
@@ -69,17 +73,9 @@ func (f *Fleet) Cover(ctx context.Context, target kcloudv1alpha1.PolicyTarget, f
 		namespaces = []string{""}
 	}
 	for _, ns := range namespaces {
-		if err := f.eachPod(ctx, ns, add); err != nil {
+		if err := f.EachPod(ctx, ns, add); err != nil {
 			return Covered{}, err
 		}
 	}
 	return c, nil
-}
-
-// Period returns the model period of a budget period, month when unset.
-func Period(p kcloudv1alpha1.BudgetPeriod) model.Period {
-	if p == "" {
-		return model.PeriodMonth
-	}
-	return model.Period(p)
 }

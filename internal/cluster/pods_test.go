@@ -1,4 +1,4 @@
-package fleet
+package cluster
 
 import (
 	"testing"
@@ -38,23 +38,6 @@ func TestRunInterval(t *testing.T) {
 	for _, tc := range tests {
 		if got := RunInterval(tc.pod); !got.Start.Equal(tc.want.Start) || !got.End.Equal(tc.want.End) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
-		}
-	}
-}
-
-func TestCombineSources(t *testing.T) {
-	tests := []struct {
-		in   []string
-		want string
-	}{
-		{nil, ""},
-		{[]string{"catalog", "catalog"}, "catalog"},
-		{[]string{"dcgm"}, "dcgm"},
-		{[]string{"dcgm", "catalog"}, SourceMixed},
-	}
-	for _, tc := range tests {
-		if got := CombineSources(tc.in); got != tc.want {
-			t.Errorf("CombineSources(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package fleet
+package kube
 
 import (
 	"slices"
@@ -9,14 +9,13 @@ import (
 	"k8s.io/klog/v2"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
-	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 )
 
 // Rule is where a pod may run, as the operator judges placements (best placement, rebalancing):
 // nodes offering its accelerator resources, matching its node selector and required affinity,
 // whose NoSchedule and NoExecute taints it tolerates, and within the spot rule of the CostPolicies
-// covering it.
+// covering it (PodPolicy.Spot).
 type Rule struct {
 	resources []corev1.ResourceName
 	affinity  nodeaffinity.RequiredNodeAffinity
@@ -24,32 +23,22 @@ type Rule struct {
 	spot      model.SpotRule
 }
 
-// NewRule is the rule of a pod under the given CostPolicies.
+// NewRule is the rule of a pod under the given CostPolicies. The pod is read, not copied, and must
+// outlive the rule.
 func NewRule(pod *corev1.Pod, policies []kcloudv1alpha1.CostPolicy) Rule {
-	rule := Rule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod}
+	rule := Rule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod,
+		spot: PoliciesOf(policies, nil).For(pod, nil).Spot}
 	for _, c := range pod.Spec.Containers {
 		for name, q := range c.Resources.Requests {
-			if slices.Contains(kube.AcceleratorResources, string(name)) && !q.IsZero() {
+			if slices.Contains(AcceleratorResources, string(name)) && !q.IsZero() && !slices.Contains(rule.resources, name) {
 				rule.resources = append(rule.resources, name)
 			}
-		}
-	}
-	for i := range policies {
-		cp := &policies[i]
-		if !kube.Covers(cp.Spec.PolicyTarget, pod) {
-			continue
-		}
-		switch cp.Spec.SpotPolicy {
-		case kcloudv1alpha1.SpotRequire:
-			rule.spot = model.SpotRequired
-		case kcloudv1alpha1.SpotAvoid:
-			rule.spot = model.SpotAvoided
 		}
 	}
 	return rule
 }
 
-// Allows reports whether the pod may run on the node.
+// Allows reports whether the pod may run on the node, whose economics are e.
 func (r Rule) Allows(node *corev1.Node, e *model.Economics) bool {
 	for _, res := range r.resources {
 		if q, ok := node.Status.Allocatable[res]; !ok || q.IsZero() {

@@ -1,0 +1,98 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"kcloud.io/optimizer/internal/telemetry"
+	"kcloud.io/optimizer/pkg/model"
+)
+
+// Power sources shown in status.
+const (
+	SourceCatalog = telemetry.SourceCatalog
+	SourceMixed   = "mixed"
+)
+
+// Figures are what one running pod costs and draws.
+type Figures struct {
+	Node         string
+	CostPerHour  float64 // USD/h: the pod's dominant share of its node's price
+	PowerWatts   float64 // W: catalog model, or measured accelerator power plus the modelled host share
+	PowerSource  string
+	CarbonPerKWh float64 // gCO2/kWh of the node's grid
+	Running      model.Interval
+	Pod          model.Pod
+}
+
+// Readings returns telemetry readings per pod, refreshed at most once per snapshot age; nil without
+// telemetry. A failed query is logged and the catalog model is used until the next refresh.
+func (f *Fleet) Readings(ctx context.Context) map[types.NamespacedName]telemetry.Reading {
+	if f.telemetry == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	if f.reading.m != nil || f.reading.err != nil {
+		if f.fresh(f.reading.at, now) {
+			return f.reading.m
+		}
+	}
+	m, err := f.telemetry.PodReadings(ctx)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Reading telemetry; using the catalog power model where it is missing")
+	}
+	f.reading = readings{at: now, m: m, err: err}
+	return m
+}
+
+// PodFigures prices and powers a pod that has run on a node.
+func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[types.NamespacedName]telemetry.Reading) (Figures, error) {
+	// Read-only: the cache's node is not copied (once per pod priced, thousands per second).
+	node, err := f.node(ctx, pod.Spec.NodeName)
+	if err != nil {
+		return Figures{}, fmt.Errorf("pod %s/%s: reading its node %s: %w", pod.Namespace, pod.Name, pod.Spec.NodeName, err)
+	}
+	e := f.Node(node)
+	if e.Err != nil {
+		return Figures{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, e.Err)
+	}
+	p := f.request(pod)
+	n := e.Capacity
+	fig := Figures{
+		Node:         node.Name,
+		CostPerHour:  model.AttributedCost(&p, &n, &e.Econ),
+		PowerWatts:   model.AttributedPower(&p, &n, &e.Econ),
+		PowerSource:  SourceCatalog,
+		CarbonPerKWh: e.Econ.CarbonIntensity,
+		Running:      RunInterval(pod),
+		Pod:          p,
+	}
+	if r, ok := measured[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}]; ok && r.Watts > 0 {
+		// Telemetry measures the accelerators; the host's share stays modelled.
+		hostOnly := e.Econ
+		hostOnly.Device = nil
+		fig.PowerWatts = model.AttributedPower(&p, &n, &hostOnly) + r.Watts
+		fig.PowerSource = r.Source
+	}
+	return fig, nil
+}
+
+// CombineSources names the power source of several pods: the common one, or mixed.
+func CombineSources(sources []string) string {
+	out := ""
+	for _, s := range sources {
+		switch {
+		case out == "":
+			out = s
+		case out != s:
+			return SourceMixed
+		}
+	}
+	return out
+}
