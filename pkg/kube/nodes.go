@@ -62,6 +62,8 @@ type OccupyOptions struct {
 // whole devices left (an overcommitted node). Finished pods hold nothing and are skipped. Shares go
 // first, on the device written on the pod (or pending for it), else on the best-fit device; whole
 // devices are the device plugin's to pick, so whole-device pods then take devices without shares.
+// Shares whose device is known count before those on the best-fit device, so the result does not
+// depend on the order of the pods.
 // It is the one rule for a node's occupancy: the scheduler's node view, the operator's fleet
 // snapshot and the rebalancer's confirmation all call it.
 func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncounted int) {
@@ -69,9 +71,11 @@ func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncount
 	if request == nil {
 		request = PodRequest
 	}
-	for _, shares := range []bool{true, false} {
+	// Three passes, so that the outcome does not depend on the pods' order: shares whose device is
+	// known, then shares on the best-fit device, then everything else.
+	for pass := range 3 {
 		for pod := range pods {
-			if Terminal(pod) || isShare(pod) != shares {
+			if Terminal(pod) || occupyPass(pod, o.PendingDevice) != pass {
 				continue
 			}
 			p := request(pod)
@@ -94,6 +98,23 @@ func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncount
 		}
 	}
 	return uncounted
+}
+
+// occupyPass is the pass of Occupy that counts a pod: 0 for a share whose device is written or
+// pending, 1 for any other share, 2 for the rest.
+func occupyPass(pod *corev1.Pod, pending func(*corev1.Pod) (int, bool)) int {
+	if !isShare(pod) {
+		return 2
+	}
+	if DeviceIndex(pod) >= 0 {
+		return 0
+	}
+	if pending != nil {
+		if _, ok := pending(pod); ok {
+			return 0
+		}
+	}
+	return 1
 }
 
 // shareDevice is where a share pod's milli-GPUs are counted: the device written on it, or pending
