@@ -56,7 +56,7 @@ func targetObject(ref *kcloudv1alpha1.TargetReference, namespace string) (client
 	var obj client.Object
 	switch {
 	case ref.Kind == "Job":
-		return nil, fmt.Errorf("Job %s/%s has no scale subresource: a Job's size is its parallelism", namespace, ref.Name)
+		return nil, fmt.Errorf("targetRef Job %s/%s has no scale subresource: a Job's size is its parallelism", namespace, ref.Name)
 	case apiVersion == "apps/v1" && ref.Kind == "Deployment":
 		obj = &appsv1.Deployment{}
 	case apiVersion == "apps/v1" && ref.Kind == "StatefulSet":

@@ -24,7 +24,7 @@ func TestTargetObject(t *testing.T) {
 		{"an apps/v1 StatefulSet", kcloudv1alpha1.TargetReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "bert"}, "*v1.StatefulSet", ""},
 		{"a ReplicaSet without apiVersion", kcloudv1alpha1.TargetReference{Kind: "ReplicaSet", Name: "bert"}, "*v1.ReplicaSet", ""},
 		{"a Job has no scale subresource", kcloudv1alpha1.TargetReference{Kind: "Job", Name: "train"}, "",
-			"Job ai/train has no scale subresource: a Job's size is its parallelism"},
+			"targetRef Job ai/train has no scale subresource: a Job's size is its parallelism"},
 		{"another group is not scaled", kcloudv1alpha1.TargetReference{APIVersion: "apps/v1beta2", Kind: "Deployment", Name: "bert"}, "",
 			"apps/v1beta2 Deployment ai/bert: the autoscaler scales apps/v1 Deployments, StatefulSets and ReplicaSets"},
 	} {

@@ -358,8 +358,7 @@ func (r *Rebalancer) report(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimize
 // those whose last run had some (so a stale plan does not linger).
 func (r *Rebalancer) writeStatus(ctx context.Context, w *world, rep Report) error {
 	type acc struct {
-		st    kcloudv1alpha1.RebalancingStatus
-		moves int
+		st kcloudv1alpha1.RebalancingStatus
 	}
 	per := map[types.NamespacedName]*acc{}
 	get := func(key types.NamespacedName) *acc {

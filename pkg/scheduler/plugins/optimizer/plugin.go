@@ -71,9 +71,10 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		return nil, fmt.Errorf("%s: node view: %w", Name, err)
 	}
 	nodes.SetTypes(types)
+	//nolint:staticcheck // the deprecated field is read only to say that it is ignored
 	if args.GangTimeoutSeconds != nil {
 		klog.FromContext(ctx).Info("Ignoring gangTimeoutSeconds in KcloudOptimizerArgs: it is KcloudGangArgs' now, with the KcloudGang plugin",
-			"gangTimeoutSeconds", *args.GangTimeoutSeconds)
+			"gangTimeoutSeconds", *args.GangTimeoutSeconds) //nolint:staticcheck // as above
 	}
 	pl := &Plugin{
 		weights: args.ModelWeights(),
@@ -336,7 +337,7 @@ func integerScore(raw, best int64) int64 {
 	case raw <= 0:
 		return 0
 	case raw >= best-1:
-		return fwk.MaxNodeScore
+		return fwk.MaxScore
 	}
-	return min(fwk.MaxNodeScore-1, int64(math.Round(float64(raw-1)/scoreScale)))
+	return min(fwk.MaxScore-1, int64(math.Round(float64(raw-1)/scoreScale)))
 }

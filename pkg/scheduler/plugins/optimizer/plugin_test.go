@@ -146,9 +146,9 @@ func TestScoresMatchModel(t *testing.T) {
 		best := slices.Max(combined)
 		want := map[string]int64{}
 		for i, s := range combined {
-			want[names[i]] = min(fwk.MaxNodeScore-1, int64(math.Round(s)))
+			want[names[i]] = min(fwk.MaxScore-1, int64(math.Round(s)))
 			if s >= best-1e-9 {
-				want[names[i]] = fwk.MaxNodeScore
+				want[names[i]] = fwk.MaxScore
 			}
 		}
 		if diff := cmp.Diff(want, scores); diff != "" {

@@ -36,7 +36,7 @@ func TestRebalancingReservations(t *testing.T) {
 
 	// The workload's replacement scores only the reserved node.
 	scores, st := schedule(t, pl, pod("web-new", ofWorkload("web"), withGPUs(catalog.ResourceNVIDIAGPU, 1)), nil, reserved, spot)
-	if !st["reserved"].IsSuccess() || scores["reserved"] != fwk.MaxNodeScore || scores["spot"] != 0 {
+	if !st["reserved"].IsSuccess() || scores["reserved"] != fwk.MaxScore || scores["spot"] != 0 {
 		t.Errorf("the workload's pod: scores %v, statuses %v; want the reserved node 100, the other 0", scores, st)
 	}
 	// Another workload's pod is kept off the reserved room, and told why.
