@@ -6,6 +6,20 @@ type Scoring struct {
 	Weights Weights
 	Types   []PodType
 	Prefs   Preferences
+	// Offer, when set, is what node j, as given, offers p, with ok false when p does not fit it:
+	// a cache of Fits, PlaceShare and NewCandidate over nodes the workload does not touch, shared by
+	// the workloads judged on one snapshot. Nil: worked out on each call.
+	Offer func(j int, p *Pod) (c Candidate, a Allocation, ok bool)
+}
+
+// OfferOf is what a node offers a pod when the pod fits it: the candidate and the allocation the
+// scheduler would choose; frag is the node's fragmentation against types.
+func OfferOf(p *Pod, n *Node, e *Economics, types []PodType, frag float64) (Candidate, Allocation, bool) {
+	if !Fits(p, n) {
+		return Candidate{}, Allocation{}, false
+	}
+	a, delta := PlaceShare(p, n, types, frag)
+	return NewCandidate(p, n, a, delta, e), a, true
 }
 
 // ScoredPlacement is what a workload's pods would add to the cluster's bill and draw if
@@ -43,12 +57,19 @@ func ScoredPlacement(placed []Placed, nodes []Node, econ []*Economics, allowed f
 			if j != pl.Node && !allowed(i, j) {
 				continue
 			}
-			n := at(j)
-			if !Fits(&pl.Pod, &n) {
+			var c Candidate
+			var a Allocation
+			var ok bool
+			if _, touched := state[j]; !touched && sc.Offer != nil {
+				c, a, ok = sc.Offer(j, &pl.Pod)
+			} else {
+				n := at(j)
+				c, a, ok = OfferOf(&pl.Pod, &n, econ[j], sc.Types, fragOf(j, &n))
+			}
+			if !ok {
 				continue
 			}
-			a, delta := PlaceShare(&pl.Pod, &n, sc.Types, fragOf(j, &n))
-			cands = append(cands, NewCandidate(&pl.Pod, &n, a, delta, econ[j]))
+			cands = append(cands, c)
 			where, allocs = append(where, j), append(allocs, a)
 		}
 		if len(cands) == 0 {

@@ -56,3 +56,32 @@ func TestScoredPlacement(t *testing.T) {
 		t.Errorf("two pods: %+v, want 1 USD/h", got)
 	}
 }
+
+// TestScoredPlacementOffer: a cache of the untouched nodes' offers gives the same placement as
+// working them out on each call.
+func TestScoredPlacementOffer(t *testing.T) {
+	pod := Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: 500}
+	types := []PodType{{CPUMilli: 1000, GPUCount: 1, GPUMilli: 500, Popularity: 0.5}, {CPUMilli: 1000, GPUCount: 1, GPUMilli: 1000, Popularity: 0.5}}
+	var nodes []Node
+	var econ []*Economics
+	for i := range 5 {
+		n := NewNode("T4", 8000, 32768, 2)
+		for range i % 3 {
+			Assign(&pod, &n, Allocation{Device: BestFitDevice(&pod, &n)})
+		}
+		nodes = append(nodes, n)
+		econ = append(econ, &Economics{PricePerHour: float64(1 + i), HostIdleWatts: 50, HostMaxWatts: 150, Spot: i%2 == 0})
+	}
+	placed := []Placed{{Pod: pod, Node: 1, Device: 0}, {Pod: pod, Node: 2, Device: 0}}
+	all := func(int, int) bool { return true }
+	sc := Scoring{Weights: DefaultWeights, Types: types, Prefs: Preferences{Spot: true}}
+	want := ScoredPlacement(placed, nodes, econ, all, sc)
+	calls := 0
+	sc.Offer = func(j int, p *Pod) (Candidate, Allocation, bool) {
+		calls++
+		return OfferOf(p, &nodes[j], econ[j], types, Fragmentation(&nodes[j], types))
+	}
+	if got := ScoredPlacement(placed, nodes, econ, all, sc); got != want || calls == 0 {
+		t.Errorf("with offers %+v (%d calls), without %+v", got, calls, want)
+	}
+}

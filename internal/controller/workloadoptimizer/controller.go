@@ -46,6 +46,7 @@ type Reconciler struct {
 	scoringOnce sync.Once
 	scoringSet  model.Scoring
 	scoringErr  error
+	offers      offers
 
 	savings savingsClock
 	sources powerSources

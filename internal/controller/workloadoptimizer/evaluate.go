@@ -123,6 +123,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	}
 	// The preferences are the workload's: its optimizer's and those of the policies covering its pods.
 	sc.Prefs = kube.PoliciesOf(costPolicies.Items, powerPolicies.Items).For(running[0], st.wo).Prefs
+	sc.Offer = r.offers.forSnapshot(snap, sc.Types)
 	scored := model.ScoredPlacement(placed, snap.Nodes, snap.Econ, allowed, sc)
 	st.placement.Best = model.Totals{CostPerHour: min(st.placement.Current.CostPerHour, scored.CostPerHour),
 		PowerWatts: min(st.placement.Current.PowerWatts, scored.PowerWatts)}
