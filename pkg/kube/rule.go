@@ -8,7 +8,6 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 
-	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/pkg/model"
 )
 
@@ -23,11 +22,10 @@ type Rule struct {
 	spot      model.SpotRule
 }
 
-// NewRule is the rule of a pod under the given CostPolicies. The pod is read, not copied, and must
-// outlive the rule.
-func NewRule(pod *corev1.Pod, policies []kcloudv1alpha1.CostPolicy) Rule {
-	rule := Rule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod,
-		spot: PoliciesOf(policies, nil).For(pod, nil).Spot}
+// NewRule is the rule of a pod under spot, the spot rule of the policies covering it
+// (Policies.For's PodPolicy.Spot). The pod is read, not copied, and must outlive the rule.
+func NewRule(pod *corev1.Pod, spot model.SpotRule) Rule {
+	rule := Rule{affinity: nodeaffinity.GetRequiredNodeAffinity(pod), pod: pod, spot: spot}
 	for _, c := range pod.Spec.Containers {
 		for name, q := range c.Resources.Requests {
 			if slices.Contains(AcceleratorResources, string(name)) && !q.IsZero() && !slices.Contains(rule.resources, name) {

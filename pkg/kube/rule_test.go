@@ -68,7 +68,7 @@ func TestRuleAllows(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := NewRule(tc.pod, tc.policies).Allows(tc.node, &model.Economics{Spot: tc.spot}); got != tc.want {
+			if got := NewRule(tc.pod, PoliciesOf(tc.policies, nil).For(tc.pod, nil).Spot).Allows(tc.node, &model.Economics{Spot: tc.spot}); got != tc.want {
 				t.Errorf("Allows = %v, want %v", got, tc.want)
 			}
 		})

@@ -78,11 +78,12 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 			w.skipped["its node is not schedulable, ready and priced"]++
 			continue
 		}
-		rule := kube.NewRule(pod, costPolicies.Items)
+		pp := limits.policies.For(pod, wo)
+		rule := kube.NewRule(pod, pp.Spot)
 		w.in.Pods = append(w.in.Pods, model.RebalanceCandidate{
 			Placed:    model.Placed{Pod: kube.PodRequest(pod), Node: where.Node, Device: where.Device},
 			Namespace: pod.Namespace,
-			Limits:    limits.covering(pod, wo),
+			Limits:    limits.covering(&pp),
 			Allowed:   func(j int) bool { return rule.Allows(snap.Objs[j], snap.Econ[j]) },
 		})
 		w.pods = append(w.pods, pod)
@@ -162,10 +163,8 @@ func (ls *limitSet) used(shares func(*corev1.Pod) bool, kind model.LimitKind) fl
 	return total
 }
 
-// covering lists the limits that cover a pod of an optimizer (wo nil when it has none), adding
-// those not seen yet.
-func (ls *limitSet) covering(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) []int {
-	pp := ls.policies.For(pod, wo)
+// covering lists the limits of a pod's policy (ls.policies.For), adding those not seen yet.
+func (ls *limitSet) covering(pp *kube.PodPolicy) []int {
 	out := make([]int, 0, len(pp.Limits))
 	for i := range pp.Limits {
 		pl := &pp.Limits[i]

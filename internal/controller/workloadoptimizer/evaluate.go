@@ -89,6 +89,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if err := r.Client.List(ctx, powerPolicies, ctrl.UnsafeDisableDeepCopy); err != nil {
 		powerPolicies.Items = nil
 	}
+	policies := kube.PoliciesOf(costPolicies.Items, powerPolicies.Items)
 	placed := make([]model.Placed, 0, len(st.running))
 	rules := make([]kube.Rule, 0, len(st.running))
 	for _, rp := range st.running {
@@ -99,7 +100,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 			where = cluster.PlacedPod{Node: -1, Device: -1}
 		}
 		placed = append(placed, model.Placed{Pod: rp.fig.Pod, Node: where.Node, Device: where.Device})
-		rules = append(rules, kube.NewRule(rp.pod, costPolicies.Items))
+		rules = append(rules, kube.NewRule(rp.pod, policies.For(rp.pod, st.wo).Spot))
 	}
 	// A pod may only move where it alone keeps the workload's caps; the scheduler enforces the
 	// caps on the whole workload as it places each pod.
@@ -122,7 +123,7 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 		return err
 	}
 	// The preferences are the workload's: its optimizer's and those of the policies covering its pods.
-	sc.Prefs = kube.PoliciesOf(costPolicies.Items, powerPolicies.Items).For(running[0], st.wo).Prefs
+	sc.Prefs = policies.For(running[0], st.wo).Prefs
 	sc.Offer = r.offers.forSnapshot(snap, sc.Types)
 	scored := model.ScoredPlacement(placed, snap.Nodes, snap.Econ, allowed, sc)
 	st.placement.Best = model.Totals{CostPerHour: min(st.placement.Current.CostPerHour, scored.CostPerHour),
