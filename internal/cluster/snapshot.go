@@ -127,6 +127,7 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	for j := range s.Nodes {
+		slices.SortFunc(onNode[j], kube.CompareAdmission)
 		uncounted := kube.Occupy(&s.Nodes[j], slices.Values(onNode[j]), kube.OccupyOptions{
 			Request: f.request,
 			Counted: func(pod *corev1.Pod, _ model.Pod, a model.Allocation) {

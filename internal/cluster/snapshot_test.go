@@ -57,6 +57,12 @@ func gpuPod(name, node string, phase corev1.PodPhase, gpus, milli, index int) *c
 	return p
 }
 
+// createdAt sets a pod's creation time to minute m of a fixed day.
+func createdAt(p *corev1.Pod, m int) *corev1.Pod {
+	p.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, m, 0, 0, time.UTC))
+	return p
+}
+
 // testFleet is a fleet over informer-like stores holding the given objects.
 func testFleet(t *testing.T, clk *clocktesting.FakeClock, maxAge time.Duration, nodes []*corev1.Node, pods []*corev1.Pod) (*Fleet, toolscache.Indexer) {
 	t.Helper()
@@ -106,6 +112,15 @@ func TestSnapshotCountsPodsAsOccupy(t *testing.T) {
 		},
 		want:     map[types.UID]PlacedPod{"seven": {Node: 0, Device: -1}},
 		wantFree: []int64{0, 0, 0, 0, 0, 0, 0, 1000},
+	}, {
+		name:  "on an overcommitted node the pods created first hold the devices",
+		nodes: []*corev1.Node{a100Node("a", true, false)},
+		pods: []*corev1.Pod{
+			createdAt(gpuPod("seven", "a", running, 7, 0, -1), 2),
+			createdAt(gpuPod("two-more", "a", running, 2, 0, -1), 1),
+		},
+		want:     map[types.UID]PlacedPod{"two-more": {Node: 0, Device: -1}},
+		wantFree: []int64{0, 0, 1000, 1000, 1000, 1000, 1000, 1000},
 	}, {
 		name:  "cordoned and not-ready nodes are left out, and so are their pods",
 		nodes: []*corev1.Node{a100Node("a", true, false), a100Node("b", false, false), a100Node("c", true, true)},

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"fmt"
 	"iter"
 
@@ -41,6 +42,15 @@ func NodeReady(node *corev1.Node) bool {
 	return false
 }
 
+// CompareAdmission orders pods as a node admitted them: by creation time, then namespace and name,
+// so that the order is total and does not depend on how a store lists them.
+func CompareAdmission(a, b *corev1.Pod) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
 // Terminal reports whether a pod has finished (Succeeded or Failed): it holds nothing on its node.
 func Terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
@@ -62,8 +72,10 @@ type OccupyOptions struct {
 // whole devices left (an overcommitted node). Finished pods hold nothing and are skipped. Shares go
 // first, on the device written on the pod (or pending for it), else on the best-fit device; whole
 // devices are the device plugin's to pick, so whole-device pods then take devices without shares.
-// Shares whose device is known count before those on the best-fit device, so the result does not
-// depend on the order of the pods.
+// Shares whose device is known count before those on the best-fit device. When a node is
+// overcommitted, which pods count depends on their order: callers that list pods from a map-backed
+// store sort them with CompareAdmission first, so the earliest pods hold the devices, as the kubelet
+// admitted them.
 // It is the one rule for a node's occupancy: the scheduler's node view, the operator's fleet
 // snapshot and the rebalancer's confirmation all call it.
 func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncounted int) {

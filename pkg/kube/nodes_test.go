@@ -3,6 +3,7 @@ package kube
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -100,6 +101,31 @@ func TestOccupy(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.counted, got); diff != "" {
 				t.Errorf("counted (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCompareAdmission(t *testing.T) {
+	at := func(ns, name string, minute int) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+			CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC))}}
+	}
+	tests := []struct {
+		name string
+		a, b *corev1.Pod
+		want int
+	}{
+		{"the older pod first", at("z", "z", 1), at("a", "a", 2), -1},
+		{"the newer pod last", at("a", "a", 3), at("z", "z", 2), 1},
+		{"same time: by namespace", at("a", "z", 1), at("b", "a", 1), -1},
+		{"same time and namespace: by name", at("a", "b", 1), at("a", "a", 1), 1},
+		{"the same pod", at("a", "a", 1), at("a", "a", 1), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := CompareAdmission(tc.a, tc.b); got != tc.want {
+				t.Errorf("CompareAdmission = %d, want %d", got, tc.want)
 			}
 		})
 	}

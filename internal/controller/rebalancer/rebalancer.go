@@ -261,6 +261,7 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 			there = append(there, &list.Items[i])
 		}
 	}
+	slices.SortFunc(there, kube.CompareAdmission)
 	n := kube.NodeCapacity(node, facts)
 	if uncounted := kube.Occupy(&n, slices.Values(there), kube.OccupyOptions{}); uncounted > 0 || n.CPUFree < 0 || n.MemoryFree < 0 {
 		return fmt.Errorf("node %s is fuller than the plan saw", mv.To)
