@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"iter"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -42,6 +43,34 @@ func NodeReady(node *corev1.Node) bool {
 	return false
 }
 
+// AnnotationDaemonSetPod is the cluster autoscaler's annotation that makes it treat a pod as a
+// DaemonSet pod (one that does not keep a node up) when set to "true".
+const AnnotationDaemonSetPod = "cluster-autoscaler.kubernetes.io/daemonset-pod"
+
+// NodeOverhead reports whether a pod belongs to its node rather than to a workload on it, by the rule
+// the cluster autoscaler and Karpenter use to decide that a node is empty: a pod a DaemonSet
+// controls, a static pod (its mirror carries kubernetes.io/config.mirror, or the Node owns it), or a
+// pod annotated cluster-autoscaler.kubernetes.io/daemonset-pod=true. Such a pod takes room on the
+// node but never keeps it up, is nobody's workload, and no policy charges it.
+func NodeOverhead(pod *corev1.Pod) bool {
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return true
+	}
+	if pod.Annotations[AnnotationDaemonSetPod] == "true" {
+		return true
+	}
+	for i := range pod.OwnerReferences {
+		ref := &pod.OwnerReferences[i]
+		if ref.Controller == nil || !*ref.Controller {
+			continue
+		}
+		if (ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/")) || (ref.Kind == "Node" && ref.APIVersion == "v1") {
+			return true
+		}
+	}
+	return false
+}
+
 // CompareAdmission orders pods as a node admitted them: by creation time, then namespace and name,
 // so that the order is total and does not depend on how a store lists them.
 func CompareAdmission(a, b *corev1.Pod) int {
@@ -63,7 +92,8 @@ type OccupyOptions struct {
 	// PendingDevice is the device a share was given but does not carry yet (the scheduler's own
 	// reservations, before PreBind writes the annotation); nil: none.
 	PendingDevice func(*corev1.Pod) (int, bool)
-	// Counted, when set, is called for each pod counted, with where its devices were counted.
+	// Counted, when set, is called for each workload pod counted (not for the node's overhead, see
+	// NodeOverhead), with where its devices were counted.
 	Counted func(pod *corev1.Pod, p model.Pod, a model.Allocation)
 }
 
@@ -76,6 +106,8 @@ type OccupyOptions struct {
 // overcommitted, which pods count depends on their order: callers that list pods from a map-backed
 // store sort them with CompareAdmission first, so the earliest pods hold the devices, as the kubelet
 // admitted them.
+// The node's own pods (NodeOverhead: DaemonSets, static pods) take their CPU and memory out of the
+// node's capacity and leave it empty (model.AssignOverhead): a node that runs only them is asleep.
 // It is the one rule for a node's occupancy: the scheduler's node view, the operator's fleet
 // snapshot and the rebalancer's confirmation all call it.
 func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncounted int) {
@@ -101,6 +133,10 @@ func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncount
 				}
 			case p.GPUCount > 0 && n.WholeFreeDevices() < p.GPUCount:
 				uncounted++
+				continue
+			}
+			if NodeOverhead(pod) {
+				model.AssignOverhead(&p, n, a)
 				continue
 			}
 			a = model.Assign(&p, n, a)

@@ -130,3 +130,79 @@ func TestCompareAdmission(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeOverhead(t *testing.T) {
+	owned := func(apiVersion, kind string, controller bool) *corev1.Pod {
+		c := controller
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{OwnerReferences: []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: "x", Controller: &c}}}}
+	}
+	annotated := func(k, v string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{k: v}}}
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want bool
+	}{
+		{"a DaemonSet's pod", owned("apps/v1", "DaemonSet", true), true},
+		{"a static pod's mirror", annotated(corev1.MirrorPodAnnotationKey, "abc"), true},
+		{"a static pod owned by its Node", owned("v1", "Node", true), true},
+		{"the cluster autoscaler's daemonset-pod annotation", annotated(AnnotationDaemonSetPod, "true"), true},
+		{"that annotation set to false", annotated(AnnotationDaemonSetPod, "false"), false},
+		{"a ReplicaSet's pod", owned("apps/v1", "ReplicaSet", true), false},
+		{"a Job's pod", owned("batch/v1", "Job", true), false},
+		{"a DaemonSet that is not the controller", owned("apps/v1", "DaemonSet", false), false},
+		{"a kind named DaemonSet in another group", owned("example.com/v1", "DaemonSet", true), false},
+		{"a bare pod", &corev1.Pod{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NodeOverhead(tc.pod); got != tc.want {
+				t.Errorf("NodeOverhead = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestOccupyNodeOverhead: a node that runs only DaemonSet and static pods is empty; their requests
+// leave its capacity, so a workload's share is of the room they leave.
+func TestOccupyNodeOverhead(t *testing.T) {
+	ctrl := true
+	daemon := func(name, cpu, mem string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(name),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: name, Controller: &ctrl}}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem)}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	}
+	mirror := daemon("kube-proxy", "100m", "128Mi")
+	mirror.OwnerReferences = nil
+	mirror.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "hash"}
+	daemons := []*corev1.Pod{daemon("dcgm-exporter", "100m", "512Mi"), daemon("node-exporter", "200m", "384Mi"), mirror}
+
+	n := model.NewNode("A100", 16000, 65536, 4)
+	var counted []string
+	uncounted := Occupy(&n, slices.Values(daemons), OccupyOptions{Counted: func(p *corev1.Pod, _ model.Pod, _ model.Allocation) {
+		counted = append(counted, p.Name)
+	}})
+	// 100m + 200m + 100m of CPU and 512 + 384 + 128 MiB leave the node's capacity.
+	want := model.NewNode("A100", 16000-400, 65536-1024, 4)
+	if diff := cmp.Diff(want, n); diff != "" || uncounted != 0 || len(counted) != 0 {
+		t.Errorf("a node with only daemons (-want +got):\n%s\nuncounted %d, counted %v", diff, uncounted, counted)
+	}
+	if n.Active() {
+		t.Error("a node that runs only DaemonSet and static pods is active")
+	}
+
+	// A workload of 7.8 CPUs holds half of the 15.6 the daemons leave, and wakes the node.
+	work := daemon("train", "7800m", "1Gi")
+	work.OwnerReferences = nil
+	n = model.NewNode("A100", 16000, 65536, 4)
+	Occupy(&n, slices.Values(append(daemons, work)), OccupyOptions{})
+	if !n.Active() || n.Pods != 1 {
+		t.Errorf("with one workload pod: active %v, pods %d; want true, 1", n.Active(), n.Pods)
+	}
+	if got := model.PodShare(&model.Pod{CPUMilli: 7800, MemoryMiB: 1024}, &n); got != 0.5 {
+		t.Errorf("PodShare of 7.8 CPUs = %g, want 0.5 of the 15.6 the daemons leave", got)
+	}
+}

@@ -61,7 +61,8 @@ func PodRequest(pod *corev1.Pod) model.Pod {
 var AcceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceAMDGPU, catalog.ResourceGaudi,
 	catalog.ResourceNeuron, catalog.ResourceRebellionsATOM, catalog.ResourceFuriosaRNGD}
 
-// Covers reports whether a policy's target includes the pod.
+// Covers reports whether a policy's target includes the pod. No target includes the node's overhead
+// (NodeOverhead): DaemonSets and static pods are nobody's workload.
 func Covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
 	return Coverage(t)(pod)
 }
@@ -86,6 +87,9 @@ func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error)
 		}
 	}
 	return func(pod *corev1.Pod) bool {
+		if NodeOverhead(pod) {
+			return false
+		}
 		if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
 			return false
 		}

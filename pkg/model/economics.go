@@ -41,8 +41,9 @@ type Economics struct {
 	Green           bool
 }
 
-// Active reports whether a node is up: a node without pods counts as scaled in, as a cluster
-// autoscaler would remove it, and neither costs nor draws anything.
+// Active reports whether a node is up: a node without workload pods (its DaemonSets do not count, see
+// AssignOverhead) counts as scaled in, as a cluster autoscaler or Karpenter would remove it, and
+// neither costs nor draws anything.
 func (n *Node) Active() bool { return n.Pods > 0 }
 
 // NodeCost is what the node costs per hour in its current state.

@@ -44,7 +44,7 @@ type Node struct {
 	MemoryFree   int64
 	Devices      int
 	DeviceFree   [MaxDevicesPerNode]int64 // free milli-GPUs of each device
-	Pods         int                      // pods placed; a node without pods is asleep (scaled in)
+	Pods         int                      // workload pods placed (not its DaemonSets); a node without any is asleep (scaled in)
 	AllocatedGPU int64                    // milli-GPUs allocated
 }
 
@@ -130,6 +130,20 @@ func Assign(p *Pod, n *Node, a Allocation) Allocation {
 		}
 	}
 	n.AllocatedGPU += int64(p.GPUCount) * MilliPerGPU
+	return a
+}
+
+// AssignOverhead counts a pod that belongs to the node rather than to a workload (a DaemonSet's pod,
+// a static pod): like the kubelet's reserved resources, its CPU and memory leave the node's
+// capacity, and it never makes the node active. A workload's share of the node (PodShare) is
+// therefore a share of the room the daemons leave: the daemons are the node's overhead, paid by the
+// workloads that keep it up. Devices it asks for (none of the usual daemons do) are taken as any
+// pod's; the caller has checked Fits.
+func AssignOverhead(p *Pod, n *Node, a Allocation) Allocation {
+	a = Assign(p, n, a)
+	n.Pods--
+	n.CPUMilli -= p.CPUMilli
+	n.MemoryMiB -= p.MemoryMiB
 	return a
 }
 

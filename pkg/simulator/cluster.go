@@ -5,6 +5,7 @@ package simulator
 
 import (
 	"fmt"
+	"slices"
 
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/traces"
@@ -13,6 +14,9 @@ import (
 // EconomicsFunc prices and powers one node of a node list.
 type EconomicsFunc func(traces.Node) (model.Economics, error)
 
+// DaemonsFunc lists what the DaemonSets running on one node of a node list ask for.
+type DaemonsFunc func(traces.Node) []model.Pod
+
 // Cluster is the simulated cluster: node states and their economics, index-aligned.
 type Cluster struct {
 	Names []string
@@ -20,6 +24,9 @@ type Cluster struct {
 	Econ  []model.Economics
 	// GPUCapacity is the cluster's accelerator capacity in milli-GPUs.
 	GPUCapacity int64
+	// empty is each node with nothing on it but its daemons: what Reset returns it to. Shared,
+	// read-only, by the clones of a cluster.
+	empty []model.Node
 }
 
 // NewCluster builds an empty cluster from a node list.
@@ -35,16 +42,33 @@ func NewCluster(nodes []traces.Node, econ EconomicsFunc) (*Cluster, error) {
 		c.Econ = append(c.Econ, e)
 		c.GPUCapacity += int64(n.GPUs) * model.MilliPerGPU
 	}
+	c.empty = slices.Clone(c.Nodes)
 	return c, nil
 }
 
-// Reset empties every node.
-func (c *Cluster) Reset() {
-	for i := range c.Nodes {
+// RunDaemons puts on every node the DaemonSet pods it runs, as the node's overhead
+// (model.AssignOverhead, the rule the scheduler and the operator count them by): they take CPU and
+// memory and leave the node empty. nodes is the list the cluster was built from.
+func (c *Cluster) RunDaemons(nodes []traces.Node, daemons DaemonsFunc) error {
+	for i, tn := range nodes {
 		n := &c.Nodes[i]
-		*n = model.NewNode(n.Model, n.CPUMilli, n.MemoryMiB, n.Devices)
+		for _, d := range daemons(tn) {
+			if !model.Fits(&d, n) {
+				return fmt.Errorf("node %s: its DaemonSets ask for more than it has (%d mCPU, %d MiB left)", c.Names[i], n.CPUFree, n.MemoryFree)
+			}
+			a := model.Allocation{Device: -1}
+			if d.IsShare() {
+				a.Device = model.BestFitDevice(&d, n)
+			}
+			model.AssignOverhead(&d, n, a)
+		}
 	}
+	c.empty = slices.Clone(c.Nodes)
+	return nil
 }
+
+// Reset empties every node but for its daemons.
+func (c *Cluster) Reset() { copy(c.Nodes, c.empty) }
 
 // CostPerHour is the hourly cost of the active nodes.
 func (c *Cluster) CostPerHour() float64 {

@@ -33,7 +33,9 @@ type Config struct {
 	Policies  []string
 	Seeds     int
 	Economics EconomicsFunc
-	Weights   model.Weights
+	// Daemons, when set, are the DaemonSet pods each node runs (RunDaemons); nil: bare nodes.
+	Daemons DaemonsFunc
+	Weights model.Weights
 	// Workers bounds the runs in flight; 0 means GOMAXPROCS.
 	Workers int
 }
@@ -112,6 +114,11 @@ func prepareRun(cfg Config) (runInputs, error) {
 	base, err := NewCluster(cfg.Nodes, cfg.Economics)
 	if err != nil {
 		return runInputs{}, err
+	}
+	if cfg.Daemons != nil {
+		if err := base.RunDaemons(cfg.Nodes, cfg.Daemons); err != nil {
+			return runInputs{}, err
+		}
 	}
 	trace := toPods(cfg.Pods)
 	times := make([][2]int64, len(cfg.Pods))
@@ -212,7 +219,7 @@ func summarize(cfg Config, name string, outs []seedOutcome) (Result, error) {
 }
 
 func (c *Cluster) clone() *Cluster {
-	return &Cluster{Names: c.Names, Nodes: slices.Clone(c.Nodes), Econ: c.Econ, GPUCapacity: c.GPUCapacity}
+	return &Cluster{Names: c.Names, Nodes: slices.Clone(c.Nodes), Econ: c.Econ, GPUCapacity: c.GPUCapacity, empty: c.empty}
 }
 
 func sum(v []float64) float64 {
