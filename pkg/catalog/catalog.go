@@ -43,6 +43,9 @@ type NodeFacts struct {
 	// Overrides from node annotations; zero means "not set".
 	PriceOverrideUSDPerHour float64
 	CarbonOverride          float64 // gCO2/kWh
+	// DeviceMaxWatts and DeviceIdleWatts give one accelerator's draw at full load and at idle (idle
+	// 0: from the mean curve shape); they win over the catalog's figure, and power a model it lacks.
+	DeviceMaxWatts, DeviceIdleWatts float64
 }
 
 // CurvePoint is a device's draw in watts at a utilization between 0 and 1.
@@ -191,6 +194,9 @@ type Catalog struct {
 	greenSource   string
 	fallback      float64 // gCO2/kWh of a region in no table
 	fallbackSrc   string
+	// shape is the mean normalised Boavizta curve (watts / max at each of boaviztaUtil): the curve of
+	// a device known only by its maximum draw.
+	shape []float64
 }
 
 var (

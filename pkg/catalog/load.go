@@ -147,6 +147,7 @@ func load() (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.shape = shape
 	if err := c.loadDevices(curves, shape); err != nil {
 		return nil, err
 	}

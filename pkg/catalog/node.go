@@ -23,6 +23,11 @@ const (
 	// AnnotationCarbonIntensity overrides a node's carbon intensity, in gCO2/kWh (a non-negative
 	// decimal number; 0 means not set).
 	AnnotationCarbonIntensity = "kcloud.io/carbon-intensity"
+	// AnnotationAcceleratorMaxWatts and AnnotationAcceleratorIdleWatts give the draw of one of the
+	// node's accelerators at full load and at idle, in watts (idle optional: from the mean curve
+	// shape). They power a model the catalog does not list, and win over the catalog's figure.
+	AnnotationAcceleratorMaxWatts  = "kcloud.io/accelerator-max-watts"
+	AnnotationAcceleratorIdleWatts = "kcloud.io/accelerator-idle-watts"
 )
 
 // Well-known labels of Kubernetes and of the clouds that FactsFromNode reads.
@@ -103,8 +108,9 @@ func ProductLabelKeys() []string {
 //     when only one device uses that resource);
 //   - CPU and memory: status.allocatable (else status.capacity);
 //   - green: kcloud.io/green-energy=true;
-//   - overrides: annotations kcloud.io/price-per-hour and kcloud.io/carbon-intensity. A malformed value
-//     is an error naming the node, the annotation and the value.
+//   - overrides: annotations kcloud.io/price-per-hour, kcloud.io/carbon-intensity,
+//     kcloud.io/accelerator-max-watts and kcloud.io/accelerator-idle-watts. A malformed value is an
+//     error naming the node, the annotation and the value.
 func FactsFromNode(node *corev1.Node) (NodeFacts, error) {
 	if node == nil {
 		return NodeFacts{}, fmt.Errorf("reading node facts: nil node")
@@ -197,6 +203,15 @@ func FactsFromNode(node *corev1.Node) (NodeFacts, error) {
 	}
 	if f.CarbonOverride, err = parseAnnotation(node, AnnotationCarbonIntensity); err != nil {
 		return NodeFacts{}, err
+	}
+	if f.DeviceMaxWatts, err = parseAnnotation(node, AnnotationAcceleratorMaxWatts); err != nil {
+		return NodeFacts{}, err
+	}
+	if f.DeviceIdleWatts, err = parseAnnotation(node, AnnotationAcceleratorIdleWatts); err != nil {
+		return NodeFacts{}, err
+	}
+	if f.DeviceIdleWatts > 0 && f.DeviceIdleWatts >= f.DeviceMaxWatts {
+		return NodeFacts{}, fmt.Errorf("node %s: annotation %s: %g W must be below %s (%g W)", node.Name, AnnotationAcceleratorIdleWatts, f.DeviceIdleWatts, AnnotationAcceleratorMaxWatts, f.DeviceMaxWatts)
 	}
 	return f, nil
 }

@@ -6,6 +6,20 @@ import (
 	"strings"
 )
 
+// UnpricedError says why the catalog has no price for a node: its accelerator model is one the
+// catalog does not list and nothing else prices it. Economics turns it into Economics.Unpriced: the
+// node still takes pods that no cost limit covers.
+type UnpricedError struct {
+	Node   string
+	Reason string
+}
+
+func (e *UnpricedError) Error() string { return fmt.Sprintf("node %s has no price: %s", e.Node, e.Reason) }
+
+// unpricedHint names the ways to give a node a price.
+const unpricedHint = ", and no price is set for it: set the node annotation " + AnnotationPricePerHour +
+	", a prices.csv row for its instance type or a devices.csv row for its model in the catalog ConfigMap, or a price source"
+
 // normalizeCapacity accepts the spellings of Karpenter ("spot", "on-demand") and EKS ("SPOT",
 // "ON_DEMAND"); empty means on-demand.
 func normalizeCapacity(ct CapacityType) (CapacityType, bool) {
@@ -45,7 +59,7 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 	hostUSD := float64(n.CPUMilli)/1000*c.host.USDPerVCPUHour + float64(n.MemoryMiB)/1024*c.host.USDPerGiBHour
 	if n.AcceleratorModel == "" {
 		if n.AcceleratorCount > 0 {
-			return Price{}, fmt.Errorf("pricing node %s: %d accelerators of no model; known models: %s", n.Name, n.AcceleratorCount, strings.Join(c.models, ", "))
+			return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("%d accelerators of no model%s", n.AcceleratorCount, unpricedHint)}
 		}
 		p := Price{USDPerHour: hostUSD, Source: "host"}
 		if ct == CapacitySpot {
@@ -56,7 +70,7 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 	}
 	canon, ok := c.resolve(n.AcceleratorModel)
 	if !ok {
-		return Price{}, fmt.Errorf("pricing %w", c.knownModelsError(n.Name, n.AcceleratorModel))
+		return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("accelerator model %q is not in the catalog%s", n.AcceleratorModel, unpricedHint)}
 	}
 	d := c.devices[canon]
 	unit, spotDiscount, note := d.PricePerHourUSD, d.SpotDiscount, ""

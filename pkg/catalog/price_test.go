@@ -140,12 +140,12 @@ func TestPriceErrors(t *testing.T) {
 		{
 			name: "unknown model",
 			n:    NodeFacts{Name: "gpu-node-7", AcceleratorModel: "X9", AcceleratorCount: 4},
-			want: []string{"gpu-node-7", `"X9"`, "known models: " + strings.Join(c.Models(), ", ")},
+			want: []string{"gpu-node-7", `"X9" is not in the catalog`, AnnotationPricePerHour, "devices.csv"},
 		},
 		{
 			name: "accelerators without a model",
 			n:    NodeFacts{Name: "gpu-node-8", AcceleratorCount: 4},
-			want: []string{"gpu-node-8", "known models: A10, A100,"},
+			want: []string{"gpu-node-8", "4 accelerators of no model", AnnotationPricePerHour},
 		},
 		{
 			name: "unknown capacity type",
@@ -310,5 +310,62 @@ func TestRegions(t *testing.T) {
 		if !seen[r] {
 			t.Errorf("Regions() misses %q", r)
 		}
+	}
+}
+
+// A model the catalog lacks makes no error: the node's economics say what is missing and why, and
+// the node's own annotations fill in what they can.
+func TestEconomicsOfUnknownModel(t *testing.T) {
+	c := Default()
+	// 8 GPUs, 96 vCPU, 1152 GiB: host draw from the per-vCPU and per-GiB fit of doc.go.
+	base := NodeFacts{Name: "b999-0", AcceleratorModel: "NVIDIA-B999", AcceleratorCount: 8, CPUMilli: 96000, MemoryMiB: 1152 * 1024}
+	hostIdle := 96*1.171 + 1152*0.216
+	tests := []struct {
+		name          string
+		facts         func(NodeFacts) NodeFacts
+		wantPrice     float64
+		wantUnpriced  bool
+		wantUnpowered bool
+		wantMaxWatts  float64 // of one device, at 100%
+		wantIdleWatts float64
+	}{
+		{"nothing known", func(f NodeFacts) NodeFacts { return f }, 0, true, true, 0, 0},
+		{"a price annotation", func(f NodeFacts) NodeFacts { f.PriceOverrideUSDPerHour = 60; return f }, 60, false, true, 0, 0},
+		{"watts annotations", func(f NodeFacts) NodeFacts { f.DeviceMaxWatts, f.DeviceIdleWatts = 1000, 140; return f }, 0, true, false, 1000, 140},
+		// idle from the mean Boavizta shape: the mean of idle/max over its seven curves.
+		{"max watts only", func(f NodeFacts) NodeFacts { f.DeviceMaxWatts = 1000; return f }, 0, true, false, 1000, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := c.Economics(tc.facts(base))
+			if err != nil {
+				t.Fatalf("Economics: %v", err)
+			}
+			if e.PricePerHour != tc.wantPrice || (e.Unpriced != "") != tc.wantUnpriced || (e.Unpowered != "") != tc.wantUnpowered {
+				t.Errorf("price %g unpriced %q unpowered %q; want %g, %v, %v", e.PricePerHour, e.Unpriced, e.Unpowered, tc.wantPrice, tc.wantUnpriced, tc.wantUnpowered)
+			}
+			if tc.wantUnpriced && !strings.Contains(e.Unpriced, `"NVIDIA-B999" is not in the catalog`) {
+				t.Errorf("Unpriced = %q, want it to name the model", e.Unpriced)
+			}
+			if math.Abs(e.HostIdleWatts-hostIdle) > 1e-6 {
+				t.Errorf("host idle %g W, want %g", e.HostIdleWatts, hostIdle)
+			}
+			if tc.wantMaxWatts == 0 {
+				if len(e.Device) != 0 {
+					t.Errorf("device curve %v, want none", e.Device)
+				}
+				return
+			}
+			if got := e.Device.WattsAt(1); got != tc.wantMaxWatts {
+				t.Errorf("device at 100%%: %g W, want %g", got, tc.wantMaxWatts)
+			}
+			idle := e.Device.WattsAt(0)
+			if tc.wantIdleWatts > 0 && idle != tc.wantIdleWatts {
+				t.Errorf("device idle %g W, want %g", idle, tc.wantIdleWatts)
+			}
+			if tc.wantIdleWatts < 0 && (idle < 50 || idle > 200) {
+				t.Errorf("device idle %g W from the curve shape, want about 11%% of 1000 W", idle)
+			}
+		})
 	}
 }

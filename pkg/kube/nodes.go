@@ -106,8 +106,8 @@ type OccupyOptions struct {
 // overcommitted, which pods count depends on their order: callers that list pods from a map-backed
 // store sort them with CompareAdmission first, so the earliest pods hold the devices, as the kubelet
 // admitted them.
-// The node's own pods (NodeOverhead: DaemonSets, static pods) take their CPU and memory out of the
-// node's capacity and leave it empty (model.AssignOverhead): a node that runs only them is asleep.
+// The node's own pods (NodeOverhead: DaemonSets, static pods) take room but leave the node empty
+// (model.AssignOverhead): a node that runs only them is asleep.
 // It is the one rule for a node's occupancy: the scheduler's node view, the operator's fleet
 // snapshot and the rebalancer's confirmation all call it.
 func Occupy(n *model.Node, pods iter.Seq[*corev1.Pod], o OccupyOptions) (uncounted int) {

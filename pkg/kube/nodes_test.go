@@ -165,7 +165,7 @@ func TestNodeOverhead(t *testing.T) {
 }
 
 // TestOccupyNodeOverhead: a node that runs only DaemonSet and static pods is empty; their requests
-// leave its capacity, so a workload's share is of the room they leave.
+// take room, and a workload's share stays a share of the node's allocatable.
 func TestOccupyNodeOverhead(t *testing.T) {
 	ctrl := true
 	daemon := func(name, cpu, mem string) *corev1.Pod {
@@ -185,8 +185,9 @@ func TestOccupyNodeOverhead(t *testing.T) {
 	uncounted := Occupy(&n, slices.Values(daemons), OccupyOptions{Counted: func(p *corev1.Pod, _ model.Pod, _ model.Allocation) {
 		counted = append(counted, p.Name)
 	}})
-	// 100m + 200m + 100m of CPU and 512 + 384 + 128 MiB leave the node's capacity.
-	want := model.NewNode("A100", 16000-400, 65536-1024, 4)
+	// 100m + 200m + 100m of CPU and 512 + 384 + 128 MiB are taken; the node stays empty.
+	want := model.NewNode("A100", 16000, 65536, 4)
+	want.CPUFree, want.MemoryFree = 16000-400, 65536-1024
 	if diff := cmp.Diff(want, n); diff != "" || uncounted != 0 || len(counted) != 0 {
 		t.Errorf("a node with only daemons (-want +got):\n%s\nuncounted %d, counted %v", diff, uncounted, counted)
 	}
@@ -194,15 +195,15 @@ func TestOccupyNodeOverhead(t *testing.T) {
 		t.Error("a node that runs only DaemonSet and static pods is active")
 	}
 
-	// A workload of 7.8 CPUs holds half of the 15.6 the daemons leave, and wakes the node.
-	work := daemon("train", "7800m", "1Gi")
+	// One workload pod wakes it; its share is of the 16 allocatable CPUs.
+	work := daemon("train", "8", "1Gi")
 	work.OwnerReferences = nil
 	n = model.NewNode("A100", 16000, 65536, 4)
 	Occupy(&n, slices.Values(append(daemons, work)), OccupyOptions{})
-	if !n.Active() || n.Pods != 1 {
-		t.Errorf("with one workload pod: active %v, pods %d; want true, 1", n.Active(), n.Pods)
+	if !n.Active() || n.Pods != 1 || n.CPUFree != 16000-400-8000 {
+		t.Errorf("with one workload pod: active %v, pods %d, CPU free %d; want true, 1, 7600", n.Active(), n.Pods, n.CPUFree)
 	}
-	if got := model.PodShare(&model.Pod{CPUMilli: 7800, MemoryMiB: 1024}, &n); got != 0.5 {
-		t.Errorf("PodShare of 7.8 CPUs = %g, want 0.5 of the 15.6 the daemons leave", got)
+	if got := model.PodShare(&model.Pod{CPUMilli: 8000, MemoryMiB: 1024}, &n); got != 0.5 {
+		t.Errorf("PodShare of 8 CPUs = %g, want 0.5 of the 16 allocatable", got)
 	}
 }

@@ -49,9 +49,15 @@ type Violation struct {
 func (v Violation) Error() string { return v.Message }
 
 // CheckLimits returns the first limit that placing a pod with the given attributed cost and power on
-// a node of intensity carbon would break, or nil when all hold.
-func CheckLimits(limits []Limit, costPerHour, powerWatts, carbon float64) *Violation {
+// a node with economics e would break, or nil when all hold. A cost limit is broken on a node with
+// no price, and a power limit on one whose accelerators have no power figure: what a pod would add
+// there is unknown.
+func CheckLimits(limits []Limit, costPerHour, powerWatts float64, e *Economics) *Violation {
+	carbon := e.CarbonIntensity
 	for _, l := range limits {
+		if v := unknownFigure(l, e); v != nil {
+			return v
+		}
 		var adds float64
 		var msg string
 		switch l.Kind {
@@ -84,6 +90,18 @@ func CheckLimits(limits []Limit, costPerHour, powerWatts, carbon float64) *Viola
 		if msg != "" {
 			return &Violation{Limit: l, Adds: adds, Message: msg}
 		}
+	}
+	return nil
+}
+
+// unknownFigure is the violation of a limit whose figure the node cannot give: cost on a node with
+// no price, power and energy on one whose accelerators have no power figure.
+func unknownFigure(l Limit, e *Economics) *Violation {
+	switch {
+	case (l.Kind == LimitCostPerHour || l.Kind == LimitBudgetUSD) && e.Unpriced != "":
+		return &Violation{Limit: l, Message: fmt.Sprintf("%s: the node has no price (%s), so its cost to this pod is unknown", l.Source, e.Unpriced)}
+	case (l.Kind == LimitPowerWatts || l.Kind == LimitEnergyKWh) && e.Unpowered != "":
+		return &Violation{Limit: l, Message: fmt.Sprintf("%s: the node's accelerators have no power figure (%s), so this pod's draw there is unknown", l.Source, e.Unpowered)}
 	}
 	return nil
 }

@@ -39,6 +39,13 @@ type Economics struct {
 	CarbonIntensity float64 // gCO2/kWh of the node's grid
 	Spot            bool
 	Green           bool
+	// Unpriced, when set, says why the node has no price: PricePerHour is then 0 and means unknown,
+	// not free. A pod under a cost cap or budget is not placed there (CheckLimits), and scores give
+	// the node a neutral cost term.
+	Unpriced string
+	// Unpowered, when set, says why the node's accelerators have no power figure: Device is empty
+	// and only the host's draw is known. A pod under a power cap or energy budget is not placed there.
+	Unpowered string
 }
 
 // Active reports whether a node is up: a node without workload pods (its DaemonSets do not count, see

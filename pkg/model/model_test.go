@@ -207,9 +207,37 @@ func TestCheckLimits(t *testing.T) {
 		{"carbon limit", Limit{Source: "PowerPolicy green", Kind: LimitCarbonIntensity, Cap: 100}, 0, 0, 450,
 			"PowerPolicy green: node carbon intensity 450 gCO2/kWh is above the limit 100"},
 	}
+	unknown := []struct {
+		name    string
+		limit   Limit
+		econ    Economics
+		wantMsg string
+	}{
+		{"a cost cap on a node with no price", Limit{Source: "WorkloadOptimizer ai/x maxCostPerHour", Kind: LimitCostPerHour, Cap: 50}, Economics{Unpriced: "model B999 not in the catalog"},
+			"WorkloadOptimizer ai/x maxCostPerHour: the node has no price (model B999 not in the catalog), so its cost to this pod is unknown"},
+		{"a budget on a node with no price", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 100}, Economics{Unpriced: "no price"},
+			"CostPolicy team: the node has no price (no price), so its cost to this pod is unknown"},
+		{"a power cap on a node with no price holds", Limit{Source: "PowerPolicy dc", Kind: LimitPowerWatts, Cap: 2000}, Economics{Unpriced: "no price"}, ""},
+		{"a power cap on a node with no power figure", Limit{Source: "PowerPolicy dc", Kind: LimitPowerWatts, Cap: 2000}, Economics{Unpowered: "no TDP"},
+			"PowerPolicy dc: the node's accelerators have no power figure (no TDP), so this pod's draw there is unknown"},
+		{"an energy budget on a node with no power figure", Limit{Source: "PowerPolicy dc", Kind: LimitEnergyKWh, Cap: 5}, Economics{Unpowered: "no TDP"},
+			"PowerPolicy dc: the node's accelerators have no power figure (no TDP), so this pod's draw there is unknown"},
+		{"a cost cap on a node with no power figure holds", Limit{Source: "CostPolicy team", Kind: LimitCostPerHour, Cap: 50}, Economics{Unpowered: "no TDP"}, ""},
+	}
+	for _, tc := range unknown {
+		t.Run(tc.name, func(t *testing.T) {
+			v := CheckLimits([]Limit{tc.limit}, 0, 0, &tc.econ)
+			switch {
+			case tc.wantMsg == "" && v != nil:
+				t.Errorf("unexpected violation: %v", v)
+			case tc.wantMsg != "" && (v == nil || v.Error() != tc.wantMsg):
+				t.Errorf("violation = %v, want %q", v, tc.wantMsg)
+			}
+		})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v := CheckLimits([]Limit{tc.limit}, tc.cost, tc.power, tc.carbon)
+			v := CheckLimits([]Limit{tc.limit}, tc.cost, tc.power, &Economics{CarbonIntensity: tc.carbon})
 			switch {
 			case tc.wantMsg == "" && v != nil:
 				t.Errorf("unexpected violation: %v", v)
@@ -366,5 +394,29 @@ func BenchmarkKcloudScoreOnePodOneNode(b *testing.B) {
 		}
 		one[0] = Candidate{Marginal: MarginalOf(&p, &n, Allocation{Device: dev}, &testEconomics), FragDelta: best}
 		out = CombinedScores(one, Preferences{}, DefaultWeights, out)
+	}
+}
+
+// An unpriced node scores neutral on cost: halfway between the cheapest and the dearest priced
+// candidate, so fragmentation decides; it widens no range.
+func TestScoreUnpricedNeutral(t *testing.T) {
+	w := Weights{Cost: 10, Fragmentation: 90}
+	cands := []Candidate{
+		{Marginal: Marginal{CostPerHour: 0}},                  // running priced node: cost term 1
+		{Marginal: Marginal{CostPerHour: 8}},                  // waking a priced node: cost term 0
+		{Marginal: Marginal{CostPerHour: 0}, Unpriced: true},  // unpriced: cost term 0.5
+		{Marginal: Marginal{CostPerHour: 99}, Unpriced: true}, // its own figure is ignored
+	}
+	got := CombinedScores(cands, Preferences{}, w, nil)
+	// fragmentation unchanged scores 50/100 of 90 = 45; cost 10 x (1, 0, 0.5, 0.5); total weight 100.
+	want := []float64{45 + 10, 45, 45 + 5, 45 + 5}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("scores (-want +got):\n%s", diff)
+	}
+	unpowered := CombinedScores([]Candidate{{Marginal: Marginal{PowerWatts: 100}}, {Marginal: Marginal{PowerWatts: 1}, Unpowered: true}, {Marginal: Marginal{PowerWatts: 300}}},
+		Preferences{}, Weights{Power: 10, Carbon: 10, Fragmentation: 80}, nil)
+	// power: (1, 0.5, 0); carbon all 0: equal candidates score 1, the unpowered one neutral.
+	if diff := cmp.Diff([]float64{40 + 10 + 10, 40 + 5 + 5, 40 + 0 + 10}, unpowered); diff != "" {
+		t.Errorf("unpowered scores (-want +got):\n%s", diff)
 	}
 }

@@ -194,7 +194,7 @@ func evaluateUnit(in *RebalanceInput, cfg RebalanceConfig, state []Node, used []
 				continue
 			}
 			cost, power := AttributedCost(&c.Pod, &n, in.Econ[j]), AttributedPower(&c.Pod, &n, in.Econ[j])
-			if !withinLimits(in, c, used, delta, srcCost, srcPower, cost, power, in.Econ[j].CarbonIntensity) {
+			if !withinLimits(in, c, used, delta, srcCost, srcPower, cost, power, in.Econ[j]) {
 				continue
 			}
 			m := MarginalOf(&c.Pod, &n, Allocation{Device: BestFitDevice(&c.Pod, &n)}, in.Econ[j])
@@ -235,7 +235,7 @@ func evaluateUnit(in *RebalanceInput, cfg RebalanceConfig, state []Node, used []
 // withinLimits checks the limits covering a pod as if it moved from a node where it is charged
 // srcCost and srcPower to one where it would be charged cost and power, after the other moves
 // already planned (used, delta).
-func withinLimits(in *RebalanceInput, c *RebalanceCandidate, used []float64, delta map[int]float64, srcCost, srcPower, cost, power, carbon float64) bool {
+func withinLimits(in *RebalanceInput, c *RebalanceCandidate, used []float64, delta map[int]float64, srcCost, srcPower, cost, power float64, e *Economics) bool {
 	if len(c.Limits) == 0 {
 		return true
 	}
@@ -245,7 +245,7 @@ func withinLimits(in *RebalanceInput, c *RebalanceCandidate, used []float64, del
 		l.Used = used[li] + delta[li] - limitFigure(l.Kind, srcCost, srcPower)
 		ls = append(ls, l)
 	}
-	return CheckLimits(ls, cost, power, carbon) == nil
+	return CheckLimits(ls, cost, power, e) == nil
 }
 
 // limitFigure is what a pod counts against a limit of the kind: its cost or its power.

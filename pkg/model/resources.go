@@ -134,16 +134,13 @@ func Assign(p *Pod, n *Node, a Allocation) Allocation {
 }
 
 // AssignOverhead counts a pod that belongs to the node rather than to a workload (a DaemonSet's pod,
-// a static pod): like the kubelet's reserved resources, its CPU and memory leave the node's
-// capacity, and it never makes the node active. A workload's share of the node (PodShare) is
-// therefore a share of the room the daemons leave: the daemons are the node's overhead, paid by the
-// workloads that keep it up. Devices it asks for (none of the usual daemons do) are taken as any
-// pod's; the caller has checked Fits.
+// a static pod): it takes the CPU, memory and any devices it asks for (none of the usual daemons
+// ask for devices), as any pod does, and never makes the node active. A workload's share of the
+// node (PodShare) stays a share of the node's allocatable: the daemons' part of the price is the
+// node's overhead, charged to no workload, as OpenCost leaves it idle. The caller has checked Fits.
 func AssignOverhead(p *Pod, n *Node, a Allocation) Allocation {
 	a = Assign(p, n, a)
 	n.Pods--
-	n.CPUMilli -= p.CPUMilli
-	n.MemoryMiB -= p.MemoryMiB
 	return a
 }
 

@@ -39,6 +39,9 @@ type Candidate struct {
 	Green     bool
 	// AcceleratorNodeForCPUPod: the pod asks for no accelerator and the node has some.
 	AcceleratorNodeForCPUPod bool
+	// Unpriced and Unpowered: the node has no price, or no power figure for its accelerators
+	// (Economics.Unpriced, Unpowered); Costs gives those criteria as unknown.
+	Unpriced, Unpowered bool
 }
 
 // Scorer normalises candidates against the others of the same pod: Observe every candidate first,
@@ -67,7 +70,9 @@ func NewScorerOver(pref Preferences, w Weights, lo, hi [3]float64) Scorer {
 // Observe widens the normalisation ranges to include a candidate.
 func (s *Scorer) Observe(c *Candidate) {
 	for k, v := range Costs(c) {
-		s.lo[k], s.hi[k] = min(s.lo[k], v), max(s.hi[k], v)
+		if !math.IsNaN(v) {
+			s.lo[k], s.hi[k] = min(s.lo[k], v), max(s.hi[k], v)
+		}
 	}
 }
 
@@ -84,6 +89,10 @@ func (s *Scorer) Score(c *Candidate) float64 {
 	}
 	v := 0.0
 	for k, x := range Costs(c) {
+		if math.IsNaN(x) {
+			v += weights[k] * neutral
+			continue
+		}
 		v += weights[k] * lowerIsBetter(x, s.lo[k], s.hi[k])
 	}
 	v += w.Fragmentation * FragmentationScore(c.FragDelta) / 100
@@ -116,10 +125,23 @@ func CombinedScores(cands []Candidate, pref Preferences, w Weights, out []float6
 }
 
 // Costs are the criteria a Scorer normalises across the candidates of one pod: marginal cost, power
-// and carbon.
+// and carbon. A criterion the node cannot give (cost on a node with no price; power and carbon on one
+// whose accelerators have no power figure) is NaN: it widens no range and scores neutral.
 func Costs(c *Candidate) [3]float64 {
-	return [3]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour}
+	out := [3]float64{c.Marginal.CostPerHour, c.Marginal.PowerWatts, c.Marginal.CarbonPerHour}
+	if c.Unpriced {
+		out[0] = math.NaN()
+	}
+	if c.Unpowered {
+		out[1], out[2] = math.NaN(), math.NaN()
+	}
+	return out
 }
+
+// neutral is the normalised score of a criterion a node cannot give: halfway between the best and
+// the worst candidate, so that an unpriced node neither wins nor loses on cost and fragmentation
+// and the other terms decide.
+const neutral = 0.5
 
 // FragmentationScore maps a change of fragmentation (milli-GPUs, negative when it falls) to 0..100
 // as FGD does: 100*sigmoid(-delta/1000), truncated, so 50 means unchanged and one point is about
@@ -146,5 +168,7 @@ func NewCandidate(p *Pod, n *Node, a Allocation, fragDelta float64, e *Economics
 		Spot:                     e.Spot,
 		Green:                    e.Green,
 		AcceleratorNodeForCPUPod: p.GPUCount == 0 && n.Devices > 0,
+		Unpriced:                 e.Unpriced != "",
+		Unpowered:                e.Unpowered != "",
 	}
 }

@@ -241,7 +241,7 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 	if len(c.limits) > 0 {
 		n := &v.Node
 		cost, power := model.AttributedCost(&c.pod, n, &f.Econ), model.AttributedPower(&c.pod, n, &f.Econ)
-		if lv := model.CheckLimits(c.limits, cost, power, f.Econ.CarbonIntensity); lv != nil {
+		if lv := model.CheckLimits(c.limits, cost, power, &f.Econ); lv != nil {
 			return fwk.NewStatus(fwk.Unschedulable, lv.Error())
 		}
 	}
