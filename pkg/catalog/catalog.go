@@ -56,7 +56,7 @@ type DeviceSpec struct {
 	Model    string // canonical: "P100","V100","V100M16","V100M32","T4","A10","A10G","L4","A100","A100-80GB","H100","H200","MI300X","Gaudi2","Gaudi3","Inferentia2","Trainium","ATOM","RNGD","G2","G3"
 	Kind     AcceleratorKind
 	Vendor   string
-	Resource string // extended resource name: nvidia.com/gpu, amd.com/gpu, habana.ai/gaudi, aws.amazon.com/neuron, rebellions.ai/ATOM, furiosa.ai/rngd
+	Resource string // extended resource name: nvidia.com/gpu, amd.com/gpu, habana.ai/gaudi, aws.amazon.com/neuron, google.com/tpu, rebellions.ai/ATOM, furiosa.ai/rngd
 	// ProductLabelKey is the node label the vendor's device plugin / feature discovery sets (for the AWS
 	// Neuron chips, which have none, Karpenter's accelerator-name label); ProductLabel is its value for
 	// this model, e.g. nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB.

@@ -15,6 +15,9 @@ import (
 var requiredModels = []string{
 	"A10", "A100", "A100-80GB", "A10G", "ATOM", "G2", "G3", "Gaudi2", "Gaudi3", "H100", "H200",
 	"Inferentia2", "L4", "MI300X", "P100", "RNGD", "T4", "Trainium", "V100", "V100M16", "V100M32",
+	// The late-2026 fleet.
+	"B200", "GB200", "B300", "H100-NVL", "H20", "L40S", "L40", "RTX-PRO-6000", "MI325X", "MI355X",
+	"Trainium2", "TPU-v5e", "TPU-v5p", "TPU-v6e",
 }
 
 func TestModelsAreTheRequiredSet(t *testing.T) {
@@ -106,7 +109,7 @@ func TestDeviceUnknownListsKnownModels(t *testing.T) {
 
 func TestEveryDeviceIsComplete(t *testing.T) {
 	c := Default()
-	resources := []string{ResourceNVIDIAGPU, ResourceAMDGPU, ResourceGaudi, ResourceNeuron, ResourceRebellionsATOM, ResourceFuriosaRNGD}
+	resources := []string{ResourceNVIDIAGPU, ResourceAMDGPU, ResourceGaudi, ResourceNeuron, ResourceGoogleTPU, ResourceRebellionsATOM, ResourceFuriosaRNGD}
 	labelKeys := ProductLabelKeys()
 	devices := c.Devices()
 	if len(devices) != len(requiredModels) {
@@ -254,11 +257,13 @@ func TestDeviceForResource(t *testing.T) {
 		resource string
 		want     []string
 	}{
-		{ResourceNVIDIAGPU, []string{"A10", "A100", "A100-80GB", "A10G", "G2", "G3", "H100", "H200", "L4", "P100", "T4", "V100", "V100M16", "V100M32"}},
-		{ResourceAMDGPU, []string{"MI300X"}},
+		{ResourceNVIDIAGPU, []string{"A10", "A100", "A100-80GB", "A10G", "B200", "B300", "G2", "G3", "GB200", "H100", "H100-NVL", "H20", "H200",
+			"L4", "L40", "L40S", "P100", "RTX-PRO-6000", "T4", "V100", "V100M16", "V100M32"}},
+		{ResourceAMDGPU, []string{"MI300X", "MI325X", "MI355X"}},
 		{ResourceGaudi, []string{"Gaudi2", "Gaudi3"}},
-		{ResourceNeuron, []string{"Inferentia2", "Trainium"}},
-		{"aws.amazon.com/neurondevice", []string{"Inferentia2", "Trainium"}},
+		{ResourceNeuron, []string{"Inferentia2", "Trainium", "Trainium2"}},
+		{"aws.amazon.com/neurondevice", []string{"Inferentia2", "Trainium", "Trainium2"}},
+		{ResourceGoogleTPU, []string{"TPU-v5e", "TPU-v5p", "TPU-v6e"}},
 		{ResourceRebellionsATOM, []string{"ATOM"}},
 		{"rebellions.ai/npu", []string{"ATOM"}},
 		{ResourceFuriosaRNGD, []string{"RNGD"}},

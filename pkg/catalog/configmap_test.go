@@ -42,7 +42,7 @@ green_g_per_kwh,11
 		{"any-region row", NodeFacts{Name: "a", InstanceType: "p4d.24xlarge", Region: "us-east-1"}, Price{21.96, "configmap"}},
 		{"region row beats any-region row", NodeFacts{Name: "a", InstanceType: "P4D.24xlarge", Region: "us-west-2"}, Price{23.10, "configmap"}},
 		{"spot row", NodeFacts{Name: "a", InstanceType: "p4d.24xlarge", Region: "us-east-1", CapacityType: CapacitySpot}, Price{7.5, "configmap"}},
-		{"no spot row for the region: instance table", NodeFacts{Name: "a", InstanceType: "p4d.24xlarge", Region: "us-west-2", CapacityType: CapacitySpot}, Price{(8.1984 + 9.6621) / 2, "instance:aws:p4d.24xlarge:spot (us-east-1 list price)"}},
+		{"no spot row for the region: instance table", NodeFacts{Name: "a", InstanceType: "p4d.24xlarge", Region: "us-west-2", CapacityType: CapacitySpot}, Price{6.289, "instance:aws:p4d.24xlarge:spot (us-east-1 list price)"}},
 		{"zero price", NodeFacts{Name: "a", InstanceType: "on-prem-dgx"}, Price{0, "configmap"}},
 		{"device price and host rate", NodeFacts{Name: "a", AcceleratorModel: "G2", AcceleratorCount: 8, CPUMilli: 96000, MemoryMiB: 786432, CapacityType: CapacitySpot}, Price{(8*1.9 + 96*0.02 + 768*0.004237) * 0.3, "device:G2 x8 + host:spot"}},
 	}
@@ -127,8 +127,8 @@ func TestWithConfigMapMalformed(t *testing.T) {
 		},
 		{
 			name: "unknown device model lists the known ones",
-			data: map[string]string{ConfigMapKeyDevices: "model,idle_watts,max_watts,price_per_hour_usd\nT4,8,70,0.3\nB200,100,1000,\n"},
-			want: []string{`configmap key "devices.csv" line 3`, `"B200"`, "known models: A10, A100, A100-80GB,"},
+			data: map[string]string{ConfigMapKeyDevices: "model,idle_watts,max_watts,price_per_hour_usd\nT4,8,70,0.3\nR100,100,1000,\n"},
+			want: []string{`configmap key "devices.csv" line 3`, `"R100"`, "known models: A10, A100, A100-80GB,"},
 		},
 		{
 			name: "idle above max",

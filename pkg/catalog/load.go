@@ -18,14 +18,17 @@ import (
 var dataFS embed.FS
 
 const (
-	fileDevices     = "data/devices.csv"
-	fileBoavizta    = "data/gpu_power_curve_boavizta.csv"
-	fileAWSPrices   = "data/aws_gpu_instances_pricing_vantage_2023.csv"
-	fileGCPPrices   = "data/gcp_gpu_instances_pricing_cyclenerd.csv"
-	fileGCPAttach   = "data/gcp_gpu_attach_pricing_skypilot.csv"
-	fileCarbonMLCO2 = "data/cloud_region_carbon_intensity_mlco2.csv"
-	fileCarbonAWS   = "data/grid_emissions_factors_aws_ccf.csv"
-	fileCarbonGCP   = "data/grid_emissions_factors_gcp_ccf.csv"
+	fileDevices   = "data/devices.csv"
+	fileBoavizta  = "data/gpu_power_curve_boavizta.csv"
+	fileAWSPrices = "data/aws_gpu_instances_pricing_vantage_2023.csv"
+	fileGCPPrices = "data/gcp_gpu_instances_pricing_cyclenerd.csv"
+	fileGCPAttach = "data/gcp_gpu_attach_pricing_skypilot.csv"
+	// fileInstances2026 and fileAWSSpot2026 are written by us from cited upstream rows (data/SOURCES.md).
+	fileInstances2026 = "data/instances_2026.csv"
+	fileAWSSpot2026   = "data/aws_spot_2026.csv"
+	fileCarbonMLCO2   = "data/cloud_region_carbon_intensity_mlco2.csv"
+	fileCarbonAWS     = "data/grid_emissions_factors_aws_ccf.csv"
+	fileCarbonGCP     = "data/grid_emissions_factors_gcp_ccf.csv"
 )
 
 // awsFamilyModel maps the AWS instance families of the price table to the catalog's models. Families
@@ -154,7 +157,13 @@ func load() (*Catalog, error) {
 	if err := c.loadAWSPrices(); err != nil {
 		return nil, err
 	}
+	if err := c.loadAWSSpot2026(); err != nil {
+		return nil, err
+	}
 	if err := c.loadGCPPrices(); err != nil {
+		return nil, err
+	}
+	if err := c.loadInstances2026(); err != nil {
 		return nil, err
 	}
 	if err := c.loadGCPAttach(); err != nil {
@@ -367,21 +376,15 @@ func (c *Catalog) loadAWSPrices() error {
 				return err
 			}
 		}
+		// The export's spot minimum is the lowest us-east-1 availability-zone price, the same rule as
+		// aws_spot_2026.csv, which replaces it where a newer figure was read. The maximum is not a
+		// price anyone is offered in general, so it is not used.
 		lo, okLo, err := t.float(i, "spot_min_usd_per_hour")
 		if err != nil {
 			return err
 		}
-		hi, okHi, err := t.float(i, "spot_max_usd_per_hour")
-		if err != nil {
-			return err
-		}
-		switch {
-		case okLo && okHi:
-			row.Spot, row.SpotNote = (lo+hi)/2, "mid-point of spot min and max"
-		case okLo:
-			row.Spot, row.SpotNote = lo, "spot min"
-		case okHi:
-			row.Spot, row.SpotNote = hi, "spot max"
+		if okLo {
+			row.Spot, row.SpotNote = lo, "vantage 2023 export spot minimum (lowest us-east-1 AZ)"
 		}
 		family, _, _ := strings.Cut(it, ".")
 		if m, ok := awsFamilyModel[family]; ok {
@@ -393,6 +396,147 @@ func (c *Catalog) loadAWSPrices() error {
 		c.aws[strings.ToLower(it)] = row
 	}
 	return nil
+}
+
+// loadAWSSpot2026 replaces the spot price of AWS table rows by the provider's newer figure: the lowest
+// SpotPrice of the instance type's us-east-1 availability zones in the skypilot-catalog snapshot that
+// each row's source names. A row for an instance type the AWS table lacks, for another region, or
+// listed twice is an error: the file must not add instance types or shadow itself silently.
+func (c *Catalog) loadAWSSpot2026() error {
+	t, err := readTable(fileAWSSpot2026, awsSpotColumns...)
+	if err != nil {
+		return err
+	}
+	return c.addAWSSpot(t)
+}
+
+var awsSpotColumns = []string{"instance_type", "region", "spot_usd_per_hour", "source"}
+
+// addAWSSpot applies a parsed spot table (see loadAWSSpot2026); tests feed it malformed tables.
+func (c *Catalog) addAWSSpot(t *table) error {
+	seen := map[string]int{}
+	for i := range t.rows {
+		line := t.lines[i]
+		it, _ := t.get(i, "instance_type")
+		region, _ := t.get(i, "region")
+		src, _ := t.get(i, "source")
+		key := strings.ToLower(it)
+		if prev, dup := seen[key]; dup {
+			return fmt.Errorf("%s line %d: instance_type %s already has a spot price on line %d", t.name, line, it, prev)
+		}
+		seen[key] = line
+		row, ok := c.aws[key]
+		if !ok {
+			return fmt.Errorf("%s line %d: instance_type %s is not in %s", t.name, line, it, fileAWSPrices)
+		}
+		if !strings.EqualFold(region, row.Region) {
+			return fmt.Errorf("%s line %d: region %q: the AWS table is %s only", t.name, line, region, row.Region)
+		}
+		spot, ok, err := t.float(i, "spot_usd_per_hour")
+		if err != nil {
+			return err
+		}
+		if !ok || spot <= 0 || spot > row.OnDemand {
+			return fmt.Errorf("%s line %d: spot_usd_per_hour %q must be above 0 and at most the on-demand price %g", t.name, line, fieldOf(t, i, "spot_usd_per_hour"), row.OnDemand)
+		}
+		if src == "" {
+			return fmt.Errorf("%s line %d: empty source", t.name, line)
+		}
+		row.Spot, row.SpotNote = spot, src
+		c.aws[key] = row
+	}
+	return nil
+}
+
+// loadInstances2026 adds the instance types of data/instances_2026.csv to the AWS and GCP tables. An
+// instance type (AWS) or instance type and region (GCP) that a table already has is an error, so that
+// no copied row is overridden silently; so is an accelerator model the catalog does not know.
+func (c *Catalog) loadInstances2026() error {
+	t, err := readTable(fileInstances2026, instanceColumns...)
+	if err != nil {
+		return err
+	}
+	return c.addInstances(t)
+}
+
+var instanceColumns = []string{"provider", "instance_type", "region", "accelerator_model", "accelerator_count",
+	"vcpus", "memory_gib", "ondemand_usd_per_hour", "spot_usd_per_hour", "source"}
+
+// addInstances adds a parsed instance table (see loadInstances2026); tests feed it malformed tables.
+func (c *Catalog) addInstances(t *table) error {
+	var err error
+	for i := range t.rows {
+		line := t.lines[i]
+		provider, _ := t.get(i, "provider")
+		it, _ := t.get(i, "instance_type")
+		region, _ := t.get(i, "region")
+		model, _ := t.get(i, "accelerator_model")
+		src, _ := t.get(i, "source")
+		if it == "" || region == "" || src == "" {
+			return fmt.Errorf("%s line %d: instance_type, region and source are required", t.name, line)
+		}
+		row := instancePrice{InstanceType: it, Provider: provider, Region: region}
+		if model != "" {
+			canon, ok := c.resolve(model)
+			if !ok {
+				return fmt.Errorf("%s line %d: accelerator_model %q is not a catalog model", t.name, line, model)
+			}
+			row.Model = canon
+		}
+		var count float64
+		for _, f := range []struct {
+			col string
+			dst *float64
+		}{
+			{"accelerator_count", &count}, {"vcpus", &row.VCPUs}, {"memory_gib", &row.MemoryGiB},
+			{"ondemand_usd_per_hour", &row.OnDemand}, {"spot_usd_per_hour", &row.Spot},
+		} {
+			if *f.dst, _, err = t.float(i, f.col); err != nil {
+				return err
+			}
+		}
+		if row.Model != "" && (count < 1 || count != math.Trunc(count)) {
+			return fmt.Errorf("%s line %d: accelerator_count %q must be a whole number of devices", t.name, line, fieldOf(t, i, "accelerator_count"))
+		}
+		row.Count = int(count)
+		if row.OnDemand <= 0 {
+			return fmt.Errorf("%s line %d: ondemand_usd_per_hour %q must be above 0", t.name, line, fieldOf(t, i, "ondemand_usd_per_hour"))
+		}
+		if row.Spot < 0 || row.Spot > row.OnDemand {
+			return fmt.Errorf("%s line %d: spot_usd_per_hour %q must be between 0 and the on-demand price", t.name, line, fieldOf(t, i, "spot_usd_per_hour"))
+		}
+		if row.Spot > 0 {
+			row.SpotNote = src
+		}
+		key := strings.ToLower(it)
+		switch provider {
+		case "aws":
+			if !strings.EqualFold(region, DefaultRegion) {
+				return fmt.Errorf("%s line %d: region %q: AWS rows are priced for %s only", t.name, line, region, DefaultRegion)
+			}
+			if _, dup := c.aws[key]; dup {
+				return fmt.Errorf("%s line %d: instance_type %s is already in the AWS table", t.name, line, it)
+			}
+			c.aws[key] = row
+		case "gcp":
+			if _, dup := c.gcp[key][strings.ToLower(region)]; dup {
+				return fmt.Errorf("%s line %d: instance_type %s in %s is already in the GCP table", t.name, line, it, region)
+			}
+			if c.gcp[key] == nil {
+				c.gcp[key] = map[string]instancePrice{}
+			}
+			c.gcp[key][strings.ToLower(region)] = row
+		default:
+			return fmt.Errorf("%s line %d: provider %q is neither aws nor gcp", t.name, line, provider)
+		}
+	}
+	return nil
+}
+
+// fieldOf returns a cell as written, for error messages.
+func fieldOf(t *table, row int, col string) string {
+	v, _ := t.get(row, col)
+	return v
 }
 
 func (c *Catalog) loadGCPPrices() error {

@@ -47,8 +47,11 @@ const (
 	LabelGKEPreemptible = "cloud.google.com/gke-preemptible"
 	// LabelGKEAccelerator is GKE's accelerator label, e.g. "nvidia-tesla-t4", "nvidia-h100-80gb".
 	LabelGKEAccelerator = "cloud.google.com/gke-accelerator"
-	// Karpenter's AWS labels: instance-gpu-name is e.g. "a100", "t4"; instance-accelerator-name is
-	// "inferentia", "inferentia2" or "trainium".
+	// LabelGKETPUAccelerator is GKE's TPU label, e.g. "tpu-v5-lite-podslice" (v5e), "tpu-v5p-slice",
+	// "tpu-v6e-slice".
+	LabelGKETPUAccelerator = "cloud.google.com/gke-tpu-accelerator"
+	// Karpenter's AWS labels: instance-gpu-name is e.g. "a100", "t4", "h200", "b200", "l40s";
+	// instance-accelerator-name is "inferentia", "inferentia2", "trainium" or "trainium2".
 	LabelKarpenterGPUName         = "karpenter.k8s.aws/instance-gpu-name"
 	LabelKarpenterAcceleratorName = "karpenter.k8s.aws/instance-accelerator-name"
 )
@@ -81,6 +84,8 @@ const (
 	ResourceNeuron         = "aws.amazon.com/neuron"
 	ResourceRebellionsATOM = "rebellions.ai/ATOM"
 	ResourceFuriosaRNGD    = "furiosa.ai/rngd"
+	// ResourceGoogleTPU is the resource GKE's TPU device plugin advertises.
+	ResourceGoogleTPU = "google.com/tpu"
 )
 
 // ProductLabelKeys returns the labels that name a node's accelerator model, in the order
@@ -90,7 +95,7 @@ func ProductLabelKeys() []string {
 		LabelAcceleratorModel,
 		LabelNVIDIAGPUProduct, LabelAMDGPUProductName, LabelGaudiDeviceType,
 		LabelRebellionsNPUProduct, LabelFuriosaNPUProduct,
-		LabelGKEAccelerator, LabelKarpenterGPUName, LabelKarpenterAcceleratorName,
+		LabelGKEAccelerator, LabelGKETPUAccelerator, LabelKarpenterGPUName, LabelKarpenterAcceleratorName,
 	}
 }
 

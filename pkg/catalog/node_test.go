@@ -98,13 +98,18 @@ func TestFactsFromNode(t *testing.T) {
 		},
 		{
 			name: "unknown vendor label value is kept when nothing else names the model",
-			node: node("n", map[string]string{LabelNVIDIAGPUProduct: "NVIDIA-B200"}, nil, map[string]string{"nvidia.com/gpu": "8"}),
-			want: NodeFacts{Name: "n", CapacityType: CapacityOnDemand, AcceleratorModel: "NVIDIA-B200", AcceleratorCount: 8},
+			node: node("n", map[string]string{LabelNVIDIAGPUProduct: "NVIDIA-R100"}, nil, map[string]string{"nvidia.com/gpu": "8"}),
+			want: NodeFacts{Name: "n", CapacityType: CapacityOnDemand, AcceleratorModel: "NVIDIA-R100", AcceleratorCount: 8},
 		},
 		{
-			name: "AMD node without labels: the only amd.com/gpu device",
+			name: "AMD node without labels: three amd.com/gpu models, so the count but no model",
 			node: node("mi", nil, nil, map[string]string{"amd.com/gpu": "8"}),
-			want: NodeFacts{Name: "mi", CapacityType: CapacityOnDemand, AcceleratorModel: "MI300X", AcceleratorCount: 8},
+			want: NodeFacts{Name: "mi", CapacityType: CapacityOnDemand, AcceleratorCount: 8},
+		},
+		{
+			name: "Furiosa node without labels: the only furiosa.ai/rngd device",
+			node: node("rngd", nil, nil, map[string]string{"furiosa.ai/rngd": "8"}),
+			want: NodeFacts{Name: "rngd", CapacityType: CapacityOnDemand, AcceleratorModel: "RNGD", AcceleratorCount: 8},
 		},
 		{
 			name: "Rebellions node on the generic resource name",
@@ -178,7 +183,7 @@ func TestFactsFromNodeFeedPrice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Price{(8.1984 + 9.6621) / 2, "instance:aws:p4d.24xlarge:spot"}, p, approx); diff != "" {
+	if diff := cmp.Diff(Price{6.289, "instance:aws:p4d.24xlarge:spot"}, p, approx); diff != "" {
 		t.Errorf("Price (-want +got):\n%s", diff)
 	}
 }

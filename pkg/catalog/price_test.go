@@ -26,19 +26,25 @@ func TestPrice(t *testing.T) {
 			want: Price{32.7726, "instance:aws:p4d.24xlarge"},
 		},
 		{
-			name: "AWS instance spot is the mid-point of spot min and max",
+			// aws_spot_2026.csv: lowest us-east-1 AZ SpotPrice of p4d.24xlarge in skypilot-catalog v8
+			// (use1-az1 6.2890, az2 14.1051, az6 12.4991).
+			name: "AWS instance spot is the provider's figure",
 			n:    NodeFacts{Name: "n", InstanceType: "p4d.24xlarge", CapacityType: CapacitySpot},
-			want: Price{(8.1984 + 9.6621) / 2, "instance:aws:p4d.24xlarge:spot"},
+			want: Price{6.289, "instance:aws:p4d.24xlarge:spot"},
 		},
 		{
+			// No newer figure was read for g4dn: the vantage export's spot minimum, the same
+			// lowest-AZ rule on its 2023 snapshot.
 			name: "AWS spot spelled as EKS does",
 			n:    NodeFacts{Name: "n", InstanceType: "g4dn.xlarge", CapacityType: "SPOT"},
-			want: Price{(0.1609 + 0.2044) / 2, "instance:aws:g4dn.xlarge:spot"},
+			want: Price{0.1609, "instance:aws:g4dn.xlarge:spot"},
 		},
 		{
-			name: "AWS instance without spot price uses the device spot discount",
+			// The vantage export had no spot price for p4de; skypilot-catalog has one (use1-az4
+			// 11.4593, use1-az6 9.7262).
+			name: "AWS instance that had no spot price gets the provider's figure",
 			n:    NodeFacts{Name: "n", InstanceType: "p4de.24xlarge", CapacityType: CapacitySpot},
-			want: Price{40.9657 * 0.544, "instance:aws:p4de.24xlarge:spot (no spot price; on-demand x A100-80GB spot discount 0.544)"},
+			want: Price{9.7262, "instance:aws:p4de.24xlarge:spot"},
 		},
 		{
 			name: "AWS instance in another region keeps the us-east-1 list price",
