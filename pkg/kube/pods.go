@@ -59,7 +59,7 @@ func PodRequest(pod *corev1.Pod) model.Pod {
 
 // AcceleratorResources are the extended resources the catalog knows.
 var AcceleratorResources = []string{catalog.ResourceNVIDIAGPU, catalog.ResourceAMDGPU, catalog.ResourceGaudi,
-	catalog.ResourceNeuron, catalog.ResourceRebellionsATOM, catalog.ResourceFuriosaRNGD}
+	catalog.ResourceNeuron, catalog.ResourceRebellionsATOM, catalog.ResourceFuriosaRNGD, catalog.ResourceGoogleTPU}
 
 // Covers reports whether a policy's target includes the pod. No target includes the node's overhead
 // (NodeOverhead): DaemonSets and static pods are nobody's workload.
