@@ -49,6 +49,18 @@ type PolicyTarget struct {
 // spec.maxCarbonIntensity.
 const ConditionCarbonExceeded = "CarbonIntensityExceeded"
 
+// ConditionFiguresComplete is False on a WorkloadOptimizer, CostPolicy or PowerPolicy while some of
+// the pods it covers run on nodes without a price (or, for power, without a power figure for their
+// accelerators): its figures leave those pods' cost (or draw) out, and the message names them.
+const ConditionFiguresComplete = "FiguresComplete"
+
+// Reasons of ConditionFiguresComplete.
+const (
+	ReasonAllFiguresKnown = "AllFiguresKnown"
+	ReasonUnpricedNodes   = "UnpricedNodes"
+	ReasonUnpoweredNodes  = "UnpoweredNodes"
+)
+
 // Condition reasons shared by the kinds of this package.
 const (
 	ReasonWithinBudget     = "WithinBudget"

@@ -2,6 +2,7 @@ package accounting
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -76,5 +77,32 @@ func (pc *PolicyConditions) Cap(typ string, set, exceeded bool, msg string) {
 		pc.Set(typ, metav1.ConditionTrue, kcloudv1alpha1.ReasonCapExceeded, msg)
 	default:
 		pc.Set(typ, metav1.ConditionFalse, kcloudv1alpha1.ReasonWithinCap, msg)
+	}
+}
+
+// FiguresComplete sets ConditionFiguresComplete: True when no covered pod runs where a figure is
+// missing; False with the reason and the first pods of missing ("namespace/name on node: why")
+// otherwise, and a Warning event when it turns False. what names the figure ("price", "power").
+func (pc *PolicyConditions) FiguresComplete(reason, what string, missing []string) {
+	SetFiguresComplete(pc.list, pc.generation, pc.was[kcloudv1alpha1.ConditionFiguresComplete], reason, what, missing, &pc.Events)
+}
+
+// SetFiguresComplete is FiguresComplete for any kind's conditions (the WorkloadOptimizer's too):
+// was is the condition's status before this reconcile; events gets the Warning of a turn to False.
+func SetFiguresComplete(list *[]metav1.Condition, generation int64, was metav1.ConditionStatus, reason, what string, missing []string, evs *[]events.Event) {
+	if len(missing) == 0 {
+		meta.SetStatusCondition(list, metav1.Condition{Type: kcloudv1alpha1.ConditionFiguresComplete, Status: metav1.ConditionTrue,
+			Reason: kcloudv1alpha1.ReasonAllFiguresKnown, Message: "every covered pod runs on a node with a known " + what, ObservedGeneration: generation})
+		return
+	}
+	shown := missing
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(missing)-5))
+	}
+	msg := fmt.Sprintf("%d covered pod(s) run on nodes without a %s, left out of the figures: %s", len(missing), what, strings.Join(shown, "; "))
+	meta.SetStatusCondition(list, metav1.Condition{Type: kcloudv1alpha1.ConditionFiguresComplete, Status: metav1.ConditionFalse,
+		Reason: reason, Message: msg, ObservedGeneration: generation})
+	if was != metav1.ConditionFalse {
+		*evs = append(*evs, events.Event{Type: corev1.EventTypeWarning, Reason: reason, Action: "Account", Note: msg})
 	}
 }

@@ -60,3 +60,38 @@ func TestPolicyConditionsBudget(t *testing.T) {
 		})
 	}
 }
+
+func TestFiguresComplete(t *testing.T) {
+	missing := []string{"ml/a on n1: no price", "ml/b on n1: no price", "ml/c on n2: no price", "ml/d on n2: no price", "ml/e on n3: no price", "ml/f on n3: no price"}
+	tests := []struct {
+		name       string
+		was        metav1.ConditionStatus
+		missing    []string
+		want       string // status/reason
+		wantMsg    string
+		wantEvents int
+	}{
+		{"all known", "", nil, "True/AllFiguresKnown", "every covered pod runs on a node with a known price", 0},
+		{"two pods unpriced: a warning", metav1.ConditionTrue, missing[:2], "False/UnpricedNodes",
+			"2 covered pod(s) run on nodes without a price, left out of the figures: ml/a on n1: no price; ml/b on n1: no price", 1},
+		{"still unpriced: no new event; the first five named", metav1.ConditionFalse, missing, "False/UnpricedNodes",
+			"6 covered pod(s) run on nodes without a price, left out of the figures: ml/a on n1: no price; ml/b on n1: no price; ml/c on n2: no price; ml/d on n2: no price; ml/e on n3: no price; and 1 more", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var conds []metav1.Condition
+			if tc.was != "" {
+				conds = []metav1.Condition{{Type: kcloudv1alpha1.ConditionFiguresComplete, Status: tc.was, Reason: "x"}}
+			}
+			pc := NewPolicyConditions(&conds, 1, kcloudv1alpha1.EnforcementWarn)
+			pc.FiguresComplete(kcloudv1alpha1.ReasonUnpricedNodes, "price", tc.missing)
+			c := conds[0]
+			if got := string(c.Status) + "/" + c.Reason; got != tc.want || c.Message != tc.wantMsg {
+				t.Errorf("condition %s %q, want %s %q", got, c.Message, tc.want, tc.wantMsg)
+			}
+			if len(pc.Events) != tc.wantEvents {
+				t.Errorf("%d events, want %d: %v", len(pc.Events), tc.wantEvents, pc.Events)
+			}
+		})
+	}
+}

@@ -28,6 +28,9 @@ type Covered struct {
 	CarbonKg  float64
 	// AboveCarbon lists running pods on nodes whose grid is dirtier than a carbon limit.
 	AboveCarbon []string
+	// Unpriced and Unpowered list the covered pods ("namespace/name on node: why") whose node has no
+	// price, or no power figure: the sums above leave their cost, or their accelerators' draw, out.
+	Unpriced, Unpowered []string
 }
 
 // Cover adds up the pods a policy target covers. Pods that ran within [from, now) are charged their
@@ -52,6 +55,12 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 			}
 			firstErr = err
 			return
+		}
+		if fig.Unpriced != "" {
+			c.Unpriced = append(c.Unpriced, fmt.Sprintf("%s/%s on %s: %s", pod.Namespace, pod.Name, fig.Node, fig.Unpriced))
+		}
+		if fig.Unpowered != "" {
+			c.Unpowered = append(c.Unpowered, fmt.Sprintf("%s/%s on %s: %s", pod.Namespace, pod.Name, fig.Node, fig.Unpowered))
 		}
 		hours := fig.Running.HoursWithin(from, now)
 		kwh := fig.PowerWatts * hours / 1000

@@ -27,6 +27,10 @@ type Figures struct {
 	CarbonPerKWh float64 // gCO2/kWh of the node's grid
 	Running      model.Interval
 	Pod          model.Pod
+	// Unpriced and Unpowered say why the node has no price, or no power figure for its
+	// accelerators (model.Economics): CostPerHour, or the accelerators' part of PowerWatts, is then
+	// unknown and left at 0, and whoever sums the figures says so.
+	Unpriced, Unpowered string
 }
 
 // Readings returns telemetry readings per pod, refreshed at most once per snapshot age; nil without
@@ -72,6 +76,8 @@ func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[ty
 		CarbonPerKWh: e.Econ.CarbonIntensity,
 		Running:      RunInterval(pod),
 		Pod:          p,
+		Unpriced:     e.Econ.Unpriced,
+		Unpowered:    e.Econ.Unpowered,
 	}
 	if r, ok := measured[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}]; ok && r.Watts > 0 {
 		// Telemetry measures the accelerators; the host's share stays modelled.
@@ -79,6 +85,7 @@ func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[ty
 		hostOnly.Device = nil
 		fig.PowerWatts = model.AttributedPower(&p, &n, &hostOnly) + r.Watts
 		fig.PowerSource = r.Source
+		fig.Unpowered = "" // measured
 	}
 	return fig, nil
 }

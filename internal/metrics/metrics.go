@@ -9,6 +9,25 @@ import (
 )
 
 var (
+	// NodePriced is 1 for a node the catalog prices, 0 for one it cannot (an accelerator model it
+	// does not list and no price set): pods under cost limits do not go there.
+	NodePriced = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kcloud_node_priced",
+		Help: "1 when the node has a price, 0 when it has none (see the node's NodeUnpriced event).",
+	}, []string{"node"})
+
+	// NodePowered is 1 for a node whose accelerators have a power figure, 0 otherwise.
+	NodePowered = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kcloud_node_powered",
+		Help: "1 when the node's accelerators have a power figure, 0 when they have none (see the node's NodeUnpowered event).",
+	}, []string{"node"})
+
+	// NodePrice is the node's hourly price and the rule that gave it, for priced nodes.
+	NodePrice = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kcloud_node_price_usd_per_hour",
+		Help: "The node's price while it is up, USD per hour (absent for an unpriced node).",
+	}, []string{"node"})
+
 	// OptimizationsTotal counts evaluations of a workload's placement.
 	OptimizationsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kcloud_workload_optimizations_total",
@@ -84,7 +103,8 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(OptimizationsTotal, CostSavingsTotal, PowerSavingsWatts, OptimizationScore,
+	ctrlmetrics.Registry.MustRegister(NodePriced, NodePowered, NodePrice,
+		OptimizationsTotal, CostSavingsTotal, PowerSavingsWatts, OptimizationScore,
 		WorkloadCost, WorkloadPower, PolicySpend, PolicyCost, PolicyEnergy, PolicyPower, PolicyCarbon, CoreSchedulerUp)
 }
 
@@ -103,5 +123,12 @@ func ForgetPolicy(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, g := range []*prometheus.GaugeVec{PolicySpend, PolicyCost, PolicyEnergy, PolicyPower, PolicyCarbon} {
 		g.DeletePartialMatch(l)
+	}
+}
+
+// ForgetNode drops a deleted node's series.
+func ForgetNode(name string) {
+	for _, g := range []*prometheus.GaugeVec{NodePriced, NodePowered, NodePrice} {
+		g.DeleteLabelValues(name)
 	}
 }

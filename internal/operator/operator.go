@@ -36,6 +36,7 @@ import (
 	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/autoscaler"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
+	"kcloud.io/optimizer/internal/controller/nodeeconomics"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
@@ -288,7 +289,8 @@ func (a *assembly) fleets(ctx context.Context) error {
 	return nil
 }
 
-// controllers registers the WorkloadOptimizer, CostPolicy and PowerPolicy controllers.
+// controllers registers the WorkloadOptimizer, CostPolicy, PowerPolicy and node economics
+// controllers.
 func (a *assembly) controllers(ctx context.Context) error {
 	mgr, o := a.mgr, a.o
 	if err := workloadoptimizer.SetupIndexes(ctx, mgr); err != nil {
@@ -306,6 +308,10 @@ func (a *assembly) controllers(ctx context.Context) error {
 	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval}
 	if err := pp.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PowerPolicy controller: %w", err)
+	}
+	ne := &nodeeconomics.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder}
+	if err := ne.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("node economics controller: %w", err)
 	}
 	return nil
 }

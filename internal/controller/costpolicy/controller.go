@@ -94,6 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	c := cp.Spec.MaxCostPerHour
 	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.CostPerHour > *c,
 		fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, accounting.ValueOr0(c)))
+	conds.FiguresComplete(kcloudv1alpha1.ReasonUnpricedNodes, "price", covered.Unpriced)
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})

@@ -106,6 +106,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		carbonMsg = fmt.Sprintf("%d pod(s) run on grids above maxCarbonIntensity %.0f gCO2/kWh: %s", len(covered.AboveCarbon), maxCarbon, strings.Join(first(covered.AboveCarbon, 5), "; "))
 	}
 	conds.Cap(kcloudv1alpha1.ConditionCarbonExceeded, pp.Spec.MaxCarbonIntensity != nil, len(covered.AboveCarbon) > 0, carbonMsg)
+	conds.FiguresComplete(kcloudv1alpha1.ReasonUnpoweredNodes, "power figure", covered.Unpowered)
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before})

@@ -292,6 +292,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 	within, reason, msg := limitsState(wo)
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
+	figuresComplete(st, was[kcloudv1alpha1.ConditionFiguresComplete])
 
 	switch {
 	case st.targetErr != nil:
@@ -324,6 +325,27 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.targetErr.Error())
 	}
 	return nil
+}
+
+// figuresComplete sets FiguresComplete from the running pods whose node has no price or no power
+// figure: currentCost and currentPower leave those out.
+func figuresComplete(st *state, was metav1.ConditionStatus) {
+	var unpriced, unpowered []string
+	for _, rp := range st.running {
+		if rp.fig.Unpriced != "" {
+			unpriced = append(unpriced, fmt.Sprintf("%s on %s: %s", rp.pod.Name, rp.fig.Node, rp.fig.Unpriced))
+		}
+		if rp.fig.Unpowered != "" {
+			unpowered = append(unpowered, fmt.Sprintf("%s on %s: %s", rp.pod.Name, rp.fig.Node, rp.fig.Unpowered))
+		}
+	}
+	wo := st.wo
+	switch {
+	case len(unpriced) > 0:
+		accounting.SetFiguresComplete(&wo.Status.Conditions, wo.Generation, was, kcloudv1alpha1.ReasonUnpricedNodes, "price", unpriced, &st.events)
+	default:
+		accounting.SetFiguresComplete(&wo.Status.Conditions, wo.Generation, was, kcloudv1alpha1.ReasonUnpoweredNodes, "price and power figure", unpowered, &st.events)
+	}
 }
 
 // preferenceNote is what the workload's preferences cost against the cheapest feasible placement,
