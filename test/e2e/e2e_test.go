@@ -159,7 +159,7 @@ func TestDevBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown profile", []string{"--profile", "mainframe"}, `unknown fleet profile "mainframe"; known profiles: default, gpu1000, openb`},
+		{"unknown profile", []string{"--profile", "mainframe"}, `unknown fleet profile "mainframe"; known profiles: bare, default, gpu1000, openb`},
 		{"missing binary", []string{"--bin-dir", dir}, "missing binary etcd in " + dir + ": build the control plane with `make controlplane`"},
 		{"port in use", []string{"--apiserver-port", port}, "port " + port + " is in use on 127.0.0.1"},
 		{"cluster already running", []string{"--state-dir", suite.StateDir}, "a local cluster is already running from " + suite.StateDir},
