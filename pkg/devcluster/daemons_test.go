@@ -1,11 +1,15 @@
 package devcluster
 
 import (
+	"context"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/fake"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
@@ -240,5 +244,32 @@ func TestBareProfiles(t *testing.T) {
 		if n.Labels[catalog.LabelAcceleratorModel] == "" || n.Labels[LabelNVIDIAGPUPresent] != "" {
 			t.Errorf("bare node %s: labels %v", n.Name, n.Labels)
 		}
+	}
+}
+
+// TestAddonsNotReadyNamed: when the add-ons are not ready in time, the error names each DaemonSet and
+// Deployment that is not, with its counts.
+func TestAddonsNotReadyNamed(t *testing.T) {
+	a := ClusterAddons()
+	a.DaemonSets, a.Deployments = a.DaemonSets[:2], a.Deployments[:1]
+	proxy, cilium, coredns := a.DaemonSets[0].DeepCopy(), a.DaemonSets[1].DeepCopy(), a.Deployments[0].DeepCopy()
+	proxy.Generation, proxy.Status = 1, appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 22, CurrentNumberScheduled: 22, NumberReady: 22}
+	cilium.Generation, cilium.Status = 1, appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 22, CurrentNumberScheduled: 21, NumberReady: 20}
+	coredns.Generation, coredns.Status = 1, appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, AvailableReplicas: 1}
+	cs := fake.NewClientset(proxy, cilium, coredns)
+	c := &Cluster{}
+	ready, err := c.waitAddonsReady(context.Background(), cs, a, time.Second)
+	want := "cluster add-ons not ready after 1s: DaemonSet kube-system/cilium (21 of 22 pods scheduled, 20 Ready); Deployment kube-system/coredns (1 of 2 replicas available)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %s", err, want)
+	}
+	if ready.DaemonPods != 42 {
+		t.Errorf("%d daemon pods Ready, want 42", ready.DaemonPods)
+	}
+	cilium.Status = proxy.Status
+	coredns.Status.AvailableReplicas = 2
+	cs = fake.NewClientset(proxy, cilium, coredns)
+	if _, err := c.waitAddonsReady(context.Background(), cs, a, time.Second); err != nil {
+		t.Errorf("all ready: %v", err)
 	}
 }
