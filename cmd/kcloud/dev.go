@@ -41,7 +41,7 @@ func (o *devOptions) addFlags(cmd *cobra.Command, withUp bool) {
 	cmd.Flags().StringVar(&o.stateDir, "state-dir", envOr("KCLOUD_DEV_DIR", ".dev/cluster"), "directory holding the local cluster's certificates, kubeconfig, etcd data, logs and state ($KCLOUD_DEV_DIR)")
 	if withUp {
 		cmd.Flags().StringVar(&o.binDir, "bin-dir", envOr("KCLOUD_BIN_DIR", "bin/controlplane/current"), "directory with etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok ($KCLOUD_BIN_DIR; `make controlplane` builds them)")
-		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed cloud nodes), openb (the 1,523-node Alibaba openb cluster) or gpu1000 (its first 1,000 GPU nodes)")
+		cmd.Flags().StringVar(&o.profile, "profile", "default", "fleet profile: default (20 mixed accelerator nodes and a 2-node system pool, running the DaemonSets and kube-system Deployments of a production GPU cluster), bare (the same 20 nodes, nothing running on them), openb (the 1,523-node Alibaba openb cluster) or gpu1000 (its first 1,000 GPU nodes); all but default are bare")
 		cmd.Flags().IntVar(&o.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (0 picks a free one)")
 		cmd.Flags().StringVar(&o.operator, "operator", "bin/kcloud-operator", "kcloud-operator binary to run against the cluster when it exists (`make build` builds it); empty: none")
 		cmd.Flags().BoolVar(&o.webhooks, "webhooks", true, "install the admission webhooks, served by the operator on loopback with certificates it manages")

@@ -335,9 +335,29 @@ func (c *Cluster) createFleet(ctx context.Context, o Options, cs kubernetes.Inte
 	if err := c.save(); err != nil {
 		return err
 	}
+	// The add-ons are created before the nodes are Ready, so that their controllers and the
+	// scheduler work while kwok and the node lifecycle controller bring the nodes up.
+	production := Profiles[o.Profile].ProductionLike
+	addons := ClusterAddons()
+	if production {
+		o.logf("creating the cluster add-ons: %d DaemonSets, %d Deployments in namespaces %s",
+			len(addons.DaemonSets), len(addons.Deployments), strings.Join(addons.Namespaces, ", "))
+		if err := createAddons(ctx, cs, addons); err != nil {
+			return err
+		}
+	}
 	o.logf("waiting for %d nodes to be Ready", len(nodes))
 	if err := c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute); err != nil {
 		return err
+	}
+	if production {
+		o.logf("waiting for the DaemonSets' pods and the Deployments to be ready")
+		ready, err := c.waitAddonsReady(ctx, cs, addons, 3*time.Minute)
+		if err != nil {
+			return err
+		}
+		o.logf("%d daemon pods Ready on %d nodes (%d DaemonSets); %d Deployments available",
+			ready.DaemonPods, len(nodes), len(addons.DaemonSets), len(addons.Deployments))
 	}
 	return nil
 }

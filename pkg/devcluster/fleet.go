@@ -30,13 +30,39 @@ type NodeGroup struct {
 	Spot         bool
 	Green        bool
 	Count        int
+	// Cloud is where a production-like node runs: CloudAWS or CloudGCP, empty for on-premises. It
+	// decides which provider labels the node carries.
+	Cloud string
+	// System makes the group a CPU-only system node pool, labelled and tainted
+	// CriticalAddonsOnly=true:NoSchedule as EKS and AKS system pools are: only the cluster add-ons
+	// that tolerate the taint (CoreDNS, metrics-server, the node DaemonSets) run there.
+	System bool
 }
 
-// Profiles are the fleets `kcloud dev up --profile` knows.
-var Profiles = map[string]func() ([]NodeGroup, error){
-	"default": defaultFleet,
-	"openb":   openbFleet,
-	"gpu1000": gpu1000Fleet,
+// Clouds of NodeGroup.Cloud.
+const (
+	CloudAWS = "aws"
+	CloudGCP = "gcp"
+)
+
+// Profile is a fleet `kcloud dev up --profile` can start.
+type Profile struct {
+	// Groups builds the fleet's node groups.
+	Groups func() ([]NodeGroup, error)
+	// ProductionLike makes the fleet look like a production GPU cluster: nodes labelled by the
+	// vendors' feature discovery and the clouds (no kcloud.io/accelerator-model, which no real node
+	// has), and the DaemonSets and kube-system Deployments of daemons.go running on them; Up waits
+	// until all of them are ready. The zero Profile is bare: plain nodes, nothing running.
+	ProductionLike bool
+}
+
+// Profiles are the fleets `kcloud dev up --profile` knows. Tests may add their own; a Profile with
+// only Groups set is bare.
+var Profiles = map[string]Profile{
+	"default": {Groups: productionFleet, ProductionLike: true},
+	"bare":    {Groups: mixedFleet},
+	"openb":   {Groups: openbFleet},
+	"gpu1000": {Groups: gpu1000Fleet},
 }
 
 // ProfileNames lists the profiles, sorted.
@@ -55,25 +81,39 @@ const (
 	LabelNVIDIAClass = "gpu.nvidia.com/class"
 )
 
-// defaultFleet is a small mixed cloud fleet: 20 nodes over NVIDIA, AMD, Intel, AWS, Rebellions and
+// productionFleet is the mixed fleet plus a system pool of two CPU-only m5.xlarge nodes in two
+// zones (the catalog prices no CPU-only instance, so the group gives their shape: 4 vCPUs, 16 GiB,
+// and the catalog prices them by their host).
+func productionFleet() ([]NodeGroup, error) {
+	groups, err := mixedFleet()
+	if err != nil {
+		return nil, err
+	}
+	system := NodeGroup{InstanceType: "m5.xlarge", CPUs: 4, MemoryGiB: 16, Region: "us-east-1", Cloud: CloudAWS, System: true, Count: 1}
+	a, b := system, system
+	a.Zone, b.Zone = "us-east-1a", "us-east-1b"
+	return append(groups, a, b), nil
+}
+
+// mixedFleet is a small mixed cloud fleet: 20 nodes over NVIDIA, AMD, Intel, AWS, Rebellions and
 // FuriosaAI accelerators, spot and on-demand, in regions of different carbon intensity.
-func defaultFleet() ([]NodeGroup, error) {
+func mixedFleet() ([]NodeGroup, error) {
 	return []NodeGroup{
-		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
-		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1b", Spot: true, Count: 1},
-		{InstanceType: "p5.48xlarge", Model: "H100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
-		{InstanceType: "p3.2xlarge", Model: "V100", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1c", Spot: true, Count: 2},
-		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 2},
-		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2b", Spot: true, Count: 1},
-		{InstanceType: "g5.xlarge", Model: "A10G", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Count: 1},
+		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Cloud: CloudAWS, Count: 1},
+		{InstanceType: "p4d.24xlarge", Model: "A100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1b", Cloud: CloudAWS, Spot: true, Count: 1},
+		{InstanceType: "p5.48xlarge", Model: "H100", Accelerators: 8, Region: "us-east-1", Zone: "us-east-1a", Cloud: CloudAWS, Count: 1},
+		{InstanceType: "p3.2xlarge", Model: "V100", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1c", Cloud: CloudAWS, Spot: true, Count: 2},
+		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Cloud: CloudAWS, Count: 2},
+		{InstanceType: "g4dn.xlarge", Model: "T4", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2b", Cloud: CloudAWS, Spot: true, Count: 1},
+		{InstanceType: "g5.xlarge", Model: "A10G", Accelerators: 1, Region: "us-west-2", Zone: "us-west-2a", Cloud: CloudAWS, Count: 1},
 		// A 4-GPU node that draws little: the only place a 4-GPU pod fits under the product
 		// description's 2,000 W cap (a p4d half draws about 2,020 W).
-		{InstanceType: "g5.12xlarge", Model: "A10G", Accelerators: 4, Region: "us-west-2", Zone: "us-west-2b", Count: 1},
-		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-a", Count: 1},
-		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-b", Spot: true, Count: 1},
-		{InstanceType: "g2-standard-4", Model: "L4", Accelerators: 1, Region: "europe-north1", Zone: "europe-north1-a", Count: 2},
-		{InstanceType: "inf2.xlarge", Model: "Inferentia2", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1a", Count: 1},
-		{InstanceType: "trn1.2xlarge", Model: "Trainium", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1b", Count: 1},
+		{InstanceType: "g5.12xlarge", Model: "A10G", Accelerators: 4, Region: "us-west-2", Zone: "us-west-2b", Cloud: CloudAWS, Count: 1},
+		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-a", Cloud: CloudGCP, Count: 1},
+		{InstanceType: "a2-highgpu-1g", Model: "A100", Accelerators: 1, Region: "us-central1", Zone: "us-central1-b", Cloud: CloudGCP, Spot: true, Count: 1},
+		{InstanceType: "g2-standard-4", Model: "L4", Accelerators: 1, Region: "europe-north1", Zone: "europe-north1-a", Cloud: CloudGCP, Count: 2},
+		{InstanceType: "inf2.xlarge", Model: "Inferentia2", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1a", Cloud: CloudAWS, Count: 1},
+		{InstanceType: "trn1.2xlarge", Model: "Trainium", Accelerators: 1, Region: "us-east-1", Zone: "us-east-1b", Cloud: CloudAWS, Count: 1},
 		{Model: "MI300X", Accelerators: 8, CPUs: 192, MemoryGiB: 2048, Region: "ap-northeast-2", Zone: "ap-northeast-2a", Count: 1},
 		{Model: "Gaudi3", Accelerators: 8, CPUs: 160, MemoryGiB: 1024, Region: "ap-northeast-2", Zone: "ap-northeast-2a", Count: 1},
 		{Model: "ATOM", Accelerators: 4, CPUs: 64, MemoryGiB: 512, Region: "ap-northeast-2", Zone: "ap-northeast-2b", Green: true, Count: 1},
@@ -112,13 +152,14 @@ func gpu1000Fleet() ([]NodeGroup, error) {
 }
 
 // FleetNodes turns a profile into Node objects with the labels a cloud provider and the vendors'
-// device plugins would set, and capacity for the accelerators' extended resources.
+// device plugins would set, and capacity for the accelerators' extended resources. A production-like
+// profile's nodes carry the labels of productionLabels instead of kcloud.io/accelerator-model.
 func FleetNodes(profile string, cat *catalog.Catalog) ([]corev1.Node, error) {
-	build, ok := Profiles[profile]
+	p, ok := Profiles[profile]
 	if !ok {
 		return nil, fmt.Errorf("unknown fleet profile %q; known profiles: %s", profile, strings.Join(ProfileNames(), ", "))
 	}
-	groups, err := build()
+	groups, err := p.Groups()
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +181,13 @@ func FleetNodes(profile string, cat *catalog.Catalog) ([]corev1.Node, error) {
 		}
 		for i := 0; i < g.Count; i++ {
 			name := nodeName(profile, g, len(nodes))
-			nodes = append(nodes, buildNode(name, profile, g, dev, cpus, mem))
+			node := buildNode(name, profile, g, dev, cpus, mem)
+			if p.ProductionLike {
+				if err := labelLikeProduction(&node, g, dev); err != nil {
+					return nil, fmt.Errorf("fleet %s group %d: node %s: %w", profile, gi, name, err)
+				}
+			}
+			nodes = append(nodes, node)
 		}
 	}
 	return nodes, nil
@@ -150,6 +197,9 @@ func nodeName(profile string, g NodeGroup, index int) string {
 	kind := "cpu"
 	if g.Model != "" {
 		kind = strings.ToLower(g.Model)
+	}
+	if g.System {
+		kind = "system"
 	}
 	if profile == "openb" || profile == "gpu1000" {
 		return fmt.Sprintf("%s-%04d-%s", profile, index, kind)

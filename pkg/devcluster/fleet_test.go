@@ -15,8 +15,8 @@ func TestFleetNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes) != 20 {
-		t.Errorf("default fleet: %d nodes", len(nodes))
+	if len(nodes) != 22 {
+		t.Errorf("default fleet: %d nodes, want 20 accelerator nodes and 2 of the system pool", len(nodes))
 	}
 	names := map[string]bool{}
 	for i := range nodes {
@@ -29,7 +29,8 @@ func TestFleetNodes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", n.Name, err)
 		}
-		if facts.AcceleratorModel == "" || facts.AcceleratorCount == 0 || facts.Region == "" {
+		system := n.Labels[LabelEKSNodegroup] == SystemNodegroup
+		if system != (facts.AcceleratorModel == "" && facts.AcceleratorCount == 0) || facts.Region == "" {
 			t.Errorf("%s: catalog reads %+v", n.Name, facts)
 		}
 		if _, err := cat.Price(facts); err != nil {
@@ -54,7 +55,7 @@ func TestFleetNodes(t *testing.T) {
 	if len(openb) != 1523 || gpus != 6212 || cpuOnly != 310 {
 		t.Errorf("openb fleet: %d nodes, %d GPUs, %d without GPUs; want 1523, 6212, 310", len(openb), gpus, cpuOnly)
 	}
-	if _, err := FleetNodes("mainframe", cat); err == nil || !strings.Contains(err.Error(), "known profiles: default, gpu1000, openb") {
+	if _, err := FleetNodes("mainframe", cat); err == nil || !strings.Contains(err.Error(), "known profiles: bare, default, gpu1000, openb") {
 		t.Errorf("unknown profile: %v", err)
 	}
 }

@@ -47,8 +47,8 @@ func TestFleetFromCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes.Items) != 20 {
-		t.Errorf("default fleet: %d nodes, want 20", len(nodes.Items))
+	if len(nodes.Items) != 22 {
+		t.Errorf("default fleet: %d nodes, want 20 accelerator nodes and 2 of the system pool", len(nodes.Items))
 	}
 	cat := catalog.Default()
 	resources := map[string]bool{}
@@ -67,6 +67,12 @@ func TestFleetFromCatalog(t *testing.T) {
 			spot++
 		}
 		regions[facts.Region] = true
+		if n.Labels[devcluster.LabelEKSNodegroup] == devcluster.SystemNodegroup {
+			if facts.AcceleratorModel != "" || facts.AcceleratorCount != 0 {
+				t.Errorf("system node %s: catalog reads accelerators %+v", n.Name, facts)
+			}
+			continue
+		}
 		dev, err := cat.Device(facts.AcceleratorModel)
 		if err != nil {
 			t.Errorf("node %s: %v", n.Name, err)
@@ -159,7 +165,7 @@ func TestDevBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown profile", []string{"--profile", "mainframe"}, `unknown fleet profile "mainframe"; known profiles: default, gpu1000, openb`},
+		{"unknown profile", []string{"--profile", "mainframe"}, `unknown fleet profile "mainframe"; known profiles: bare, default, gpu1000, openb`},
 		{"missing binary", []string{"--bin-dir", dir}, "missing binary etcd in " + dir + ": build the control plane with `make controlplane`"},
 		{"port in use", []string{"--apiserver-port", port}, "port " + port + " is in use on 127.0.0.1"},
 		{"cluster already running", []string{"--state-dir", suite.StateDir}, "a local cluster is already running from " + suite.StateDir},
@@ -209,7 +215,7 @@ func TestRunOnExistingCluster(t *testing.T) {
 		t.Fatalf("kcloud run: %v\n%s", err, out)
 	}
 	for _, want := range []string{"installed CRDs: costpolicies\\.kcloud\\.io, powerpolicies\\.kcloud\\.io, workloadoptimizers\\.kcloud\\.io",
-		"applied 5 examples", "nodes: 20, Ready: 20", `ai-workloads +ml-training-optimizer`, `ml-workloads +bert-training`, `default +llm-serving`} {
+		"applied 5 examples", "nodes: 22, Ready: 22", `ai-workloads +ml-training-optimizer`, `ml-workloads +bert-training`, `default +llm-serving`} {
 		// Columns are as wide as the longest value, which other tests' optimizers may change.
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("kcloud run output lacks %q:\n%s", want, out)

@@ -86,7 +86,7 @@ func restartOperator(t *testing.T, extra ...string) func() {
 func poolNodes(t *testing.T, prefix string, g devcluster.NodeGroup) []string {
 	t.Helper()
 	profile := "e2e-" + prefix
-	devcluster.Profiles[profile] = func() ([]devcluster.NodeGroup, error) { return []devcluster.NodeGroup{g}, nil }
+	devcluster.Profiles[profile] = devcluster.Profile{Groups: func() ([]devcluster.NodeGroup, error) { return []devcluster.NodeGroup{g}, nil }}
 	defer delete(devcluster.Profiles, profile)
 	nodes, err := devcluster.FleetNodes(profile, catalog.Default())
 	if err != nil {

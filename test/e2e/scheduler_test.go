@@ -43,8 +43,20 @@ func gpus(n int64) podOpt {
 	}
 }
 
+// onModel selects the nodes of an accelerator model by the label its vendor's feature discovery
+// sets (nvidia.com/gpu.product=Tesla-T4, ...), as on a real cluster, whose nodes carry no
+// kcloud.io/accelerator-model.
 func onModel(m string) podOpt {
-	return func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{catalog.LabelAcceleratorModel: m} }
+	key, value := productLabel(m)
+	return func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{key: value} }
+}
+
+func productLabel(model string) (key, value string) {
+	dev, err := catalog.Default().Device(model)
+	if err != nil {
+		panic(err)
+	}
+	return dev.ProductLabelKey, dev.ProductLabel
 }
 
 func label(k, v string) podOpt { return func(p *corev1.Pod) { p.Labels[k] = v } }
@@ -142,7 +154,9 @@ func TestCheapestFeasibleNodeWins(t *testing.T) {
 		t.Fatalf("pod not scheduled")
 	}
 	chosen := pods[0].Spec.NodeName
-	nodes, err := suite.Client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: catalog.LabelAcceleratorModel + "=T4"})
+	key, value := productLabel("T4")
+	t4Selector := key + "=" + value
+	nodes, err := suite.Client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: t4Selector})
 	if err != nil {
 		t.Fatal(err)
 	}
