@@ -164,8 +164,30 @@ func TestCheapestFeasibleNodeWins(t *testing.T) {
 		if p := nodePrice(t, n.Name); p < nodePrice(t, chosen) {
 			t.Errorf("pod on %s (%.2f USD/h), but %s costs %.2f USD/h", chosen, nodePrice(t, chosen), n.Name, p)
 		}
+		// Every candidate runs its DaemonSets: the choice above is cost-aware only because they
+		// leave a node empty (kube.NodeOverhead). Counted as workloads, they make every node
+		// "running", waking none costs anything, and the pod lands on the first that packs it.
+		if daemons := daemonPodsOn(t, n.Name); daemons == 0 {
+			t.Errorf("node %s runs no DaemonSet pods: the production-like fleet is missing them", n.Name)
+		}
 	}
-	t.Logf("pod on %s at %.2f USD/h among %d T4 nodes", chosen, nodePrice(t, chosen), len(nodes.Items))
+	t.Logf("pod on %s at %.2f USD/h among %d T4 nodes, each running its DaemonSets", chosen, nodePrice(t, chosen), len(nodes.Items))
+}
+
+// daemonPodsOn counts the running DaemonSet pods on a node.
+func daemonPodsOn(t *testing.T, node string) int {
+	t.Helper()
+	pods, err := suite.Client.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := range pods.Items {
+		if kube.NodeOverhead(&pods.Items[i]) && pods.Items[i].Status.Phase == corev1.PodRunning {
+			n++
+		}
+	}
+	return n
 }
 
 // TestGPUSharesNeverOvercommit: twelve 600-milli shares on three single-GPU T4 nodes: only one fits
