@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/devcluster"
+	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/simulator"
 	"kcloud.io/optimizer/pkg/traces"
@@ -22,6 +24,7 @@ type simulateOptions struct {
 	policies                                       []string
 	seeds, workers                                 int
 	fleetScale                                     float64
+	daemons                                        bool
 }
 
 func newSimulateCommand() *cobra.Command {
@@ -57,6 +60,7 @@ With no flags it runs the embedded Alibaba openb default trace on the openb GPU 
 	f.StringVar(&o.report, "report", "", "also write a self-contained HTML report with charts to this file")
 	f.Float64Var(&o.fleetScale, "fleet-scale", 1, "multiply the node list by this factor, keeping its mix of models (0.25 keeps a quarter)")
 	f.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "runs in parallel")
+	f.BoolVar(&o.daemons, "daemons", false, "run on every node the DaemonSets of the production-like local fleet (kube-proxy, CNI, node-exporter, the vendor's device plugin and exporters) as the node's overhead: they take CPU and memory and never keep a node up")
 	f.StringVar(&o.catalogFile, "catalog", "", "YAML or JSON file with the data of a catalog ConfigMap (prices.csv, devices.csv, carbon.csv, settings.csv) to override the embedded prices, power and carbon")
 	return cmd
 }
@@ -85,10 +89,16 @@ func (o *simulateOptions) run(out io.Writer) error {
 			return err
 		}
 	}
-	results, err := simulator.Run(simulator.Config{
+	cfg := simulator.Config{
 		Nodes: nodes, Pods: pods, Mode: simulator.Mode(o.mode), Policies: o.policies, Seeds: o.seeds,
 		Economics: simulator.CatalogEconomics(cat), Weights: model.DefaultWeights, Workers: o.workers,
-	})
+	}
+	if o.daemons {
+		if cfg.Daemons, err = productionDaemons(nodes, cat); err != nil {
+			return err
+		}
+	}
+	results, err := simulator.Run(cfg)
 	if err != nil {
 		return err
 	}
@@ -96,8 +106,12 @@ func (o *simulateOptions) run(out io.Writer) error {
 	for _, n := range nodes {
 		gpus += n.GPUs
 	}
-	subtitle := fmt.Sprintf("mode %s; pods %s (%d); nodes %s x%g (%d nodes, %d GPUs); %d seeds from %d; prices, power and carbon from the embedded catalog",
-		o.mode, filepath.Base(o.pods), len(pods), filepath.Base(o.nodes), o.fleetScale, len(nodes), gpus, o.seeds, simulator.FirstSeed)
+	daemons := "bare nodes"
+	if o.daemons {
+		daemons = "production DaemonSets on every node"
+	}
+	subtitle := fmt.Sprintf("mode %s; pods %s (%d); nodes %s x%g (%d nodes, %d GPUs, %s); %d seeds from %d; prices, power and carbon from the embedded catalog",
+		o.mode, filepath.Base(o.pods), len(pods), filepath.Base(o.nodes), o.fleetScale, len(nodes), gpus, daemons, o.seeds, simulator.FirstSeed)
 	switch o.format {
 	case "csv":
 		err = simulator.WriteCSV(out, results)
@@ -124,4 +138,31 @@ func (o *simulateOptions) run(out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// productionDaemons is what the DaemonSets of the production-like local fleet (devcluster.DaemonPods)
+// ask of each trace node, worked out once per node shape.
+func productionDaemons(nodes []traces.Node, cat *catalog.Catalog) (simulator.DaemonsFunc, error) {
+	type shape struct {
+		model      string
+		gpus       int
+		cpus, gibs int64
+	}
+	byShape := map[shape][]model.Pod{}
+	for _, n := range nodes {
+		s := shape{n.Model, n.GPUs, n.CPUMilli / 1000, n.MemoryMiB / 1024}
+		if _, ok := byShape[s]; ok {
+			continue
+		}
+		pods, err := devcluster.DaemonPods(devcluster.NodeGroup{Model: n.Model, Accelerators: n.GPUs, CPUs: s.cpus, MemoryGiB: s.gibs}, cat)
+		if err != nil {
+			return nil, fmt.Errorf("--daemons: node %s: %w", n.Name, err)
+		}
+		reqs := make([]model.Pod, len(pods))
+		for i, p := range pods {
+			reqs[i] = kube.PodRequest(p)
+		}
+		byShape[s] = reqs
+	}
+	return func(n traces.Node) []model.Pod { return byShape[shape{n.Model, n.GPUs, n.CPUMilli / 1000, n.MemoryMiB / 1024}] }, nil
 }

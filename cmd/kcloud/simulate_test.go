@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -71,5 +73,42 @@ func TestSimulateReplayTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestSimulateDaemonsKeepFigures: with the production DaemonSets on every openb node, kcloud's GPU
+// allocation, cost and power on the default trace stay within 0.5 points and 1% of the bare run:
+// the daemons take CPU and memory, not GPUs, and wake no node.
+func TestSimulateDaemonsKeepFigures(t *testing.T) {
+	figures := func(extra ...string) (alloc, cost, power float64) {
+		out, err := run(t, append([]string{"simulate", "--policies", "kcloud", "--seeds", "2", "--format", "csv"}, extra...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("csv %v: %v", rows, err)
+		}
+		col := map[string]int{}
+		for i, h := range rows[0] {
+			col[h] = i
+		}
+		num := func(name string) float64 {
+			v, err := strconv.ParseFloat(rows[1][col[name]], 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return v
+		}
+		return num("gpu_alloc_pct_100"), num("cost_usd_per_h_mean"), num("power_kw_mean")
+	}
+	bareAlloc, bareCost, barePower := figures()
+	alloc, cost, power := figures("--daemons")
+	t.Logf("bare: alloc %.2f%% cost %.2f USD/h power %.2f kW; with DaemonSets: %.2f%% %.2f USD/h %.2f kW", bareAlloc, bareCost, barePower, alloc, cost, power)
+	if math.Abs(alloc-bareAlloc) > 0.5 {
+		t.Errorf("GPU allocation %.2f%% with DaemonSets, %.2f%% bare: more than 0.5 points apart", alloc, bareAlloc)
+	}
+	if math.Abs(cost-bareCost) > 0.01*bareCost || math.Abs(power-barePower) > 0.01*barePower {
+		t.Errorf("cost %.2f / %.2f USD/h, power %.2f / %.2f kW (DaemonSets / bare): more than 1%% apart", cost, bareCost, power, barePower)
 	}
 }

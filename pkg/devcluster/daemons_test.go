@@ -10,25 +10,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
-	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
-	"k8s.io/klog/v2"
 
 	"kcloud.io/optimizer/pkg/catalog"
 )
-
-// runsOn reports whether the scheduler may put a pod of the template on the node: the node selector
-// and required node affinity match, and the pod tolerates the node's NoSchedule and NoExecute taints.
-func runsOn(spec corev1.PodSpec, n *corev1.Node) bool {
-	pod := &corev1.Pod{Spec: spec}
-	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(pod).Match(n); !ok {
-		return false
-	}
-	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), n.Spec.Taints, spec.Tolerations, func(t *corev1.Taint) bool {
-		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
-	}, false)
-	return !untolerated
-}
 
 // DaemonSets every node runs, and those of each accelerator's vendor.
 var (

@@ -82,8 +82,15 @@ func restartOperator(t *testing.T, extra ...string) func() {
 }
 
 // poolNodes makes kwok nodes the way the local cluster makes its fleet (devcluster.FleetNodes),
-// renamed and labelled into the test's pool.
+// renamed and labelled into the rebalancing test's pool.
 func poolNodes(t *testing.T, prefix string, g devcluster.NodeGroup) []string {
+	t.Helper()
+	return nodesInPool(t, "rebalance", "e2e-rb-"+prefix, g)
+}
+
+// nodesInPool makes the kwok nodes of a node group, named prefix-0, prefix-1, ... and labelled
+// e2e.kcloud.io/pool=pool; they are deleted when the test ends.
+func nodesInPool(t *testing.T, pool, prefix string, g devcluster.NodeGroup) []string {
 	t.Helper()
 	profile := "e2e-" + prefix
 	devcluster.Profiles[profile] = devcluster.Profile{Groups: func() ([]devcluster.NodeGroup, error) { return []devcluster.NodeGroup{g}, nil }}
@@ -95,9 +102,9 @@ func poolNodes(t *testing.T, prefix string, g devcluster.NodeGroup) []string {
 	var names []string
 	for i := range nodes {
 		n := &nodes[i]
-		n.Name = fmt.Sprintf("e2e-rb-%s-%d", prefix, i)
+		n.Name = fmt.Sprintf("%s-%d", prefix, i)
 		n.Labels[corev1.LabelHostname] = n.Name
-		n.Labels[poolLabel] = "rebalance"
+		n.Labels[poolLabel] = pool
 		if _, err := suite.Client.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
