@@ -164,5 +164,7 @@ func productionDaemons(nodes []traces.Node, cat *catalog.Catalog) (simulator.Dae
 		}
 		byShape[s] = reqs
 	}
-	return func(n traces.Node) []model.Pod { return byShape[shape{n.Model, n.GPUs, n.CPUMilli / 1000, n.MemoryMiB / 1024}] }, nil
+	return func(n traces.Node) []model.Pod {
+		return byShape[shape{n.Model, n.GPUs, n.CPUMilli / 1000, n.MemoryMiB / 1024}]
+	}, nil
 }

@@ -14,7 +14,9 @@ type UnpricedError struct {
 	Reason string
 }
 
-func (e *UnpricedError) Error() string { return fmt.Sprintf("node %s has no price: %s", e.Node, e.Reason) }
+func (e *UnpricedError) Error() string {
+	return fmt.Sprintf("node %s has no price: %s", e.Node, e.Reason)
+}
 
 // unpricedHint names the ways to give a node a price.
 const unpricedHint = ", and no price is set for it: set the node annotation " + AnnotationPricePerHour +

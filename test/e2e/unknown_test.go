@@ -144,7 +144,9 @@ func TestUnknownAcceleratorNode(t *testing.T) {
 		}
 		return nil
 	})
-	onUnknown := func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{catalog.LabelNVIDIAGPUProduct: unknownProduct} }
+	onUnknown := func(p *corev1.Pod) {
+		p.Spec.NodeSelector = map[string]string{catalog.LabelNVIDIAGPUProduct: unknownProduct}
+	}
 	create(t, kcloudPod(ns, "free-0", gpus(1), onUnknown))
 	create(t, kcloudPod(ns, "priced-1", gpus(1), onUnknown, label(kube.LabelOptimizer, "priced")))
 	pods = waitPods(t, ns, time.Minute, func(p []corev1.Pod) bool { return bound(p) == 2 && len(failedScheduling(t, ns, "priced-1")) > 0 })
