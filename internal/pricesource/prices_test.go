@@ -109,7 +109,7 @@ func TestCompute(t *testing.T) {
 			want: []NodePrice{{Node: "ok", USDPerHour: 0, Source: SourceOpenCostTotal}},
 		},
 		{
-			name: "sorted by node name",
+			name:   "sorted by node name",
 			series: Series{Total: vec(sample("b", 2), sample("c", 3), sample("a", 1))},
 			want: []NodePrice{{Node: "a", USDPerHour: 1, Source: SourceOpenCostTotal}, {Node: "b", USDPerHour: 2, Source: SourceOpenCostTotal},
 				{Node: "c", USDPerHour: 3, Source: SourceOpenCostTotal}},
