@@ -58,8 +58,8 @@ type Poller struct {
 	ConfigMaps client.Reader
 	Writer     client.Writer
 	Target     types.NamespacedName
-	Interval   time.Duration    // default DefaultInterval
-	Clock      clock.WithTicker // default the real clock
+	Interval   time.Duration // default DefaultInterval
+	Clock      clock.Clock   // default the real clock
 }
 
 // PollResult is what one poll found and did.
@@ -85,16 +85,17 @@ func (p *Poller) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("price-source").WithValues("configMap", p.Target.String(), "interval", interval)
 	ctx = logr.NewContext(ctx, log)
 	log.Info("Polling OpenCost for node prices")
-	ticker := clk.NewTicker(interval)
-	defer ticker.Stop()
 	for {
 		if _, err := p.Poll(ctx); err != nil {
 			log.Error(err, "Polling OpenCost failed; the last written prices stay")
 		}
+		// A timer per round, not a ticker: a slow poll delays the next instead of queueing one.
+		timer := clk.NewTimer(interval)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return nil
-		case <-ticker.C():
+		case <-timer.C():
 		}
 	}
 }
