@@ -21,6 +21,7 @@ import (
 
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/operator"
+	"kcloud.io/optimizer/internal/pricesource"
 	"kcloud.io/optimizer/internal/webhook/certs"
 )
 
@@ -38,6 +39,9 @@ func main() {
 	fs.DurationVar(&o.AccountingInterval, "accounting-interval", 0, "How often policies account spend and energy (default 1m).")
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
+	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", operator.DefaultCatalogConfigMap, "The catalog ConfigMap, namespace/name: the user's prices, device power and carbon over the embedded catalog.")
+	fs.StringVar(&o.PriceSource, "price-source", operator.PriceSourceNone, "Node prices from a cost exporter, written to the ConfigMap <catalog-configmap>-price-source: none, or opencost (OpenCost's node_*_hourly_cost series in --prometheus-url).")
+	fs.DurationVar(&o.PriceSourceInterval, "price-source-interval", pricesource.DefaultInterval, "How often the price source's series are read.")
 	fs.DurationVar(&o.AutoscaleStep, "autoscale-interval", 0, "How often the autoscaler evaluates each WorkloadOptimizer with autoScaling, and the step of its demand history (default 1m).")
 	fs.DurationVar(&o.AutoscaleSeason, "autoscale-season", 0, "Season of the autoscaler's Holt-Winters forecast, a whole number of --autoscale-interval steps (default 24h).")
 	fs.StringVar(&o.AutoscaleThroughputQuery, "autoscale-throughput-query", "", "PromQL template of a throughput metric: the workload's total requests per second ({{.Namespace}}, {{.Name}} of the optimizer, {{.Target}}); default sum(rate(http_requests_total{namespace=..., pod=~\"<target>-.*\"}[2m])).")
@@ -108,7 +112,7 @@ func main() {
 		fail(err)
 	}
 	log.Info("Starting", "watchNamespaces", o.WatchNamespaces, "operatorName", o.OperatorName, "podName", o.PodName,
-		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
+		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "priceSource", o.PriceSource, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}

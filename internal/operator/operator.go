@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -41,6 +43,7 @@ import (
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
 	"kcloud.io/optimizer/internal/metrics"
+	"kcloud.io/optimizer/internal/pricesource"
 	"kcloud.io/optimizer/internal/telemetry"
 	"kcloud.io/optimizer/internal/webhook/certs"
 	webhookv1alpha1 "kcloud.io/optimizer/internal/webhook/v1alpha1"
@@ -73,6 +76,14 @@ type Options struct {
 	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
 	Workers                 int           // concurrent WorkloadOptimizer reconciles
 	PrometheusURL           string        // telemetry; the catalog model alone when empty
+	// CatalogConfigMap is the catalog ConfigMap as namespace/name (--catalog-configmap; default
+	// DefaultCatalogConfigMap). The price source writes beside it, to <name>-price-source.
+	CatalogConfigMap string
+	// PriceSource is where node prices come from besides the catalog (--price-source): "" or "none",
+	// or "opencost" (OpenCost's node cost series in the Prometheus at PrometheusURL), polled every
+	// PriceSourceInterval (default pricesource.DefaultInterval).
+	PriceSource         string
+	PriceSourceInterval time.Duration
 	// Telemetry, when set, is used instead of a Prometheus at PrometheusURL.
 	Telemetry        telemetry.Source
 	GracefulShutdown time.Duration
@@ -104,6 +115,15 @@ type Options struct {
 	// Rebalance configures the rebalancer (--rebalance-* flags); a zero Interval disables it.
 	Rebalance rebalancer.Options
 }
+
+// DefaultCatalogConfigMap is the catalog ConfigMap when --catalog-configmap is not given.
+const DefaultCatalogConfigMap = "kcloud-system/kcloud-catalog"
+
+// Price sources (--price-source).
+const (
+	PriceSourceNone     = "none"
+	PriceSourceOpenCost = "opencost"
+)
 
 // FromEnv reads the product's environment variables into o.
 func (o *Options) FromEnv(getenv func(string) string) error {
@@ -144,6 +164,9 @@ func (o *Options) defaults() {
 	if o.Workers <= 0 {
 		o.Workers = 4
 	}
+	if o.CatalogConfigMap == "" {
+		o.CatalogConfigMap = DefaultCatalogConfigMap
+	}
 }
 
 // Scheme has the kinds the operator reads.
@@ -176,6 +199,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		{"setting up the controllers", a.controllers},
 		{"setting up the rebalancer", a.rebalancer},
 		{"setting up the autoscaler", a.autoscaler},
+		{"setting up the price source", a.priceSource},
 		{"setting up the webhooks", a.webhooks},
 		{"setting up the probes", a.probes},
 	} {
@@ -340,6 +364,44 @@ func (a *assembly) autoscaler(context.Context) error {
 		as.Prometheus = q
 	}
 	return as.SetupWithManager(a.mgr)
+}
+
+// priceSource adds the OpenCost poller when --price-source=opencost; it reads through the telemetry
+// source's Prometheus client (same URL, same authentication), so it needs one.
+func (a *assembly) priceSource(context.Context) error {
+	switch a.o.PriceSource {
+	case "", PriceSourceNone:
+		return nil
+	case PriceSourceOpenCost:
+	default:
+		return fmt.Errorf("--price-source %q: want %s or %s", a.o.PriceSource, PriceSourceOpenCost, PriceSourceNone)
+	}
+	q, ok := a.source.(pricesource.VectorQuerier)
+	if !ok {
+		return fmt.Errorf("--price-source=%s reads OpenCost's series from Prometheus: set --prometheus-url", PriceSourceOpenCost)
+	}
+	catalogCM, err := ParseConfigMapRef(a.o.CatalogConfigMap)
+	if err != nil {
+		return fmt.Errorf("--catalog-configmap: %w", err)
+	}
+	return a.mgr.Add(&pricesource.Poller{Prometheus: q, Nodes: a.mgr.GetClient(), ConfigMaps: a.mgr.GetAPIReader(),
+		Writer: a.mgr.GetClient(), Target: pricesource.ConfigMapFor(catalogCM), Interval: a.o.PriceSourceInterval, Clock: a.o.Clock})
+}
+
+// ParseConfigMapRef reads a ConfigMap reference written namespace/name.
+func ParseConfigMapRef(ref string) (types.NamespacedName, error) {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%q is not namespace/name, e.g. %s", ref, DefaultCatalogConfigMap)
+	}
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return types.NamespacedName{}, fmt.Errorf("namespace of %q: %s", ref, strings.Join(errs, "; "))
+	}
+	// The price-source ConfigMap's name is this one's plus a suffix; both must be valid names.
+	if errs := validation.IsDNS1123Subdomain(name + pricesource.ConfigMapSuffix); len(errs) > 0 {
+		return types.NamespacedName{}, fmt.Errorf("name of %q (with %s appended): %s", ref, pricesource.ConfigMapSuffix, strings.Join(errs, "; "))
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 // webhooks registers the admission webhooks, with their certificates when the operator manages

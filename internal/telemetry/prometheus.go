@@ -209,6 +209,12 @@ func (p *Prometheus) instant(ctx context.Context, promQL string, at time.Time) (
 	return v, nil
 }
 
+// Vector evaluates promQL at the server's current time and returns every series of the resulting
+// instant vector with its labels (the price source reads OpenCost's per-node series this way).
+func (p *Prometheus) Vector(ctx context.Context, promQL string) (model.Vector, error) {
+	return p.vector(ctx, promQL)
+}
+
 func (p *Prometheus) vector(ctx context.Context, promQL string) (model.Vector, error) {
 	v, err := p.instant(ctx, promQL, time.Time{})
 	if err != nil {

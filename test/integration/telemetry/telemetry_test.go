@@ -165,9 +165,31 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startPrometheus runs Prometheus on loopback, scraping the exporter at target every second, and waits
-// until it is ready. A port taken between choosing and binding it is retried with another one.
+// startPrometheus runs Prometheus on loopback, scraping the DCGM- and Kepler-like exporter at target
+// every second, and waits until it is ready.
 func startPrometheus(t *testing.T, target string) *promServer {
+	t.Helper()
+	return startPrometheusScraping(t, fmt.Sprintf(`  - job_name: dcgm
+    metrics_path: /metrics/dcgm
+    static_configs:
+      - targets: [%[1]q]
+  - job_name: dcgm-relabeled
+    metrics_path: /metrics/dcgm-node2
+    honor_labels: false
+    static_configs:
+      - targets: [%[1]q]
+        labels: {namespace: gpu-operator, pod: dcgm-exporter-node2}
+  - job_name: kepler
+    metrics_path: /metrics/kepler
+    static_configs:
+      - targets: [%[1]q]
+`, target))
+}
+
+// startPrometheusScraping runs Prometheus on loopback with scrapeConfigs (YAML list items of
+// scrape_configs, indented two spaces) scraped every second, and waits until it is ready. A port taken
+// between choosing and binding it is retried with another one.
+func startPrometheusScraping(t *testing.T, scrapeConfigs string) *promServer {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -178,21 +200,7 @@ func startPrometheus(t *testing.T, target string) *promServer {
   scrape_interval: %[1]s
   scrape_timeout: %[1]s
 scrape_configs:
-  - job_name: dcgm
-    metrics_path: /metrics/dcgm
-    static_configs:
-      - targets: [%[2]q]
-  - job_name: dcgm-relabeled
-    metrics_path: /metrics/dcgm-node2
-    honor_labels: false
-    static_configs:
-      - targets: [%[2]q]
-        labels: {namespace: gpu-operator, pod: dcgm-exporter-node2}
-  - job_name: kepler
-    metrics_path: /metrics/kepler
-    static_configs:
-      - targets: [%[2]q]
-`, model.Duration(scrapeInterval), target)
+%[2]s`, model.Duration(scrapeInterval), scrapeConfigs)
 	configFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
