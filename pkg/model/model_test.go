@@ -420,3 +420,36 @@ func TestScoreUnpricedNeutral(t *testing.T) {
 		t.Errorf("unpowered scores (-want +got):\n%s", diff)
 	}
 }
+
+// AssignOverhead takes room as Assign does but leaves the node's count of workload pods alone, so a
+// node that runs only its daemons stays inactive and costs and draws nothing.
+func TestAssignOverhead(t *testing.T) {
+	e := Economics{PricePerHour: 4, HostIdleWatts: 100, HostMaxWatts: 300}
+	tests := []struct {
+		name       string
+		daemons    []Pod
+		workloads  []Pod
+		wantCPU    int64
+		wantPods   int
+		wantActive bool
+		wantCost   float64
+	}{
+		{"daemons only", []Pod{{CPUMilli: 100, MemoryMiB: 128}, {CPUMilli: 300, MemoryMiB: 512}}, nil, 16000 - 400, 0, false, 0},
+		{"daemons and a workload", []Pod{{CPUMilli: 400, MemoryMiB: 640}}, []Pod{{CPUMilli: 2000, MemoryMiB: 1024}}, 16000 - 2400, 1, true, 4},
+		{"nothing", nil, nil, 16000, 0, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := NewNode("", 16000, 65536, 0)
+			for i := range tc.daemons {
+				AssignOverhead(&tc.daemons[i], &n, Allocation{Device: -1})
+			}
+			for i := range tc.workloads {
+				Assign(&tc.workloads[i], &n, Allocation{Device: -1})
+			}
+			if n.CPUFree != tc.wantCPU || n.Pods != tc.wantPods || n.Active() != tc.wantActive || NodeCost(&n, &e) != tc.wantCost {
+				t.Errorf("CPU free %d, pods %d, active %v, cost %g; want %d, %d, %v, %g", n.CPUFree, n.Pods, n.Active(), NodeCost(&n, &e), tc.wantCPU, tc.wantPods, tc.wantActive, tc.wantCost)
+			}
+		})
+	}
+}
