@@ -111,9 +111,12 @@ func (r *Reconciler) searchBest(ctx context.Context, st *state) error {
 	if c := st.wo.Spec.PowerConstraints; c != nil && c.MaxPowerUsage != nil {
 		maxPower = *c.MaxPowerUsage
 	}
+	// A node without a price (or power figure) cannot be compared in money (or watts): moving there
+	// is never reported as a saving. The pods' own nodes stay candidates whatever they are.
 	allowed := func(pod, node int) bool {
 		p, n, e := &placed[pod].Pod, &snap.Nodes[node], snap.Econ[node]
-		return model.AttributedCost(p, n, e) <= maxCost && model.AttributedPower(p, n, e) <= maxPower &&
+		return e.Unpriced == "" && e.Unpowered == "" &&
+			model.AttributedCost(p, n, e) <= maxCost && model.AttributedPower(p, n, e) <= maxPower &&
 			rules[pod].Allows(snap.Objs[node], e)
 	}
 	st.placement = model.WorkloadPlacement(placed, snap.Nodes, snap.Econ, allowed)
