@@ -149,7 +149,12 @@ func TestOpenCostPriceSource(t *testing.T) {
 	}
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-mgrDone })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-mgrDone; err != nil {
+			t.Logf("manager: %v", err)
+		}
+	})
 
 	key := client.ObjectKey{Namespace: "kcloud-system", Name: "kcloud-catalog-price-source"}
 	var cm corev1.ConfigMap
