@@ -1,0 +1,62 @@
+package nodeview
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/catalog/watch"
+)
+
+// schedulerCatalog is the one catalog of the kcloud-scheduler process: every profile's plugins
+// price with it, whichever plugin is built first, and the KcloudOptimizer args' catalogConfigMap
+// keeps it in step with the user's ConfigMaps.
+var schedulerCatalog struct {
+	once    sync.Once
+	store   *catalog.Store
+	mu      sync.Mutex
+	watched watch.Ref
+}
+
+// SchedulerCatalog returns the scheduler's watched catalog: the embedded defaults until WatchCatalog
+// reads a ConfigMap.
+func SchedulerCatalog() *catalog.Store {
+	schedulerCatalog.once.Do(func() {
+		schedulerCatalog.store = catalog.NewStore(catalog.Default())
+		// kube-scheduler serves the legacy registry on /metrics.
+		legacyregistry.RawMustRegister(watch.Collectors()...)
+	})
+	return schedulerCatalog.store
+}
+
+// WatchCatalog keeps SchedulerCatalog in step with the catalog ConfigMap ref ("namespace/name";
+// empty: the embedded catalog only) and its price source ConfigMap, through informers on h's
+// client, recording CatalogApplied/CatalogRejected events on them with h's recorder. The first
+// profile to name a ConfigMap starts the watch; a profile naming another one is an error, since
+// the process has one catalog.
+func WatchCatalog(ctx context.Context, h fwk.Handle, ref string) error {
+	r, err := watch.ParseRef(ref)
+	if err != nil || r.IsZero() || h == nil || h.ClientSet() == nil {
+		return err
+	}
+	store := SchedulerCatalog()
+	schedulerCatalog.mu.Lock()
+	defer schedulerCatalog.mu.Unlock()
+	switch w := schedulerCatalog.watched; {
+	case w == r:
+		return nil
+	case !w.IsZero():
+		return fmt.Errorf("catalogConfigMap %s: this scheduler already prices with %s; every profile must name the same ConfigMap", r, w)
+	}
+	klog.FromContext(ctx).Info("Watching the catalog ConfigMaps", "catalog", r.String(), "priceSource", r.PriceSource().String())
+	if err := watch.Informers(ctx, h.ClientSet(), r, store, h.EventRecorder()); err != nil {
+		return err
+	}
+	schedulerCatalog.watched = r
+	return nil
+}
