@@ -37,6 +37,7 @@ func main() {
 	fs.DurationVar(&o.ReoptimizeInterval, "reoptimize-interval", 0, "How often a WorkloadOptimizer is re-evaluated without events (default 5m).")
 	fs.DurationVar(&o.AccountingInterval, "accounting-interval", 0, "How often policies account spend and energy (default 1m).")
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
+	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", "", "Catalog ConfigMap (namespace/name) with the user's prices, device power and carbon, watched with its price source ConfigMap <name>-price-source; a missing one means the defaults; empty: the embedded catalog only. Name the same one in the scheduler's KcloudOptimizerArgs.catalogConfigMap.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
 	fs.DurationVar(&o.AutoscaleStep, "autoscale-interval", 0, "How often the autoscaler evaluates each WorkloadOptimizer with autoScaling, and the step of its demand history (default 1m).")
 	fs.DurationVar(&o.AutoscaleSeason, "autoscale-season", 0, "Season of the autoscaler's Holt-Winters forecast, a whole number of --autoscale-interval steps (default 24h).")
@@ -108,7 +109,7 @@ func main() {
 		fail(err)
 	}
 	log.Info("Starting", "watchNamespaces", o.WatchNamespaces, "operatorName", o.OperatorName, "podName", o.PodName,
-		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
+		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "catalogConfigMap", o.CatalogConfigMap, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}

@@ -7,6 +7,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -87,6 +88,20 @@ var (
 
 // Collectors are the metrics to register.
 func Collectors() []prometheus.Collector { return []prometheus.Collector{ConfigValid, Generation} }
+
+// Register registers the metrics with reg; registering them again (several managers in one test
+// process) is no error.
+func Register(reg prometheus.Registerer) error {
+	for _, c := range Collectors() {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				return fmt.Errorf("registering the catalog metrics: %w", err)
+			}
+		}
+	}
+	return nil
+}
 
 // Event is the event to record on a ConfigMap after an update; Type is empty when there is none.
 type Event struct{ Type, Reason, Note string }
@@ -176,4 +191,3 @@ func Informers(ctx context.Context, cs kubernetes.Interface, ref Ref, store *cat
 
 // syncTimeout bounds how long Informers waits for the first read of the ConfigMaps.
 const syncTimeout = 30 * time.Second
-
