@@ -197,6 +197,9 @@ type Catalog struct {
 	// the energy settings); onpremHardware is canonical model -> USD per device-hour.
 	onprem         onpremParams
 	onpremHardware map[string]float64
+	// noPrice holds the models a devices.csv row added without a price: the per-device rule
+	// cannot price them, and the node is Unpriced rather than free.
+	noPrice map[string]bool
 
 	defaultRegion string
 	host          hostParams
@@ -391,6 +394,7 @@ func (c *Catalog) clone() *Catalog {
 	n.discounts = append([]discount(nil), c.discounts...)
 	n.nodePrices = maps.Clone(c.nodePrices)
 	n.onpremHardware = maps.Clone(c.onpremHardware)
+	n.noPrice = maps.Clone(c.noPrice)
 	n.carbon = maps.Clone(c.carbon)
 	return &n
 }

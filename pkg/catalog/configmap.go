@@ -24,7 +24,8 @@ import (
 //	               value. A new idle/max rescales the device's curve, keeping its shape. A model the
 //	               catalog lacks is added when the row names its resource (e.g. nvidia.com/gpu) and its
 //	               max_watts; idle_watts empty takes the mean curve shape, price_per_hour_usd empty
-//	               leaves it unpriced but by other rules, spot_discount empty takes host_spot_discount.
+//	               leaves its nodes unpriced but by other rules (Economics.Unpriced), spot_discount
+//	               empty takes host_spot_discount.
 //	               product_label is the value of the vendor's product label (e.g. nvidia.com/gpu.product)
 //	               that names the model on a node, beside kcloud.io/accelerator-model=<model>.
 //	discounts.csv  provider,instance_family,capacity_type,discount
@@ -285,6 +286,7 @@ func (c *Catalog) applyDevice(f []string) error {
 	}
 	if priceSet {
 		d.PricePerHourUSD = price
+		delete(c.noPrice, canon)
 		changed = append(changed, "price")
 	}
 	if spotSet {
@@ -322,7 +324,7 @@ func (c *Catalog) addDevice(name, idleS, maxS, priceS, spotS, resource, productL
 	if idle >= maxW {
 		return fmt.Errorf("new model %s: idle_watts %g must be below max_watts %g", name, idle, maxW)
 	}
-	price, _, err := number("price_per_hour_usd", priceS)
+	price, priceSet, err := number("price_per_hour_usd", priceS)
 	if err != nil {
 		return err
 	}
@@ -355,6 +357,12 @@ func (c *Catalog) addDevice(name, idleS, maxS, priceS, spotS, resource, productL
 		return err
 	}
 	c.devices[name] = d
+	if !priceSet {
+		if c.noPrice == nil {
+			c.noPrice = map[string]bool{}
+		}
+		c.noPrice[name] = true
+	}
 	c.models = append(c.models, name)
 	sort.Strings(c.models)
 	c.resources[resource] = append(c.resources[resource], name)

@@ -91,6 +91,9 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 		return c.discounted(p, "", n.InstanceType, ct), nil
 	}
 	d := c.devices[canon]
+	if c.noPrice[canon] && n.AcceleratorCount > 0 {
+		return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("accelerator model %s was added by the catalog ConfigMap without a price%s", canon, unpricedHint)}
+	}
 	unit, spotDiscount, note := d.PricePerHourUSD, d.SpotDiscount, ""
 	if a, ok := c.gcpAttach[canon][strings.ToLower(region)]; ok {
 		// A GCP attach price for the node's region beats the catalog's us-central1 default.

@@ -106,12 +106,14 @@ X200,60,600,4.5,,nvidia.com/gpu,NVIDIA-X200-SXM
 			t.Errorf("%s: Economics = %+v, %v", n.Name, e, err)
 		}
 	}
-	// Without a price the new model is powered but unpriced.
+	// Without a price the new model is powered but unpriced (not free), until something prices it.
 	c2 := mustConfigMap(t, map[string]string{ConfigMapKeyDevices: "X300,,800,,,nvidia.com/gpu\n"})
 	e, err := c2.Economics(NodeFacts{Name: "n", AcceleratorModel: "X300", AcceleratorCount: 1})
-	if err != nil || e.Unpriced != "" || e.Device.WattsAt(1) != 800 {
-		// A device with no price is priced at 0 per device, by the per-device rule: it is the user's word.
-		t.Errorf("Economics of an unpriced new model = %+v, %v", e, err)
+	if err != nil || !strings.Contains(e.Unpriced, "X300 was added by the catalog ConfigMap without a price") || e.PricePerHour != 0 || e.Device.WattsAt(1) != 800 || e.Unpowered != "" {
+		t.Errorf("Economics of a new model without a price = %+v, %v", e, err)
+	}
+	if p, err := c2.WithNodePrices(map[string]NodePrice{"n": {2, "opencost"}}).Price(NodeFacts{Name: "n", AcceleratorModel: "X300", AcceleratorCount: 1}); err != nil || p.USDPerHour != 2 {
+		t.Errorf("price source for the new model: %+v, %v", p, err)
 	}
 }
 
