@@ -96,7 +96,9 @@ func TestCatalogConfigMapReprices(t *testing.T) {
 	if cm, err = suite.Client.CoreV1().ConfigMaps(ref.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = suite.Client.CoreV1().ConfigMaps(ref.Namespace).Delete(context.Background(), ref.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = suite.Client.CoreV1().ConfigMaps(ref.Namespace).Delete(context.Background(), ref.Name, metav1.DeleteOptions{})
+	})
 	update := func(devices string) {
 		t.Helper()
 		cur, err := suite.Client.CoreV1().ConfigMaps(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})

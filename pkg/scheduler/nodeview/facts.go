@@ -25,7 +25,7 @@ type Facts struct {
 	// Reservations are the rebalancer's reservations written on the node (kube.NodeReservations).
 	Reservations []kube.Reservation
 	// Err says why the catalog cannot read or price the node; the other fields are then partial.
-	Err  error
+	Err error
 	// generation is the catalog's when the facts were worked out: a new catalog (the user's
 	// ConfigMap changed) prices every node again.
 	generation uint64

@@ -60,8 +60,8 @@ type candidateIndex struct {
 	// catalog is the generation of the catalog the slots' facts were priced with: a new one (the
 	// user's prices changed) reads every node again.
 	catalog uint64
-	uses       uint64
-	unkept     *shapeAnswer // reused for requests that are not keyed (shares, device models)
+	uses    uint64
+	unkept  *shapeAnswer // reused for requests that are not keyed (shares, device models)
 }
 
 const (
