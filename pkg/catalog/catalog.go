@@ -371,10 +371,6 @@ func (c *Catalog) resolve(model string) (string, bool) {
 	}
 }
 
-func (c *Catalog) knownModelsError(node, model string) error {
-	return fmt.Errorf("node %s: unknown accelerator model %q; known models: %s", node, model, strings.Join(c.models, ", "))
-}
-
 // clone returns a copy whose mutable parts (devices and their names, overrides, discounts, node
 // prices, on-premises figures, carbon, settings) can be changed without touching c. The instance
 // tables are never changed and stay shared.

@@ -59,7 +59,7 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 		}
 	}
 	if np, ok := c.nodePrices[n.Name]; ok && n.Name != "" {
-		return Price{USDPerHour: np.USDPerHour, Source: np.Source}, nil
+		return Price(np), nil
 	}
 	if n.InstanceType != "" {
 		if p, provider, ok := c.instancePrice(n.InstanceType, ct, n.Region); ok {

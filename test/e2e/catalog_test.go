@@ -93,7 +93,7 @@ func TestCatalogConfigMapReprices(t *testing.T) {
 	dearL40S := "model,idle_watts,max_watts,price_per_hour_usd\nL40S,,,4.00\nL4,,,3.00\n"
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name},
 		Data: map[string]string{catalog.ConfigMapKeyDevices: cheapL40S}}
-	if cm, err = suite.Client.CoreV1().ConfigMaps(ref.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+	if _, err := suite.Client.CoreV1().ConfigMaps(ref.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

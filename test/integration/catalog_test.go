@@ -77,7 +77,7 @@ func TestWatchedCatalog(t *testing.T) {
 	event("good ConfigMap", "Normal CatalogApplied catalog ConfigMap catalog-watch/kcloud-catalog applied")
 
 	cm.Data[catalog.ConfigMapKeyPrices] = "instance_type,capacity_type,region,usd_per_hour\na2-highgpu-1g,,,2,5\n"
-	if cm, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+	if _, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	event("bad ConfigMap", `Warning CatalogRejected catalog ConfigMap catalog-watch/kcloud-catalog: configmap key "prices.csv" line 2: 5 fields, want 4 to 4`)
