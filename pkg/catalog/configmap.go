@@ -22,8 +22,8 @@ import (
 //	devices.csv    model,idle_watts,max_watts,price_per_hour_usd[,spot_discount[,resource[,product_label]]]
 //	               Changes a known model (any name Device accepts); an empty field keeps the current
 //	               value. A new idle/max rescales the device's curve, keeping its shape. A model the
-//	               catalog lacks is added when the row names its resource (e.g. nvidia.com/gpu) and its
-//	               max_watts; idle_watts empty takes the mean curve shape, price_per_hour_usd empty
+//	               catalog lacks is added when the row names its resource (one the catalog's devices
+//	               use, e.g. nvidia.com/gpu; its kind is theirs) and its max_watts; idle_watts empty takes the mean curve shape, price_per_hour_usd empty
 //	               leaves its nodes unpriced but by other rules (Economics.Unpriced), spot_discount
 //	               empty takes host_spot_discount.
 //	               product_label is the value of the vendor's product label (e.g. nvidia.com/gpu.product)
@@ -341,9 +341,15 @@ func (c *Catalog) addDevice(name, idleS, maxS, priceS, spotS, resource, productL
 	if r, ok := resourceAliases[resource]; ok {
 		resource = r
 	}
+	// Pods ask for accelerators through the resources the catalog's device plugins advertise, and
+	// only those are counted as accelerators (pkg/kube): a new resource name would go unseen.
+	models, known := c.resources[resource]
+	if !known || len(models) == 0 {
+		return fmt.Errorf("new model %s: resource %q is not an accelerator resource the catalog knows; known: %s", name, resource, strings.Join(c.Resources(), ", "))
+	}
 	d := DeviceSpec{
 		Model:           name,
-		Kind:            kindOfResource(c, resource),
+		Kind:            c.devices[models[0]].Kind,
 		Resource:        resource,
 		ProductLabel:    productLabel,
 		Curve:           shapedCurve(idle, maxW, c.shape),
@@ -383,18 +389,6 @@ func (c *Catalog) addName(canon, name string) error {
 	}
 	c.aliases[a] = canon
 	return nil
-}
-
-// kindOfResource is the kind of the catalog's devices behind a resource; for a resource no device
-// uses, gpu when its name says so, else npu.
-func kindOfResource(c *Catalog, resource string) AcceleratorKind {
-	if ms := c.resources[resource]; len(ms) > 0 {
-		return c.devices[ms[0]].Kind
-	}
-	if strings.Contains(strings.ToLower(resource), "gpu") {
-		return KindGPU
-	}
-	return KindNPU
 }
 
 // rescale maps a curve onto new idle and max watts, keeping where each point sits between them.

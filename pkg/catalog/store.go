@@ -72,16 +72,18 @@ func (s *Store) Update(cm *corev1.ConfigMap) (changed bool, err error) {
 	if cm != nil {
 		data = cm.Data
 	}
-	if _, err := s.build(data, s.prices); err != nil {
+	cat, err := s.build(data, s.prices)
+	if err != nil {
 		s.valid[0] = false
 		return false, fmt.Errorf("catalog ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
 	s.valid[0] = true
-	if maps.Equal(data, s.data) && (data == nil) == (s.data == nil) {
-		return false, nil
+	if maps.Equal(data, s.data) {
+		return false, nil // a resync, or a change of labels: the same prices
 	}
 	s.data = maps.Clone(data)
-	return true, s.publish()
+	s.publish(cat)
+	return true, nil
 }
 
 // UpdatePriceSource applies the price source ConfigMap (key node-prices.csv, see ParseNodePrices);
@@ -100,8 +102,13 @@ func (s *Store) UpdatePriceSource(cm *corev1.ConfigMap) (changed bool, err error
 	if maps.Equal(prices, s.prices) {
 		return false, nil
 	}
+	cat, err := s.build(s.data, prices)
+	if err != nil {
+		return false, err // s.data were accepted before; cannot happen
+	}
 	s.prices = prices
-	return true, s.publish()
+	s.publish(cat)
+	return true, nil
 }
 
 // build makes the catalog of a ConfigMap's data and node prices over the base.
@@ -119,12 +126,7 @@ func (s *Store) build(data map[string]string, prices map[string]NodePrice) (*Cat
 	return cat, nil
 }
 
-// publish makes the held data the catalog in force, at the next generation; s.mu is held.
-func (s *Store) publish() error {
-	cat, err := s.build(s.data, s.prices)
-	if err != nil {
-		return err // the data were accepted alone; cannot happen, but never publish a half catalog
-	}
+// publish makes cat the catalog in force, at the next generation; s.mu is held.
+func (s *Store) publish(cat *Catalog) {
 	s.current.Store(&generation{cat: cat, n: s.current.Load().n + 1})
-	return nil
 }

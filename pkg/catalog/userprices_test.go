@@ -216,6 +216,8 @@ func TestUserPriceErrors(t *testing.T) {
 			`configmap key "devices.csv" line 1: new model X9: max_watts is required`},
 		{"new model idle above max", map[string]string{ConfigMapKeyDevices: "X9,200,100,1,,nvidia.com/gpu\n"},
 			`configmap key "devices.csv" line 1: new model X9: idle_watts 200 must be below max_watts 100`},
+		{"new model, unknown resource", map[string]string{ConfigMapKeyDevices: "X9,,100,1,,example.com/npu\n"},
+			`configmap key "devices.csv" line 1: new model X9: resource "example.com/npu" is not an accelerator resource the catalog knows; known: amd.com/gpu`},
 		{"known model, other resource", map[string]string{ConfigMapKeyDevices: "T4,,,,,amd.com/gpu\n"},
 			`configmap key "devices.csv" line 1: model T4: resource "amd.com/gpu"`},
 		{"product label of another model", map[string]string{ConfigMapKeyDevices: "X9,,100,,,nvidia.com/gpu,Tesla-T4\n"},

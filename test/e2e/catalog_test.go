@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,11 @@ func TestCatalogConfigMapReprices(t *testing.T) {
 	if _, err := suite.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ref.Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logCatalogLines(t)
+		}
+	})
 	nodes := catalogNodes(t, "L40S", "L4")
 	ns := namespace(t, "e2e-catalog")
 	if err := c.Create(ctx, &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: metav1.ObjectMeta{Name: "infer", Namespace: ns},
@@ -204,4 +210,23 @@ func waitCatalogEvent(t *testing.T, ref watch.Ref, reason, note string) string {
 		return nil
 	})
 	return msg
+}
+
+// logCatalogLines logs what kcloud-scheduler and kcloud-operator wrote about the catalog.
+func logCatalogLines(t *testing.T) {
+	for _, p := range suite.State.Processes {
+		if p.Name != "kcloud-scheduler" && p.Name != "kcloud-operator" {
+			continue
+		}
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			t.Logf("%s log: %v", p.Name, err)
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(strings.ToLower(line), "catalog") {
+				t.Logf("%s: %s", p.Name, line)
+			}
+		}
+	}
 }

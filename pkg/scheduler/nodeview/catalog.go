@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -34,9 +36,12 @@ func SchedulerCatalog() *catalog.Store {
 	return schedulerCatalog.store
 }
 
+// catalogReporter is the reporting controller of the scheduler's events on the catalog ConfigMaps.
+const catalogReporter = "kcloud-scheduler"
+
 // WatchCatalog keeps SchedulerCatalog in step with the catalog ConfigMap ref ("namespace/name";
 // empty: the embedded catalog only) and its price source ConfigMap, through informers on h's
-// client, recording CatalogApplied/CatalogRejected events on them with h's recorder. The first
+// client, recording CatalogApplied/CatalogRejected events on them. The first
 // profile to name a ConfigMap starts the watch; a profile naming another one is an error, since
 // the process has one catalog.
 func WatchCatalog(ctx context.Context, h fwk.Handle, ref string) error {
@@ -54,7 +59,13 @@ func WatchCatalog(ctx context.Context, h fwk.Handle, ref string) error {
 		return fmt.Errorf("catalogConfigMap %s: this scheduler already prices with %s; every profile must name the same ConfigMap", r, w)
 	}
 	klog.FromContext(ctx).Info("Watching the catalog ConfigMaps", "catalog", r.String(), "priceSource", r.PriceSource().String())
-	if err := watch.Informers(ctx, h.ClientSet(), r, store, h.EventRecorder()); err != nil {
+	// An event broadcaster of its own, recording at once: kube-scheduler starts the profiles'
+	// broadcaster only after every plugin is built, and the verdict on a ConfigMap read while this
+	// plugin is built (a bad one, at start) would be dropped.
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: h.ClientSet().EventsV1()})
+	broadcaster.StartRecordingToSink(ctx.Done())
+	recorder := broadcaster.NewRecorder(scheme.Scheme, catalogReporter)
+	if err := watch.Informers(ctx, h.ClientSet(), r, store, recorder); err != nil {
 		return err
 	}
 	schedulerCatalog.watched = r
