@@ -23,3 +23,7 @@ var SchedulerConfig []byte
 //
 //go:embed webhook/manifests.yaml
 var Webhooks []byte
+
+// CatalogConfigMap is the catalog ConfigMap (namespace/name) that SchedulerConfig's KcloudOptimizer
+// args name, and that kcloud-operator is given with --catalog-configmap wherever the CLI starts it.
+const CatalogConfigMap = "kcloud-operator-system/kcloud-catalog"

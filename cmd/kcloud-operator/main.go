@@ -38,8 +38,8 @@ func main() {
 	fs.DurationVar(&o.ReoptimizeInterval, "reoptimize-interval", 0, "How often a WorkloadOptimizer is re-evaluated without events (default 5m).")
 	fs.DurationVar(&o.AccountingInterval, "accounting-interval", 0, "How often policies account spend and energy (default 1m).")
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
+	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", "", "Catalog ConfigMap (namespace/name) with the user's prices, device power and carbon, watched with its price source ConfigMap <name>-price-source; a missing one means the defaults; empty: the embedded catalog only. Name the same one in the scheduler's KcloudOptimizerArgs.catalogConfigMap.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
-	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", operator.DefaultCatalogConfigMap, "The catalog ConfigMap, namespace/name: the user's prices, device power and carbon over the embedded catalog.")
 	fs.StringVar(&o.PriceSource, "price-source", operator.PriceSourceNone, "Node prices from a cost exporter, written to the ConfigMap <catalog-configmap>-price-source: none, or opencost (OpenCost's node_*_hourly_cost series in --prometheus-url).")
 	fs.DurationVar(&o.PriceSourceInterval, "price-source-interval", pricesource.DefaultInterval, "How often the price source's series are read.")
 	fs.DurationVar(&o.AutoscaleStep, "autoscale-interval", 0, "How often the autoscaler evaluates each WorkloadOptimizer with autoScaling, and the step of its demand history (default 1m).")
@@ -112,7 +112,8 @@ func main() {
 		fail(err)
 	}
 	log.Info("Starting", "watchNamespaces", o.WatchNamespaces, "operatorName", o.OperatorName, "podName", o.PodName,
-		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "priceSource", o.PriceSource, "rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
+		"coreSchedulerURL", o.CoreSchedulerURL, "prometheusURL", o.PrometheusURL, "catalogConfigMap", o.CatalogConfigMap, "priceSource", o.PriceSource,
+		"rebalanceInterval", o.Rebalance.Interval, "rebalanceDryRun", o.Rebalance.DryRun)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}

@@ -120,7 +120,9 @@ func devUp(ctx context.Context, out io.Writer, o *devOptions) (*devcluster.Clust
 		operator = ""
 	}
 	c, err := devcluster.Up(ctx, devcluster.Options{
-		Operator: operator, OperatorArgs: o.operatorArgs, Webhooks: o.webhooks && operator != "",
+		// The operator prices with the catalog ConfigMap the scheduler's configuration names; a flag
+		// given with --operator-arg comes later and wins.
+		Operator: operator, OperatorArgs: append([]string{"--catalog-configmap=" + config.CatalogConfigMap}, o.operatorArgs...), Webhooks: o.webhooks && operator != "",
 		StateDir: o.stateDir, BinDir: o.binDir, Profile: o.profile, APIServerPort: o.apiserverPort,
 		Scheduler: scheduler, SchedulerConfig: config.SchedulerConfig,
 		Install: func(ctx context.Context, cfg *rest.Config) error {

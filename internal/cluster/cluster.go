@@ -26,7 +26,7 @@ type Fleet struct {
 	reader    client.Reader
 	pods      Store // nil: list through reader
 	nodeStore Store // nil: list through reader
-	catalog   *catalog.Catalog
+	catalog   catalog.Provider
 	telemetry telemetry.Source // nil: the catalog model only
 	clock     clock.PassiveClock
 	maxAge    time.Duration
@@ -40,6 +40,7 @@ type Fleet struct {
 	snapMu   sync.Mutex // guards the snapshot fields
 	snap     *Snapshot
 	snapAt   time.Time
+	snapGen  uint64 // the catalog generation snap was priced with
 	building bool
 }
 
@@ -51,7 +52,9 @@ type readings struct {
 
 // Options configure a Fleet.
 type Options struct {
-	Catalog   *catalog.Catalog
+	// Catalog prices and powers the nodes: a fixed catalog, or the operator's watched one, whose
+	// new generations price every node again (default: catalog.Default()).
+	Catalog   catalog.Provider
 	Telemetry telemetry.Source
 	Clock     clock.PassiveClock
 	// Pods and Nodes, when set, are the informers' stores, read without copying; otherwise the
@@ -90,24 +93,27 @@ func (f *Fleet) fresh(at, now time.Time) bool {
 	return f.maxAge >= 0 && now.Sub(at) < f.maxAge
 }
 
-// NodeEntry is a node's catalog facts and economics at one resource version.
+// NodeEntry is a node's catalog facts and economics at one resource version and catalog
+// generation.
 type NodeEntry struct {
 	ResourceVersion string
+	CatalogGen      uint64
 	Facts           catalog.NodeFacts
 	Econ            model.Economics
 	Capacity        model.Node // empty node: capacity only
 	Err             error
 }
 
-// Node returns the economics of a node object, cached per resource version.
+// Node returns the economics of a node object, cached per resource version and catalog generation.
 func (f *Fleet) Node(node *corev1.Node) *NodeEntry {
+	cat, gen := f.catalog.Current()
 	if v, ok := f.nodes.Load(node.Name); ok {
-		if e := v.(*NodeEntry); e.ResourceVersion == node.ResourceVersion {
+		if e := v.(*NodeEntry); e.ResourceVersion == node.ResourceVersion && e.CatalogGen == gen {
 			return e
 		}
 	}
-	e := &NodeEntry{ResourceVersion: node.ResourceVersion}
-	e.Facts, e.Econ, e.Err = kube.NodeEconomics(f.catalog, node)
+	e := &NodeEntry{ResourceVersion: node.ResourceVersion, CatalogGen: gen}
+	e.Facts, e.Econ, e.Err = kube.NodeEconomics(cat, node)
 	if e.Err == nil {
 		e.Capacity = kube.NodeCapacity(node, e.Facts)
 	}
@@ -133,6 +139,9 @@ func (f *Fleet) request(pod *corev1.Pod) model.Pod {
 	f.requests.Store(pod.UID, podRequest{resourceVersion: pod.ResourceVersion, pod: p})
 	return p
 }
+
+// Catalog is the catalog the fleet prices with now, and its generation.
+func (f *Fleet) Catalog() (*catalog.Catalog, uint64) { return f.catalog.Current() }
 
 // Forget drops a deleted node from the cache.
 func (f *Fleet) Forget(nodeName string) { f.nodes.Delete(nodeName) }

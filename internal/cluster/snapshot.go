@@ -21,6 +21,8 @@ type Snapshot struct {
 	Index map[string]int
 	// Placed holds the pods the snapshot counts on its nodes, with the device a share was counted on.
 	Placed map[types.UID]PlacedPod
+	// catalogGen is the generation of the catalog when the build began.
+	catalogGen uint64
 }
 
 // PlacedPod is where the snapshot counted a pod.
@@ -45,7 +47,7 @@ func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot,
 					return nil, err
 				}
 				f.snapMu.Lock()
-				f.snap, f.snapAt = fresh, f.clock.Now()
+				f.snap, f.snapAt, f.snapGen = fresh, f.clock.Now(), fresh.catalogGen
 				f.snapMu.Unlock()
 				return fresh, nil
 			}
@@ -60,7 +62,9 @@ func (f *Fleet) SnapshotFor(ctx context.Context, pods []*corev1.Pod) (*Snapshot,
 func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 	f.snapMu.Lock()
 	now := f.clock.Now()
-	if f.snap != nil && f.maxAge != AlwaysRebuild && (f.fresh(f.snapAt, now) || f.building) {
+	_, gen := f.catalog.Current()
+	// A snapshot priced with an older catalog is stale whatever its age: the user's prices changed.
+	if f.snap != nil && f.maxAge != AlwaysRebuild && f.snapGen == gen && (f.fresh(f.snapAt, now) || f.building) {
 		// Fresh, or being rebuilt by another reconcile: go on with the last one, don't wait.
 		s := f.snap
 		f.snapMu.Unlock()
@@ -75,7 +79,7 @@ func (f *Fleet) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.snap, f.snapAt = s, now
+	f.snap, f.snapAt, f.snapGen = s, now, s.catalogGen
 	return s, nil
 }
 
@@ -92,7 +96,8 @@ func (f *Fleet) build(ctx context.Context) (*Snapshot, error) {
 	if err := f.EachPod(ctx, "", func(p *corev1.Pod) { pods = append(pods, p) }); err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Index: make(map[string]int, len(nodes)), Placed: make(map[types.UID]PlacedPod, len(pods))}
+	_, gen := f.catalog.Current()
+	s := &Snapshot{Index: make(map[string]int, len(nodes)), Placed: make(map[types.UID]PlacedPod, len(pods)), catalogGen: gen}
 	for _, node := range nodes {
 		if node.Spec.Unschedulable || !kube.NodeReady(node) {
 			continue

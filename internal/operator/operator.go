@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -48,6 +48,7 @@ import (
 	"kcloud.io/optimizer/internal/webhook/certs"
 	webhookv1alpha1 "kcloud.io/optimizer/internal/webhook/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/catalog/watch"
 )
 
 // Options configure the operator. Environment variables fill the four the product description
@@ -76,9 +77,6 @@ type Options struct {
 	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
 	Workers                 int           // concurrent WorkloadOptimizer reconciles
 	PrometheusURL           string        // telemetry; the catalog model alone when empty
-	// CatalogConfigMap is the catalog ConfigMap as namespace/name (--catalog-configmap; default
-	// DefaultCatalogConfigMap). The price source writes beside it, to <name>-price-source.
-	CatalogConfigMap string
 	// PriceSource is where node prices come from besides the catalog (--price-source): "" or "none",
 	// or "opencost" (OpenCost's node cost series in the Prometheus at PrometheusURL), polled every
 	// PriceSourceInterval (default pricesource.DefaultInterval).
@@ -90,9 +88,14 @@ type Options struct {
 	// Clock is every controller's, the rebalancer's and the fleets' clock (default: the real one).
 	Clock clock.Clock
 	// Catalog prices and powers nodes for every controller, the rebalancer and the webhooks
-	// (default: catalog.Default()).
-	Catalog   *catalog.Catalog
-	PprofAddr string // net/http/pprof (/debug/pprof/); empty disables it
+	// (default: catalog.Default()). With CatalogConfigMap it is the base under the user's prices.
+	Catalog *catalog.Catalog
+	// CatalogConfigMap names the catalog ConfigMap (--catalog-configmap namespace/name; empty: the
+	// embedded catalog only), watched with its price source ConfigMap <name>-price-source: a change
+	// applies without a restart, a bad one is refused with a Warning event on it. The scheduler's
+	// KcloudOptimizerArgs.catalogConfigMap must name the same one.
+	CatalogConfigMap string
+	PprofAddr        string // net/http/pprof (/debug/pprof/); empty disables it
 	// WebhookPort serves the admission webhooks (0: no webhooks); WebhookHost is the address to bind
 	// (all when empty); WebhookCertDir holds tls.crt and tls.key.
 	WebhookPort    int
@@ -115,9 +118,6 @@ type Options struct {
 	// Rebalance configures the rebalancer (--rebalance-* flags); a zero Interval disables it.
 	Rebalance rebalancer.Options
 }
-
-// DefaultCatalogConfigMap is the catalog ConfigMap when --catalog-configmap is not given.
-const DefaultCatalogConfigMap = "kcloud-system/kcloud-catalog"
 
 // Price sources (--price-source).
 const (
@@ -164,9 +164,6 @@ func (o *Options) defaults() {
 	if o.Workers <= 0 {
 		o.Workers = 4
 	}
-	if o.CatalogConfigMap == "" {
-		o.CatalogConfigMap = DefaultCatalogConfigMap
-	}
 }
 
 // Scheme has the kinds the operator reads.
@@ -189,11 +186,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	a := &assembly{o: o, mgr: mgr, recorder: mgr.GetEventRecorder(o.OperatorName)}
+	a := &assembly{o: o, mgr: mgr, recorder: mgr.GetEventRecorder(o.OperatorName), catalog: o.Catalog}
 	for _, step := range []struct {
 		name string
 		run  func(context.Context) error
 	}{
+		{"watching the catalog ConfigMap", a.watchCatalog},
 		{"connecting telemetry", a.telemetrySource},
 		{"setting up the fleet", a.fleets},
 		{"setting up the controllers", a.controllers},
@@ -248,6 +246,11 @@ func managerOptions(cfg *rest.Config, o Options) (ctrl.Options, error) {
 			},
 		},
 	}
+	if ref, err := watch.ParseRef(o.CatalogConfigMap); err == nil && !ref.IsZero() {
+		// The catalog controller is the operator's only reader of ConfigMaps, and a cluster has
+		// many: only the catalog's namespace is cached.
+		mo.Cache.ByObject[&corev1.ConfigMap{}] = cache.ByObject{Namespaces: map[string]cache.Config{ref.Namespace: {}}}
+	}
 	if o.WebhookPort > 0 {
 		mo.WebhookServer = webhook.NewServer(webhook.Options{Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.WebhookCertDir})
 	}
@@ -284,6 +287,29 @@ type assembly struct {
 	// fleet is the controllers' shared view of the cluster.
 	pods, nodes cluster.Store
 	fleet       *cluster.Fleet
+	// catalog is what every part prices with: o.Catalog, or the watched store over it.
+	catalog catalog.Provider
+}
+
+// watchCatalog makes the watched catalog when a catalog ConfigMap is named: read once now, then
+// kept in step by the catalog controller.
+func (a *assembly) watchCatalog(ctx context.Context) error {
+	ref, err := watch.ParseRef(a.o.CatalogConfigMap)
+	if err != nil || ref.IsZero() {
+		return err
+	}
+	store := catalog.NewStore(a.o.Catalog)
+	a.catalog = store
+	if err := watch.Register(crmetrics.Registry); err != nil {
+		return err
+	}
+	start, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := startingCatalog(start, a.mgr.GetAPIReader(), ref, store); err != nil {
+		// Not fatal: the controller retries once the manager runs; until then, the defaults.
+		ctrl.Log.WithName("setup").Info("Reading the catalog ConfigMaps; pricing with the defaults until the catalog controller can", "configMap", ref.String(), "error", err.Error())
+	}
+	return setupCatalog(a.mgr, ref, store, a.recorder)
 }
 
 // telemetrySource is Options.Telemetry, else a Prometheus at PrometheusURL, else none.
@@ -308,7 +334,7 @@ func (a *assembly) fleets(ctx context.Context) error {
 	if a.nodes, err = informerStore(ctx, a.mgr.GetCache(), &corev1.Node{}); err != nil {
 		return err
 	}
-	a.fleet = cluster.New(a.mgr.GetClient(), cluster.Options{Catalog: a.o.Catalog, Telemetry: a.source, Clock: a.o.Clock,
+	a.fleet = cluster.New(a.mgr.GetClient(), cluster.Options{Catalog: a.catalog, Telemetry: a.source, Clock: a.o.Clock,
 		Pods: a.pods, Nodes: a.nodes})
 	return nil
 }
@@ -346,10 +372,10 @@ func (a *assembly) rebalancer(context.Context) error {
 		return nil
 	}
 	mgr, o := a.mgr, a.o
-	rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: o.Catalog, Recorder: a.recorder,
+	rb := &rebalancer.Rebalancer{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Catalog: a.catalog, Recorder: a.recorder,
 		Clock: o.Clock, Options: o.Rebalance,
 		// Its own fleet, rebuilt every run: a plan must see the pods that moved since the last.
-		Fleet: cluster.New(mgr.GetClient(), cluster.Options{Catalog: o.Catalog, Clock: o.Clock, SnapshotMaxAge: cluster.AlwaysRebuild,
+		Fleet: cluster.New(mgr.GetClient(), cluster.Options{Catalog: a.catalog, Clock: o.Clock, SnapshotMaxAge: cluster.AlwaysRebuild,
 			Pods: a.pods, Nodes: a.nodes})}
 	return mgr.Add(rb)
 }
@@ -380,28 +406,17 @@ func (a *assembly) priceSource(context.Context) error {
 	if !ok {
 		return fmt.Errorf("--price-source=%s reads OpenCost's series from Prometheus: set --prometheus-url", PriceSourceOpenCost)
 	}
-	catalogCM, err := ParseConfigMapRef(a.o.CatalogConfigMap)
+	ref, err := watch.ParseRef(a.o.CatalogConfigMap)
 	if err != nil {
 		return fmt.Errorf("--catalog-configmap: %w", err)
 	}
+	if ref.IsZero() {
+		return fmt.Errorf("--price-source=%s writes the prices beside the catalog ConfigMap: set --catalog-configmap", PriceSourceOpenCost)
+	}
+	target := ref.PriceSource()
 	return a.mgr.Add(&pricesource.Poller{Prometheus: q, Nodes: a.mgr.GetClient(), ConfigMaps: a.mgr.GetAPIReader(),
-		Writer: a.mgr.GetClient(), Target: pricesource.ConfigMapFor(catalogCM), Interval: a.o.PriceSourceInterval, Clock: a.o.Clock})
-}
-
-// ParseConfigMapRef reads a ConfigMap reference written namespace/name.
-func ParseConfigMapRef(ref string) (types.NamespacedName, error) {
-	ns, name, ok := strings.Cut(ref, "/")
-	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-		return types.NamespacedName{}, fmt.Errorf("%q is not namespace/name, e.g. %s", ref, DefaultCatalogConfigMap)
-	}
-	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		return types.NamespacedName{}, fmt.Errorf("namespace of %q: %s", ref, strings.Join(errs, "; "))
-	}
-	// The price-source ConfigMap's name is this one's plus a suffix; both must be valid names.
-	if errs := validation.IsDNS1123Subdomain(name + pricesource.ConfigMapSuffix); len(errs) > 0 {
-		return types.NamespacedName{}, fmt.Errorf("name of %q (with %s appended): %s", ref, pricesource.ConfigMapSuffix, strings.Join(errs, "; "))
-	}
-	return types.NamespacedName{Namespace: ns, Name: name}, nil
+		Writer: a.mgr.GetClient(), Target: types.NamespacedName{Namespace: target.Namespace, Name: target.Name},
+		Interval: a.o.PriceSourceInterval, Clock: a.o.Clock})
 }
 
 // webhooks registers the admission webhooks, with their certificates when the operator manages
@@ -415,7 +430,7 @@ func (a *assembly) webhooks(context.Context) error {
 			return err
 		}
 	}
-	if err := webhookv1alpha1.Setup(a.mgr, webhookv1alpha1.Deps{Catalog: a.o.Catalog, Offers: a.fleet.Offers, Cheapest: a.fleet.Cheapest}); err != nil {
+	if err := webhookv1alpha1.Setup(a.mgr, webhookv1alpha1.Deps{Catalog: a.catalog, Offers: a.fleet.Offers, Cheapest: a.fleet.Cheapest}); err != nil {
 		return err
 	}
 	return a.mgr.AddReadyzCheck("webhook-server", a.mgr.GetWebhookServer().StartedChecker())

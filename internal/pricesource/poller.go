@@ -22,9 +22,6 @@ import (
 
 // The contract with the catalog layer, which reads what the poller writes.
 const (
-	// ConfigMapSuffix follows the catalog ConfigMap's name: prices of kcloud-system/kcloud-catalog
-	// go to kcloud-system/kcloud-catalog-price-source.
-	ConfigMapSuffix = "-price-source"
 	// DataKey holds the CSV: header CSVHeader, one row per node sorted by node name.
 	DataKey = "node-prices.csv"
 	// ManagedByLabel marks the ConfigMap as the operator's; one without it is never overwritten.
@@ -35,11 +32,6 @@ const (
 // DefaultInterval is how often OpenCost's series are read. OpenCost refreshes cloud prices hourly at
 // most, so five minutes shows a change soon enough without loading Prometheus.
 const DefaultInterval = 5 * time.Minute
-
-// ConfigMapFor names the price-source ConfigMap of a catalog ConfigMap.
-func ConfigMapFor(catalog types.NamespacedName) types.NamespacedName {
-	return types.NamespacedName{Namespace: catalog.Namespace, Name: catalog.Name + ConfigMapSuffix}
-}
 
 // VectorQuerier runs an instant query and returns its series with their labels
 // (telemetry.Prometheus is one).

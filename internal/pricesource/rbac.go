@@ -1,6 +1,5 @@
 package pricesource
 
-// The poller writes one ConfigMap beside the catalog's. The namespace is the default of
-// --catalog-configmap; the chart renders this Role into the namespace of its operator.catalogConfigMap
-// value instead, and a kustomize install with another namespace patches it.
-// +kubebuilder:rbac:groups="",namespace=kcloud-system,resources=configmaps,verbs=get;list;watch;create;update;patch
+// The poller writes one ConfigMap beside the catalog's, which config/ and the chart put in the
+// operator's namespace; the chart adds a Role where the catalog ConfigMap is elsewhere.
+// +kubebuilder:rbac:groups="",namespace=kcloud-operator-system,resources=configmaps,verbs=get;list;watch;create;update;patch

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -188,6 +189,18 @@ type Catalog struct {
 	overrides []priceOverride
 	carbon    map[string]carbonEntry // lower region -> entry
 
+	// discounts are the ConfigMap's negotiated discounts off the list prices (discounts.csv).
+	discounts []discount
+	// nodePrices is the price source layer (WithNodePrices): node name -> price.
+	nodePrices map[string]NodePrice
+	// onprem prices nodes without an instance type as amortised hardware plus energy (onprem.csv and
+	// the energy settings); onpremHardware is canonical model -> USD per device-hour.
+	onprem         onpremParams
+	onpremHardware map[string]float64
+	// noPrice holds the models a devices.csv row added without a price: the per-device rule
+	// cannot price them, and the node is Unpriced rather than free.
+	noPrice map[string]bool
+
 	defaultRegion string
 	host          hostParams
 	green         float64 // gCO2/kWh of a node on green energy
@@ -358,23 +371,27 @@ func (c *Catalog) resolve(model string) (string, bool) {
 	}
 }
 
-func (c *Catalog) knownModelsError(node, model string) error {
-	return fmt.Errorf("node %s: unknown accelerator model %q; known models: %s", node, model, strings.Join(c.models, ", "))
-}
-
-// clone returns a copy whose mutable parts (devices, overrides, carbon, settings) can be changed
-// without touching c. The instance tables are never changed and stay shared.
+// clone returns a copy whose mutable parts (devices and their names, overrides, discounts, node
+// prices, on-premises figures, carbon, settings) can be changed without touching c. The instance
+// tables are never changed and stay shared.
 func (c *Catalog) clone() *Catalog {
 	n := *c
 	n.devices = make(map[string]DeviceSpec, len(c.devices))
 	for k, d := range c.devices {
 		n.devices[k] = d.clone()
 	}
-	n.overrides = append([]priceOverride(nil), c.overrides...)
-	n.carbon = make(map[string]carbonEntry, len(c.carbon))
-	for k, v := range c.carbon {
-		n.carbon[k] = v
+	n.models = append([]string(nil), c.models...)
+	n.aliases = maps.Clone(c.aliases)
+	n.resources = make(map[string][]string, len(c.resources))
+	for k, v := range c.resources {
+		n.resources[k] = append([]string(nil), v...)
 	}
+	n.overrides = append([]priceOverride(nil), c.overrides...)
+	n.discounts = append([]discount(nil), c.discounts...)
+	n.nodePrices = maps.Clone(c.nodePrices)
+	n.onpremHardware = maps.Clone(c.onpremHardware)
+	n.noPrice = maps.Clone(c.noPrice)
+	n.carbon = maps.Clone(c.carbon)
 	return &n
 }
 

@@ -13,20 +13,38 @@ import (
 
 // Keys of a catalog ConfigMap's data. Each value is CSV text: an optional header line (exactly the
 // column names below), then one row per line; blank lines and lines starting with '#' are ignored.
+// docs/CATALOG.md has a worked example of each.
 //
-//	prices.csv    instance_type,capacity_type,region,usd_per_hour
-//	              The price of an instance type; capacity_type is on-demand or spot (empty = on-demand);
-//	              region empty = any region (a row for the node's region wins). It beats the built-in
-//	              instance tables but not the node's price annotation.
-//	devices.csv   model,idle_watts,max_watts,price_per_hour_usd[,spot_discount]
-//	              Changes a known model (any name Device accepts); an empty field keeps the current
-//	              value. A new idle/max rescales the device's curve, keeping its shape.
-//	carbon.csv    region,g_per_kwh
-//	              The carbon intensity of a region (added or replaced), in gCO2/kWh.
-//	settings.csv  key,value
-//	              default_region, host_usd_per_vcpu_hour, host_usd_per_gib_hour, host_spot_discount,
-//	              host_idle_watts_per_vcpu, host_max_watts_per_vcpu, host_idle_watts_per_gib,
-//	              host_max_watts_per_gib, green_g_per_kwh, default_g_per_kwh.
+//	prices.csv     instance_type,capacity_type,region,usd_per_hour
+//	               The price of an instance type; capacity_type is on-demand or spot (empty = on-demand);
+//	               region empty = any region (a row for the node's region wins). It beats the built-in
+//	               instance tables, the discounts and the price source, but not the node's price annotation.
+//	devices.csv    model,idle_watts,max_watts,price_per_hour_usd[,spot_discount[,resource[,product_label]]]
+//	               Changes a known model (any name Device accepts); an empty field keeps the current
+//	               value. A new idle/max rescales the device's curve, keeping its shape. A model the
+//	               catalog lacks is added when the row names its resource (one the catalog's devices
+//	               use, e.g. nvidia.com/gpu; its kind is theirs) and its max_watts; idle_watts empty takes the mean curve shape, price_per_hour_usd empty
+//	               leaves its nodes unpriced but by other rules (Economics.Unpriced), spot_discount
+//	               empty takes host_spot_discount.
+//	               product_label is the value of the vendor's product label (e.g. nvidia.com/gpu.product)
+//	               that names the model on a node, beside kcloud.io/accelerator-model=<model>.
+//	discounts.csv  provider,instance_family,capacity_type,discount
+//	               A negotiated discount, a fraction 0..1 off the list prices (instance tables and the
+//	               per-device rule), never off a price the user gave (annotation, prices.csv, price
+//	               source). provider is aws, gcp or any; instance_family e.g. p5 or a3, empty = all;
+//	               capacity_type on-demand, spot or empty = both. The most specific matching row wins
+//	               (family, then provider, then capacity type).
+//	onprem.csv     model,hardware_usd_per_hour
+//	               The amortised hardware cost of one device of a model: a node without an instance
+//	               type of that model is priced as on-premises (see doc.go). Needs energy_usd_per_kwh.
+//	carbon.csv     region,g_per_kwh
+//	               The carbon intensity of a region (added or replaced), in gCO2/kWh.
+//	settings.csv   key,value
+//	               default_region, host_usd_per_vcpu_hour, host_usd_per_gib_hour, host_spot_discount,
+//	               host_idle_watts_per_vcpu, host_max_watts_per_vcpu, host_idle_watts_per_gib,
+//	               host_max_watts_per_gib, green_g_per_kwh, default_g_per_kwh, and for on-premises
+//	               nodes energy_usd_per_kwh, pue (at least 1; default 1) and
+//	               host_hardware_usd_per_vcpu_hour.
 //
 // Example:
 //
@@ -42,13 +60,17 @@ const (
 	ConfigMapKeyDevices  = "devices.csv"
 	ConfigMapKeyCarbon   = "carbon.csv"
 	ConfigMapKeySettings = "settings.csv"
+	ConfigMapKeyDiscount = "discounts.csv"
+	ConfigMapKeyOnprem   = "onprem.csv"
 )
 
 var configMapColumns = map[string][]string{
 	ConfigMapKeyPrices:   {"instance_type", "capacity_type", "region", "usd_per_hour"},
-	ConfigMapKeyDevices:  {"model", "idle_watts", "max_watts", "price_per_hour_usd", "spot_discount"},
+	ConfigMapKeyDevices:  {"model", "idle_watts", "max_watts", "price_per_hour_usd", "spot_discount", "resource", "product_label"},
 	ConfigMapKeyCarbon:   {"region", "g_per_kwh"},
 	ConfigMapKeySettings: {"key", "value"},
+	ConfigMapKeyDiscount: {"provider", "instance_family", "capacity_type", "discount"},
+	ConfigMapKeyOnprem:   {"model", "hardware_usd_per_hour"},
 }
 
 // minColumns is the number of required columns of each key (the rest are optional).
@@ -57,6 +79,8 @@ var minColumns = map[string]int{
 	ConfigMapKeyDevices:  4,
 	ConfigMapKeyCarbon:   2,
 	ConfigMapKeySettings: 2,
+	ConfigMapKeyDiscount: 4,
+	ConfigMapKeyOnprem:   2,
 }
 
 // WithConfigMap returns a copy of c with the overrides of a ConfigMap's data (format above); c is not
@@ -94,6 +118,10 @@ func (c *Catalog) WithConfigMap(data map[string]string) (*Catalog, error) {
 				err = n.applyCarbon(r.fields)
 			case ConfigMapKeySettings:
 				err = n.applySetting(r.fields)
+			case ConfigMapKeyDiscount:
+				err = n.applyDiscount(r.fields)
+			case ConfigMapKeyOnprem:
+				err = n.applyOnprem(r.fields)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("configmap key %q line %d: %w", key, r.line, err)
@@ -103,6 +131,10 @@ func (c *Catalog) WithConfigMap(data map[string]string) (*Catalog, error) {
 	h := n.host
 	if h.IdleWattsPerVCPU > h.MaxWattsPerVCPU || h.IdleWattsPerGiB > h.MaxWattsPerGiB {
 		return nil, fmt.Errorf("configmap key %q: host idle watts exceed max watts", ConfigMapKeySettings)
+	}
+	if len(n.onpremHardware) > 0 && n.onprem.EnergyUSDPerKWh == 0 {
+		// Hardware without energy would make on-premises power free, and saving it worth nothing.
+		return nil, fmt.Errorf("configmap key %q: on-premises hardware costs need the setting energy_usd_per_kwh in %q", ConfigMapKeyOnprem, ConfigMapKeySettings)
 	}
 	return n, nil
 }
@@ -196,11 +228,26 @@ func (c *Catalog) applyPrice(f []string) error {
 }
 
 func (c *Catalog) applyDevice(f []string) error {
+	field := func(i int) string {
+		if i < len(f) {
+			return f[i]
+		}
+		return ""
+	}
+	resource, productLabel := field(5), field(6)
 	canon, ok := c.resolve(f[0])
 	if !ok {
-		return fmt.Errorf("unknown accelerator model %q; known models: %s", f[0], strings.Join(c.models, ", "))
+		return c.addDevice(f[0], f[1], f[2], f[3], field(4), resource, productLabel)
 	}
 	d := c.devices[canon]
+	if resource != "" && resource != d.Resource {
+		return fmt.Errorf("model %s: resource %q, but the catalog's model is exposed as %s (leave resource empty to change a known model)", canon, resource, d.Resource)
+	}
+	if productLabel != "" {
+		if err := c.addName(canon, productLabel); err != nil {
+			return fmt.Errorf("product_label: %w", err)
+		}
+	}
 	idle, idleSet, err := number("idle_watts", f[1])
 	if err != nil {
 		return err
@@ -239,6 +286,7 @@ func (c *Catalog) applyDevice(f []string) error {
 	}
 	if priceSet {
 		d.PricePerHourUSD = price
+		delete(c.noPrice, canon)
 		changed = append(changed, "price")
 	}
 	if spotSet {
@@ -249,6 +297,97 @@ func (c *Catalog) applyDevice(f []string) error {
 		d.Source += "; " + strings.Join(changed, ", ") + " overridden by configmap"
 	}
 	c.devices[canon] = d
+	return nil
+}
+
+// addDevice adds a model the catalog lacks, from a devices.csv row that names at least its resource
+// and its max_watts.
+func (c *Catalog) addDevice(name, idleS, maxS, priceS, spotS, resource, productLabel string) error {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return fmt.Errorf("empty model")
+	}
+	if resource == "" {
+		return fmt.Errorf("model %q is not in the catalog: to add it, give its resource (e.g. %s) and max_watts; known models: %s", name, ResourceNVIDIAGPU, strings.Join(c.models, ", "))
+	}
+	maxW, maxSet, err := number("max_watts", maxS)
+	if err != nil {
+		return err
+	}
+	if !maxSet || maxW == 0 {
+		return fmt.Errorf("new model %s: max_watts is required", name)
+	}
+	idle, _, err := number("idle_watts", idleS)
+	if err != nil {
+		return err
+	}
+	if idle >= maxW {
+		return fmt.Errorf("new model %s: idle_watts %g must be below max_watts %g", name, idle, maxW)
+	}
+	price, priceSet, err := number("price_per_hour_usd", priceS)
+	if err != nil {
+		return err
+	}
+	spot, spotSet, err := number("spot_discount", spotS)
+	if err != nil {
+		return err
+	}
+	if spotSet && (spot <= 0 || spot > 1) {
+		return fmt.Errorf("spot_discount %q not in (0, 1]", spotS)
+	}
+	if !spotSet {
+		spot = c.host.SpotDiscount
+	}
+	if r, ok := resourceAliases[resource]; ok {
+		resource = r
+	}
+	// Pods ask for accelerators through the resources the catalog's device plugins advertise, and
+	// only those are counted as accelerators (pkg/kube): a new resource name would go unseen.
+	models, known := c.resources[resource]
+	if !known || len(models) == 0 {
+		return fmt.Errorf("new model %s: resource %q is not an accelerator resource the catalog knows; known: %s", name, resource, strings.Join(c.Resources(), ", "))
+	}
+	d := DeviceSpec{
+		Model:           name,
+		Kind:            c.devices[models[0]].Kind,
+		Resource:        resource,
+		ProductLabel:    productLabel,
+		Curve:           shapedCurve(idle, maxW, c.shape),
+		PricePerHourUSD: price,
+		SpotDiscount:    spot,
+		Source:          "configmap",
+		Assumption:      "added by the catalog ConfigMap; curve between idle and max from the mean Boavizta shape",
+	}
+	d.IdleWatts, d.MaxWatts = d.Curve[0].Watts, d.Curve[len(d.Curve)-1].Watts
+	if err := c.addName(name, name); err != nil {
+		return err
+	}
+	c.devices[name] = d
+	if !priceSet {
+		if c.noPrice == nil {
+			c.noPrice = map[string]bool{}
+		}
+		c.noPrice[name] = true
+	}
+	c.models = append(c.models, name)
+	sort.Strings(c.models)
+	c.resources[resource] = append(c.resources[resource], name)
+	sort.Strings(c.resources[resource])
+	if productLabel != "" {
+		if err := c.addName(name, productLabel); err != nil {
+			return fmt.Errorf("product_label: %w", err)
+		}
+	}
+	return nil
+}
+
+// addName makes Device and FactsFromNode resolve name to the canonical model.
+func (c *Catalog) addName(canon, name string) error {
+	a := normalizeName(name)
+	if prev, ok := c.aliases[a]; ok && prev != canon {
+		return fmt.Errorf("name %q already names model %s", name, prev)
+	}
+	c.aliases[a] = canon
 	return nil
 }
 
@@ -318,8 +457,17 @@ func (c *Catalog) applySetting(f []string) error {
 		c.green, c.greenSource = v, "green energy: configmap"
 	case "default_g_per_kwh":
 		c.fallback, c.fallbackSrc = v, "default: configmap"
+	case "energy_usd_per_kwh":
+		c.onprem.EnergyUSDPerKWh = v
+	case "pue":
+		if v < 1 {
+			return fmt.Errorf("pue %q: a power usage effectiveness is at least 1", val)
+		}
+		c.onprem.PUE = v
+	case "host_hardware_usd_per_vcpu_hour":
+		c.onprem.HostHardwareUSDPerVCPU = v
 	default:
-		return fmt.Errorf("unknown setting %q; known: default_region, host_usd_per_vcpu_hour, host_usd_per_gib_hour, host_spot_discount, host_idle_watts_per_vcpu, host_max_watts_per_vcpu, host_idle_watts_per_gib, host_max_watts_per_gib, green_g_per_kwh, default_g_per_kwh", key)
+		return fmt.Errorf("unknown setting %q; known: default_region, host_usd_per_vcpu_hour, host_usd_per_gib_hour, host_spot_discount, host_idle_watts_per_vcpu, host_max_watts_per_vcpu, host_idle_watts_per_gib, host_max_watts_per_gib, green_g_per_kwh, default_g_per_kwh, energy_usd_per_kwh, pue, host_hardware_usd_per_vcpu_hour", key)
 	}
 	if strings.HasPrefix(key, "host_") && strings.Contains(key, "watts") {
 		h.PowerSource = fmt.Sprintf("configmap: idle %g W/vCPU + %g W/GiB, max %g W/vCPU + %g W/GiB",

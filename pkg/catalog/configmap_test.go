@@ -158,7 +158,7 @@ func TestWithConfigMapMalformed(t *testing.T) {
 		{
 			name: "unknown key",
 			data: map[string]string{"price.csv": "p4d.24xlarge,on-demand,,20\n"},
-			want: []string{`configmap key "price.csv"`, "known keys: carbon.csv, devices.csv, prices.csv, settings.csv"},
+			want: []string{`configmap key "price.csv"`, "known keys: carbon.csv, devices.csv, discounts.csv, onprem.csv, prices.csv, settings.csv"},
 		},
 	}
 	for _, tt := range tests {

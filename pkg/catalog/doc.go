@@ -3,25 +3,54 @@
 // the electricity of its region is.
 //
 // The defaults are embedded CSV files under data/ (public data, origins and licences in
-// data/SOURCES.md); nothing is read from disk or network at run time. Overrides come from node
-// annotations (see FactsFromNode) and from a ConfigMap's data (see WithConfigMap).
+// data/SOURCES.md); nothing is read from disk or network at run time. The user's prices come on top,
+// in layers: a catalog ConfigMap's data (WithConfigMap; keys and columns in configmap.go and
+// docs/CATALOG.md), a price source's node prices (WithNodePrices, e.g. OpenCost's), and node
+// annotations (see FactsFromNode). A Store holds the catalog in force for kcloud-scheduler and
+// kcloud-operator alike, with a generation that moves whenever the ConfigMaps change it.
 //
 // # Price (USD per hour)
 //
 // Price applies the first rule that matches:
 //  1. the node annotation kcloud.io/price-per-hour;
 //  2. a prices.csv row of the ConfigMap for the instance type, capacity type and region;
-//  3. a known instance type: the AWS us-east-1 list price (Linux, on-demand) or the GCP price for the
+//  3. the price source layer's price for the node, by name (its Source, e.g. "opencost", is the
+//     price's);
+//  4. a known instance type: the AWS us-east-1 list price (Linux, on-demand) or the GCP price for the
 //     node's region (us-central1 when the region is not in the table). AWS spot is one provider figure,
 //     the lowest spot price among the instance type's us-east-1 availability zones: from the
 //     skypilot-catalog v8 snapshot in data/aws_spot_2026.csv and data/instances_2026.csv where it was
 //     read, else the vantage export's spot minimum (the same rule on its 2023 snapshot). A row without
 //     a spot figure is priced at on-demand x its device's SpotDiscount. data/instances_2026.csv adds
 //     instance types (p5en, p6-b200, g6e) and may not repeat one the copied tables have;
-//  4. the per-device price x accelerator count plus the host (vCPU and GiB at the GCP N2/A2 list rates,
+//  5. on-premises, for a node without an instance type whose model has an onprem.csv row (or a
+//     CPU-only one while energy_usd_per_kwh or host_hardware_usd_per_vcpu_hour is set): see below;
+//  6. the per-device price x accelerator count plus the host (vCPU and GiB at the GCP N2/A2 list rates,
 //     USD 0.031611 per vCPU-hour and 0.004237 per GiB-hour); on spot capacity the sum is multiplied by the
 //     device's SpotDiscount. A CPU-only node is priced by its host alone (spot: x 0.562, the spot/on-demand
 //     ratio of the host increment between g2-standard-8 and g2-standard-4 in us-central1).
+//
+// A discounts.csv row of the ConfigMap takes its fraction off the list prices of rules 4 and 6 (the
+// most specific matching row: instance family, then provider, then capacity type), never off rules
+// 1-3, which are already the user's price, nor rule 5, which is the user's own cost; Price.Source
+// then ends with the row, e.g. "instance:aws:p4d.24xlarge discount 0.3 (aws,p4d,on-demand)". A node
+// of rule 6 has no provider: only provider-any rows apply to it.
+//
+// # On-premises price
+//
+// Hardware the user owns costs its amortisation plus the energy it draws. Rule 5 prices it as
+//
+//	count x hardware_usd_per_hour(model) + vCPUs x host_hardware_usd_per_vcpu_hour
+//	+ (count x device max watts + host max watts) / 1000 x pue x energy_usd_per_kwh
+//
+// The draw is the node's maximum (the device's 100% point, or the kcloud.io/accelerator-max-watts
+// annotation, and HostPower's MaxWatts), the figure a site provisions and pays demand charges on: a
+// node's price is a property of the node, not of its load at one moment, and the scheduler's
+// marginal-cost rule then counts a node left empty as saved in full, energy included. A power cap
+// written in the annotation lowers the price. Example: 8 A100 (407 W each) in a 64-vCPU, 512-GiB
+// server at 1.10 USD per GPU-hour and 0.01 USD per vCPU-hour, host max 3 W per vCPU and 0.5 W per
+// GiB, PUE 1.5, 0.12 USD/kWh: hardware 8 x 1.10 + 64 x 0.01 = 9.44; draw 8 x 407 + 64 x 3 +
+// 512 x 0.5 = 3,704 W; energy 3.704 x 1.5 x 0.12 = 0.66672; price 10.10672 USD/h.
 //
 // Per-device prices come from GCP attach prices where they exist (T4, P100, V100), otherwise from an
 // instance price minus its host share (A100, H100, L4, A10G, H200, B200, L40S, RTX PRO 6000, ...) or a

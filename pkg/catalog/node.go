@@ -116,11 +116,14 @@ func ProductLabelKeys() []string {
 //   - overrides: annotations kcloud.io/price-per-hour, kcloud.io/carbon-intensity,
 //     kcloud.io/accelerator-max-watts and kcloud.io/accelerator-idle-watts. A malformed value is an
 //     error naming the node, the annotation and the value.
-func FactsFromNode(node *corev1.Node) (NodeFacts, error) {
+func FactsFromNode(node *corev1.Node) (NodeFacts, error) { return Default().FactsFromNode(node) }
+
+// FactsFromNode reads a Kubernetes node as the package function does, resolving names with c: a
+// model that c's ConfigMap added (a devices.csv row) is then known by its name and product label.
+func (c *Catalog) FactsFromNode(node *corev1.Node) (NodeFacts, error) {
 	if node == nil {
 		return NodeFacts{}, fmt.Errorf("reading node facts: nil node")
 	}
-	c := Default()
 	labels := node.Labels
 	f := NodeFacts{
 		Name:         node.Name,

@@ -34,10 +34,13 @@ func normalizeCapacity(ct CapacityType) (CapacityType, bool) {
 	return "", false
 }
 
-// Price returns the node's hourly price. Rules, first match wins: the price annotation; a ConfigMap
-// price for the instance type; the AWS (us-east-1) or GCP (per region) instance table; the
-// per-device price x count plus the host (x SpotDiscount on spot). A CPU-only node without a known
-// instance type is priced by its host alone.
+// Price returns the node's hourly price. Rules, first match wins (doc.go has them in full): the
+// price annotation; a ConfigMap prices.csv row for the instance type; the price source layer
+// (WithNodePrices) for the node; the AWS (us-east-1) or GCP (per region) instance table, less the
+// ConfigMap's discount; a node without an instance type whose model has an onprem.csv row (or a
+// CPU-only one while on-premises settings are set): amortised hardware plus energy; the per-device
+// price x count plus the host (x SpotDiscount on spot), less the discount. A CPU-only node without
+// a known instance type is priced by its host alone.
 func (c *Catalog) Price(n NodeFacts) (Price, error) {
 	if n.PriceOverrideUSDPerHour > 0 {
 		return Price{USDPerHour: n.PriceOverrideUSDPerHour, Source: "annotation"}, nil
@@ -54,7 +57,24 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 		if p, ok := c.overridePrice(n.InstanceType, ct, region); ok {
 			return p, nil
 		}
-		if p, ok := c.instancePrice(n.InstanceType, ct, n.Region); ok {
+	}
+	if np, ok := c.nodePrices[n.Name]; ok && n.Name != "" {
+		return Price(np), nil
+	}
+	if n.InstanceType != "" {
+		if p, provider, ok := c.instancePrice(n.InstanceType, ct, n.Region); ok {
+			return c.discounted(p, provider, n.InstanceType, ct), nil
+		}
+	}
+	canon := ""
+	if n.AcceleratorModel != "" {
+		var known bool
+		if canon, known = c.resolve(n.AcceleratorModel); !known {
+			return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("accelerator model %q is not in the catalog%s", n.AcceleratorModel, unpricedHint)}
+		}
+	}
+	if n.InstanceType == "" && (n.AcceleratorModel != "" || n.AcceleratorCount == 0) {
+		if p, ok := c.onpremPrice(n, canon); ok {
 			return p, nil
 		}
 	}
@@ -68,13 +88,12 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 			p.USDPerHour *= c.host.SpotDiscount
 			p.Source = "host:spot"
 		}
-		return p, nil
-	}
-	canon, ok := c.resolve(n.AcceleratorModel)
-	if !ok {
-		return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("accelerator model %q is not in the catalog%s", n.AcceleratorModel, unpricedHint)}
+		return c.discounted(p, "", n.InstanceType, ct), nil
 	}
 	d := c.devices[canon]
+	if c.noPrice[canon] && n.AcceleratorCount > 0 {
+		return Price{}, &UnpricedError{Node: n.Name, Reason: fmt.Sprintf("accelerator model %s was added by the catalog ConfigMap without a price%s", canon, unpricedHint)}
+	}
 	unit, spotDiscount, note := d.PricePerHourUSD, d.SpotDiscount, ""
 	if a, ok := c.gcpAttach[canon][strings.ToLower(region)]; ok {
 		// A GCP attach price for the node's region beats the catalog's us-central1 default.
@@ -91,7 +110,7 @@ func (c *Catalog) Price(n NodeFacts) (Price, error) {
 		p.USDPerHour *= spotDiscount
 		p.Source += ":spot"
 	}
-	return p, nil
+	return c.discounted(p, "", n.InstanceType, ct), nil
 }
 
 // overridePrice looks up the ConfigMap's prices.csv: a row for the node's region beats a row for any
@@ -117,16 +136,16 @@ func (c *Catalog) overridePrice(instanceType string, ct CapacityType, region str
 	return Price{}, false
 }
 
-// instancePrice prices a known instance type. The AWS table is us-east-1 only and prices every AWS
+// instancePrice prices a known instance type and names its provider. The AWS table is us-east-1 only and prices every AWS
 // region; a GCP node with no region (or one missing from the table) gets the us-central1 price.
-func (c *Catalog) instancePrice(instanceType string, ct CapacityType, region string) (Price, bool) {
+func (c *Catalog) instancePrice(instanceType string, ct CapacityType, region string) (Price, string, bool) {
 	key := strings.ToLower(instanceType)
 	if row, ok := c.aws[key]; ok {
 		note := ""
 		if region != "" && !strings.EqualFold(region, row.Region) {
 			note = " (us-east-1 list price)"
 		}
-		return c.capacityPrice(row, ct, "instance:aws:"+row.InstanceType, note), true
+		return c.capacityPrice(row, ct, "instance:aws:"+row.InstanceType, note), "aws", true
 	}
 	if regions, ok := c.gcp[key]; ok {
 		if region == "" {
@@ -139,11 +158,11 @@ func (c *Catalog) instancePrice(instanceType string, ct CapacityType, region str
 			note = fmt.Sprintf(" (region %s not in the GCP table)", region)
 		}
 		if !found {
-			return Price{}, false
+			return Price{}, "", false
 		}
-		return c.capacityPrice(row, ct, "instance:gcp:"+row.InstanceType+":"+row.Region, note), true
+		return c.capacityPrice(row, ct, "instance:gcp:"+row.InstanceType+":"+row.Region, note), "gcp", true
 	}
-	return Price{}, false
+	return Price{}, "", false
 }
 
 // capacityPrice returns the on-demand or the spot price of a table row; src names the row and note

@@ -15,7 +15,7 @@ import (
 // NodeEconomics reads a node's catalog facts from its labels and annotations and prices and powers
 // them with the catalog.
 func NodeEconomics(cat *catalog.Catalog, node *corev1.Node) (catalog.NodeFacts, model.Economics, error) {
-	facts, err := catalog.FactsFromNode(node)
+	facts, err := cat.FactsFromNode(node)
 	if err != nil {
 		return facts, model.Economics{}, fmt.Errorf("node %s: %w", node.Name, err)
 	}

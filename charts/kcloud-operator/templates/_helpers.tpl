@@ -77,3 +77,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "kcloud-operator.certDir" -}}
 /tmp/k8s-webhook-server/serving-certs
 {{- end }}
+
+{{/* The catalog ConfigMap, namespace/name, that the operator and the scheduler both watch. */}}
+{{- define "kcloud-operator.catalogConfigMap" -}}
+{{- default (printf "%s/kcloud-catalog" .Release.Namespace) .Values.catalog.configMap }}
+{{- end }}

@@ -68,8 +68,10 @@ type Rebalancer struct {
 	Client client.Client // the manager's cached client: lists, patches, evictions
 	Reader client.Reader // uncached reads that confirm a destination just before reserving it
 	// Fleet prices nodes; the rebalancer's own, so that every run plans on a fresh snapshot.
-	Fleet    *cluster.Fleet
-	Catalog  *catalog.Catalog
+	Fleet *cluster.Fleet
+	// Catalog is the operator's (watched) catalog; it is read at each use, so a run prices with
+	// the catalog in force.
+	Catalog  catalog.Provider
 	Recorder events.EventRecorder
 	Clock    clock.Clock
 	Options
@@ -247,7 +249,8 @@ func (r *Rebalancer) confirm(ctx context.Context, pod *corev1.Pod, req model.Pod
 	if node.Spec.Unschedulable || !kube.NodeReady(node) {
 		return fmt.Errorf("node %s is no longer ready and schedulable", mv.To)
 	}
-	facts, _, err := kube.NodeEconomics(r.Catalog, node)
+	cat, _ := r.Catalog.Current()
+	facts, _, err := kube.NodeEconomics(cat, node)
 	if err != nil {
 		return err
 	}

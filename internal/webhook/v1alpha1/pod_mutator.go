@@ -48,7 +48,7 @@ type Offers func(ctx context.Context) map[corev1.ResourceName]int64
 // PodMutator applies a WorkloadOptimizer's policy to the pods it covers.
 type PodMutator struct {
 	Client  client.Reader
-	Catalog *catalog.Catalog
+	Catalog catalog.Provider // read at each request: the watched catalog in force
 	Offers  Offers
 }
 
@@ -77,7 +77,8 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 	if m.Offers != nil {
 		offers = m.Offers(ctx)
 	}
-	warnings := Apply(pod, wo, m.Catalog, offers)
+	cat, _ := m.Catalog.Current()
+	warnings := Apply(pod, wo, cat, offers)
 	out, err := json.Marshal(pod)
 	if err != nil {
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("kcloud: pod not encoded, left unchanged: %v", err))

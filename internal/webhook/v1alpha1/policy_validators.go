@@ -25,7 +25,7 @@ import (
 // WorkloadOptimizerValidator checks an optimizer against the policies covering it and the catalog.
 type WorkloadOptimizerValidator struct {
 	Client  client.Reader
-	Catalog *catalog.Catalog
+	Catalog catalog.Provider // read at each request: the watched catalog in force
 }
 
 var _ admission.Validator[*kcloudv1alpha1.WorkloadOptimizer] = &WorkloadOptimizerValidator{}
@@ -51,7 +51,8 @@ func (v *WorkloadOptimizerValidator) validate(ctx context.Context, wo *kcloudv1a
 	if err := v.Client.List(ctx, policies); err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("reading CostPolicies: %w", err))
 	}
-	if errs := CheckOptimizer(wo, policies.Items, v.Catalog, create); len(errs) > 0 {
+	cat, _ := v.Catalog.Current()
+	if errs := CheckOptimizer(wo, policies.Items, cat, create); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("WorkloadOptimizer").GroupKind(), wo.Name, errs)
 	}
 	return nil, nil
@@ -219,7 +220,7 @@ func Overlap(a, b kcloudv1alpha1.PolicyTarget) bool {
 // PowerPolicyValidator refuses a deny-mode carbon limit no grid in the catalog meets, and warns on
 // an energy budget the power cap makes unreachable within the period.
 type PowerPolicyValidator struct {
-	Catalog *catalog.Catalog
+	Catalog catalog.Provider // read at each request: the watched catalog in force
 }
 
 var _ admission.Validator[*kcloudv1alpha1.PowerPolicy] = &PowerPolicyValidator{}
@@ -243,8 +244,9 @@ func (v *PowerPolicyValidator) validate(pp *kcloudv1alpha1.PowerPolicy) (admissi
 	var warnings admission.Warnings
 	if c := pp.Spec.MaxCarbonIntensity; c != nil {
 		cleanest, region := math.Inf(1), ""
-		for _, r := range v.Catalog.Regions() {
-			g, _ := v.Catalog.CarbonIntensity(catalog.NodeFacts{Region: r})
+		cat, _ := v.Catalog.Current()
+		for _, r := range cat.Regions() {
+			g, _ := cat.CarbonIntensity(catalog.NodeFacts{Region: r})
 			if g > 0 && g < cleanest {
 				cleanest, region = g, r
 			}

@@ -39,7 +39,7 @@ const (
 
 // Deps are what the webhooks read beyond the manager's cache.
 type Deps struct {
-	Catalog  *catalog.Catalog
+	Catalog  catalog.Provider
 	Offers   Offers
 	Cheapest Cheapest
 }

@@ -25,16 +25,19 @@ type Facts struct {
 	// Reservations are the rebalancer's reservations written on the node (kube.NodeReservations).
 	Reservations []kube.Reservation
 	// Err says why the catalog cannot read or price the node; the other fields are then partial.
-	Err  error
-	view atomic.Pointer[View]
+	Err error
+	// generation is the catalog's when the facts were worked out: a new catalog (the user's
+	// ConfigMap changed) prices every node again.
+	generation uint64
+	view       atomic.Pointer[View]
 }
 
 // Cache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads free
 // of lock contention. It is keyed by the node object, which the informer replaces whenever the
 // node changes: hashing and comparing a pointer is cheaper than a name, for every node of every
-// cycle.
+// cycle. An entry holds for one catalog generation.
 type Cache struct {
-	cat *catalog.Catalog
+	cat catalog.Provider
 	m   sync.Map // *corev1.Node -> *Facts
 
 	mu     sync.Mutex
@@ -45,7 +48,8 @@ type Cache struct {
 // Get returns the node's facts, worked out again only when the object changed in what they are
 // made of.
 func (c *Cache) Get(node *corev1.Node) *Facts {
-	if v, ok := c.m.Load(node); ok {
+	cat, gen := c.cat.Current()
+	if v, ok := c.m.Load(node); ok && v.(*Facts).generation == gen {
 		return v.(*Facts)
 	}
 	c.mu.Lock()
@@ -54,13 +58,13 @@ func (c *Cache) Get(node *corev1.Node) *Facts {
 	// Most node updates are heartbeats (status conditions): the facts of the previous object hold.
 	var f *Facts
 	if old != nil && sameFacts(old, node) {
-		if v, ok := c.m.Load(old); ok {
+		if v, ok := c.m.Load(old); ok && v.(*Facts).generation == gen {
 			f = v.(*Facts)
 		}
 	}
 	if f == nil {
-		f = &Facts{}
-		f.Facts, f.Econ, f.Err = kube.NodeEconomics(c.cat, node)
+		f = &Facts{generation: gen}
+		f.Facts, f.Econ, f.Err = kube.NodeEconomics(cat, node)
 		if kube.HasReservations(node) {
 			f.Reservations = kube.NodeReservations(node)
 		}

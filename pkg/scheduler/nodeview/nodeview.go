@@ -32,8 +32,9 @@ type Shared struct {
 	defaultOnce sync.Once
 }
 
-// New returns an empty node view pricing nodes with cat; For is how plugins get theirs.
-func New(cat *catalog.Catalog) *Shared {
+// New returns an empty node view pricing nodes with the catalog cat provides; For is how plugins
+// get theirs.
+func New(cat catalog.Provider) *Shared {
 	s := &Shared{cache: Cache{cat: cat}, inflight: inflight{m: map[types.UID]held{}}}
 	s.pending = s.inflight.pendingDevice
 	return s
@@ -49,7 +50,7 @@ var profiles struct {
 // For returns the node view of the profile whose framework handle is h, made on the first call
 // (then kept in step with node and pod deletions through h's informers); without a handle (unit
 // tests), a view of its own.
-func For(h fwk.Handle, cat *catalog.Catalog) (*Shared, error) {
+func For(h fwk.Handle, cat catalog.Provider) (*Shared, error) {
 	if h == nil {
 		return New(cat), nil
 	}
@@ -101,6 +102,9 @@ func deleted(obj any) any {
 	}
 	return obj
 }
+
+// Catalog is the catalog the view prices nodes with, and its generation.
+func (s *Shared) Catalog() (*catalog.Catalog, uint64) { return s.cache.cat.Current() }
 
 // Facts returns a node's cached facts (see Cache.Get).
 func (s *Shared) Facts(node *corev1.Node) *Facts { return s.cache.Get(node) }

@@ -66,6 +66,9 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		{verb: "update", group: kc, resource: "powerpolicies", subresource: "status"},
 		{verb: "update", group: kc, resource: "workloadoptimizers", subresource: "finalizers", namespace: other},
 		{verb: "create", group: "events.k8s.io", resource: "events", namespace: other},
+		// The catalog ConfigMaps (--catalog-configmap), and the events on them.
+		{verb: "watch", resource: "configmaps", namespace: ns},
+		{verb: "create", group: "events.k8s.io", resource: "events", namespace: ns},
 		// Authenticated metrics.
 		{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
 		{verb: "create", group: "authorization.k8s.io", resource: "subjectaccessreviews"},
@@ -143,6 +146,9 @@ func schedulerAccess(ns string) (allowed, denied []access) {
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: ns, name: "kcloud-scheduler"},
 		{verb: "get", resource: "configmaps", namespace: "kube-system", name: "extension-apiserver-authentication"},
 		{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
+		// The catalog ConfigMap and its price source, watched by name (KcloudOptimizerArgs.catalogConfigMap).
+		{verb: "watch", resource: "configmaps", namespace: ns, name: "kcloud-catalog"},
+		{verb: "list", resource: "configmaps", namespace: ns, name: "kcloud-catalog-price-source"},
 	}
 	denied = []access{
 		{verb: "update", group: kc, resource: "workloadoptimizers", namespace: other},
@@ -156,6 +162,8 @@ func schedulerAccess(ns string) (allowed, denied []access) {
 		{verb: "update", resource: "nodes"},
 		{verb: "delete", resource: "nodes"},
 		{verb: "get", resource: "configmaps", namespace: other},
+		{verb: "get", resource: "configmaps", namespace: ns, name: "kcloud-scheduler-config"},
+		{verb: "update", resource: "configmaps", namespace: ns, name: "kcloud-catalog"},
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: ns, name: "kcloud-operator.kcloud.io"},
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: "kube-system", name: "kube-controller-manager"},
 		{verb: "update", group: "apps", resource: "deployments", subresource: "scale", namespace: other},

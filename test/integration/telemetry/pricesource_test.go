@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,9 +27,9 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"kcloud.io/optimizer/internal/operator"
 	"kcloud.io/optimizer/internal/pricesource"
 	"kcloud.io/optimizer/internal/telemetry"
+	"kcloud.io/optimizer/pkg/catalog/watch"
 )
 
 // openCostExporter serves OpenCost-like node cost gauges, as one OpenCost replica's /metrics would.
@@ -121,7 +122,7 @@ func TestOpenCostPriceSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	catalogCM, err := operator.ParseConfigMapRef(operator.DefaultCatalogConfigMap)
+	catalogCM, err := watch.ParseRef("kcloud-system/kcloud-catalog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestOpenCostPriceSource(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	const interval = 5 * time.Minute
 	poller := &pricesource.Poller{Prometheus: src, Nodes: mgr.GetClient(), ConfigMaps: mgr.GetAPIReader(), Writer: mgr.GetClient(),
-		Target: pricesource.ConfigMapFor(catalogCM), Interval: interval, Clock: clk}
+		Target: types.NamespacedName{Namespace: catalogCM.PriceSource().Namespace, Name: catalogCM.PriceSource().Name}, Interval: interval, Clock: clk}
 	if err := mgr.Add(poller); err != nil {
 		t.Fatal(err)
 	}

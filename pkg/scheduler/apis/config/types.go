@@ -23,6 +23,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"kcloud.io/optimizer/pkg/catalog/watch"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/traces"
 )
@@ -59,7 +60,10 @@ type KcloudOptimizerArgs struct {
 	// Deprecated: set KcloudGangArgs.GangTimeoutSeconds.
 	GangTimeoutSeconds *int32 `json:"gangTimeoutSeconds,omitempty"`
 	// CatalogConfigMap names a ConfigMap (namespace/name) whose data overrides the catalog's prices,
-	// device power and carbon (see pkg/catalog); empty: the embedded catalog only.
+	// device power and carbon (see pkg/catalog and docs/CATALOG.md), and beside it the price source
+	// ConfigMap <name>-price-source; both are watched, and a change applies without a restart. A
+	// missing ConfigMap means the defaults. Empty: the embedded catalog only. kcloud-operator's
+	// --catalog-configmap must name the same one.
 	CatalogConfigMap string `json:"catalogConfigMap,omitempty"`
 }
 
@@ -102,6 +106,9 @@ func (a *KcloudOptimizerArgs) Validate() error {
 	}
 	if total == 0 {
 		errs = append(errs, field.Invalid(w, a.Weights, "at least one weight must be positive"))
+	}
+	if _, err := watch.ParseRef(a.CatalogConfigMap); err != nil {
+		errs = append(errs, field.Invalid(p.Child("catalogConfigMap"), a.CatalogConfigMap, "want namespace/name"))
 	}
 	if a.TargetWorkload != "" {
 		if _, err := traces.ReadPods(a.TargetWorkload); err != nil {

@@ -46,10 +46,11 @@ var (
 
 // New builds the plugin; it takes no args.
 func New(_ context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
-	return newPlugin(h, catalog.Default())
+	// The scheduler's one catalog, which KcloudOptimizer's catalogConfigMap keeps in step.
+	return newPlugin(h, nodeview.SchedulerCatalog())
 }
 
-func newPlugin(h fwk.Handle, cat *catalog.Catalog) (*Plugin, error) {
+func newPlugin(h fwk.Handle, cat catalog.Provider) (*Plugin, error) {
 	nodes, err := nodeview.For(h, cat)
 	if err != nil {
 		return nil, fmt.Errorf("%s: node view: %w", Name, err)

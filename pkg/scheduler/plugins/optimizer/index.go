@@ -57,8 +57,11 @@ type candidateIndex struct {
 
 	answers    map[answerKey]*shapeAnswer
 	maxAnswers int
-	uses       uint64
-	unkept     *shapeAnswer // reused for requests that are not keyed (shares, device models)
+	// catalog is the generation of the catalog the slots' facts were priced with: a new one (the
+	// user's prices changed) reads every node again.
+	catalog uint64
+	uses    uint64
+	unkept  *shapeAnswer // reused for requests that are not keyed (shares, device models)
 }
 
 const (
@@ -136,6 +139,11 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 // sync brings the slots up to the snapshot: the whole list when it is not the one the index was
 // read from, else the nodes whose NodeInfo generation moved.
 func (ix *candidateIndex) sync(pl *Plugin, nodes []fwk.NodeInfo) {
+	if _, gen := ix.nodes.Catalog(); gen != ix.catalog {
+		ix.catalog, ix.slots = gen, nil // no slot is kept by rebuild
+		ix.rebuild(nodes)
+		return
+	}
 	if len(nodes) != len(ix.list) || len(nodes) > 0 && &nodes[0] != &ix.list[0] {
 		ix.rebuild(nodes)
 		return

@@ -58,10 +58,13 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	if err != nil {
 		return nil, err
 	}
-	return newPlugin(ctx, args, h, catalog.Default())
+	if err := nodeview.WatchCatalog(ctx, h, args.CatalogConfigMap); err != nil {
+		return nil, fmt.Errorf("%s args catalogConfigMap: %w", Name, err)
+	}
+	return newPlugin(ctx, args, h, nodeview.SchedulerCatalog())
 }
 
-func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Handle, cat *catalog.Catalog) (*Plugin, error) {
+func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Handle, cat catalog.Provider) (*Plugin, error) {
 	types, err := nodeview.TypicalTypes(args.TargetWorkload)
 	if err != nil {
 		return nil, fmt.Errorf("%s args targetWorkload: %w", Name, err)
