@@ -348,6 +348,10 @@ func (a *assembly) controllers(ctx context.Context) error {
 	}
 	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: a.fleet, Recorder: a.recorder,
 		Clock: o.Clock, Interval: o.ReoptimizeInterval}
+	if ref, err := watch.ParseRef(o.CatalogConfigMap); err == nil && !ref.IsZero() {
+		ps := ref.PriceSource()
+		wo.Catalog = []types.NamespacedName{{Namespace: ref.Namespace, Name: ref.Name}, {Namespace: ps.Namespace, Name: ps.Name}}
+	}
 	if err := wo.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("WorkloadOptimizer controller: %w", err)
 	}

@@ -42,6 +42,10 @@ type Reconciler struct {
 	// take the scheduler's defaults.
 	Weights        *model.Weights
 	TargetWorkload string
+	// Catalog names the ConfigMaps that price the fleet (the catalog and its price source): a change
+	// of either re-evaluates every optimizer at once, so that status follows the prices within
+	// seconds rather than at the next Interval. Empty: none is watched.
+	Catalog []types.NamespacedName
 
 	scoringOnce sync.Once
 	scoringSet  model.Scoring

@@ -2,12 +2,14 @@ package workloadoptimizer
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,13 +30,45 @@ func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 
 // SetupWithManager watches WorkloadOptimizers and the pods that make up their workloads.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("workloadoptimizer").
 		For(&kcloudv1alpha1.WorkloadOptimizer{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{},
 			predicate.Funcs{UpdateFunc: func(e ctrlevent.UpdateEvent) bool { return !e.ObjectNew.GetDeletionTimestamp().IsZero() }}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.optimizersOfPod), builder.WithPredicates(podChanged)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, workers)}).
-		Complete(r)
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.optimizersOfPod), builder.WithPredicates(podChanged))
+	if len(r.Catalog) > 0 {
+		catalog := sets.New(r.Catalog...)
+		b = b.Watches(&corev1.ConfigMap{}, r.onPriceChange(),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return catalog.Has(client.ObjectKeyFromObject(o)) })))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: max(1, workers)}).Complete(r)
+}
+
+// priceChangeDelay lets the catalog controller, which sees the same ConfigMap event, apply the new
+// prices before the optimizers are evaluated again.
+const priceChangeDelay = 3 * time.Second
+
+// onPriceChange queues every WorkloadOptimizer shortly after a catalog ConfigMap changes.
+func (r *Reconciler) onPriceChange() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	queueAll := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		list := &kcloudv1alpha1.WorkloadOptimizerList{}
+		if err := r.Client.List(ctx, list); err != nil {
+			return
+		}
+		for i := range list.Items {
+			q.AddAfter(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}, priceChangeDelay)
+		}
+	}
+	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, _ ctrlevent.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			queueAll(ctx, q)
+		},
+		UpdateFunc: func(ctx context.Context, _ ctrlevent.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			queueAll(ctx, q)
+		},
+		DeleteFunc: func(ctx context.Context, _ ctrlevent.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			queueAll(ctx, q)
+		},
+	}
 }
 
 // podChanged passes pod updates that change what the workload costs or which workload it is in.
