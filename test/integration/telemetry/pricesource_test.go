@@ -29,7 +29,10 @@ import (
 
 	"kcloud.io/optimizer/internal/pricesource"
 	"kcloud.io/optimizer/internal/telemetry"
+	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/catalog/watch"
+	"kcloud.io/optimizer/pkg/kube"
+	kcloudmodel "kcloud.io/optimizer/pkg/model"
 )
 
 // openCostExporter serves OpenCost-like node cost gauges, as one OpenCost replica's /metrics would.
@@ -174,6 +177,10 @@ func TestOpenCostPriceSource(t *testing.T) {
 	checkGauge(t, "kcloud_price_source_up", 1)
 	checkGauge(t, "kcloud_price_source_nodes", 3)
 
+	t.Run("the written prices place pods as the same prices in the catalog ConfigMap", func(t *testing.T) {
+		samePricesInConfigMap(t, ctx, c, &cm)
+	})
+
 	t.Run("nothing changed: no write", func(t *testing.T) {
 		res, err := poller.Poll(ctx)
 		if err != nil {
@@ -302,4 +309,74 @@ func checkGauge(t *testing.T, name string, want float64) {
 		}
 	}
 	t.Errorf("%s{source=opencost} is not registered", name)
+}
+
+// samePricesInConfigMap checks that the price source ConfigMap the poller wrote, read by the
+// catalog layer both binaries use, prices the nodes as the same figures written by the user in the
+// catalog ConfigMap's prices.csv do, and so sends a one-GPU pod to the same node.
+func samePricesInConfigMap(t *testing.T, ctx context.Context, c client.Client, written *corev1.ConfigMap) {
+	t.Helper()
+	fromOpenCost := catalog.NewStore(catalog.Default())
+	if _, err := fromOpenCost.UpdatePriceSource(written); err != nil {
+		t.Fatal(err)
+	}
+	// The same figures, by instance type (the nodes carry OpenCost's instance types as labels).
+	instanceTypes := map[string]string{"gpu-a": "p4d.24xlarge", "gpu-b": "g5.12xlarge", "cpu-c": "m5.2xlarge"}
+	fromUser := catalog.NewStore(catalog.Default())
+	if _, err := fromUser.Update(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "kcloud-system", Name: "kcloud-catalog"},
+		Data: map[string]string{catalog.ConfigMapKeyPrices: "instance_type,capacity_type,region,usd_per_hour\n" +
+			"p4d.24xlarge,on-demand,,32.7726\ng5.12xlarge,on-demand,,7.776\nm5.2xlarge,on-demand,,0.3872\n"}}); err != nil {
+		t.Fatal(err)
+	}
+	catOC, _ := fromOpenCost.Current()
+	catUser, _ := fromUser.Current()
+	want := map[string]float64{"gpu-a": 32.7726, "gpu-b": 7.776, "cpu-c": 0.3872} // the poller's rows above
+	pod := kcloudmodel.Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: kcloudmodel.MilliPerGPU}
+	best := func(cat *catalog.Catalog) (string, map[string]float64) {
+		prices := map[string]float64{}
+		var names []string
+		var cands []kcloudmodel.Candidate
+		for name, it := range instanceTypes {
+			n := &corev1.Node{}
+			if err := c.Get(ctx, client.ObjectKey{Name: name}, n); err != nil {
+				// gpu-a has OpenCost series but no Node here: priced by its total alone. A p4d.24xlarge.
+				n = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+				n.Status.Allocatable = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("96"),
+					corev1.ResourceMemory: resource.MustParse("1152Gi"), "nvidia.com/gpu": resource.MustParse("8")}
+			}
+			n.Labels = map[string]string{corev1.LabelInstanceTypeStable: it}
+			facts, econ, err := kube.NodeEconomics(cat, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if econ.Unpriced != "" {
+				t.Fatalf("node %s unpriced: %s", name, econ.Unpriced)
+			}
+			prices[name] = econ.PricePerHour
+			node := kube.NodeCapacity(n, facts)
+			if !kcloudmodel.Fits(&pod, &node) {
+				continue
+			}
+			names = append(names, name)
+			cands = append(cands, kcloudmodel.NewCandidate(&pod, &node, kcloudmodel.Allocation{Device: -1}, 0, &econ))
+		}
+		scores := kcloudmodel.CombinedScores(cands, kcloudmodel.Preferences{}, kcloudmodel.DefaultWeights, nil)
+		top := -1
+		for i := range scores {
+			if top < 0 || scores[i] > scores[top] || (scores[i] == scores[top] && names[i] < names[top]) {
+				top = i
+			}
+		}
+		return names[top], prices
+	}
+	nodeOC, pricesOC := best(catOC)
+	nodeUser, pricesUser := best(catUser)
+	for name, w := range want {
+		if !near(pricesOC[name], w) || !near(pricesUser[name], w) {
+			t.Errorf("node %s: %.4f USD/h from the price source, %.4f from prices.csv; want %.4f", name, pricesOC[name], pricesUser[name], w)
+		}
+	}
+	if nodeOC != nodeUser || nodeOC != "gpu-b" {
+		t.Errorf("a one-GPU pod goes to %s with OpenCost's prices and to %s with the same prices in the ConfigMap; want gpu-b (7.776 USD/h to wake, against 32.7726)", nodeOC, nodeUser)
+	}
 }
