@@ -68,7 +68,7 @@ func (c *Cache) Get(node *corev1.Node) *Facts {
 		if kube.HasReservations(node) {
 			f.Reservations = kube.NodeReservations(node)
 		}
-		key := shapeKey(node)
+		key := shapeKey(node, &f.Econ)
 		c.mu.Lock()
 		f.Shape = c.shapeNumber(key)
 		c.mu.Unlock()
@@ -122,9 +122,22 @@ func (c *Cache) shapeNumber(key string) int {
 	return n
 }
 
-// shapeKey identifies nodes that no scheduling rule tells apart but by name.
-func shapeKey(n *corev1.Node) string {
+// shapeKey identifies nodes that no scheduling rule tells apart but by name: the same labels,
+// taints, room and kcloud annotations, and the same economics (a price from the catalog ConfigMap or
+// the price source can differ between nodes of the same labels).
+func shapeKey(n *corev1.Node, e *model.Economics) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "%g/%g/%q/%q/%v/%v/%v|", e.PricePerHour, e.CarbonIntensity, e.Unpriced, e.Unpowered, e.Spot, e.Green, e.Device)
+	annotations := make([]string, 0, len(n.Annotations))
+	for k := range n.Annotations {
+		if strings.HasPrefix(k, "kcloud.io/") {
+			annotations = append(annotations, k)
+		}
+	}
+	sort.Strings(annotations)
+	for _, k := range annotations {
+		fmt.Fprintf(&b, "%s=%s,", k, n.Annotations[k])
+	}
 	keys := make([]string, 0, len(n.Labels))
 	for k := range n.Labels {
 		if k != corev1.LabelHostname {

@@ -104,6 +104,18 @@ func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
 	if c.Get(other).Shape == f.Shape {
 		t.Error("an on-demand and a spot node differ in shape")
 	}
+	// Twins but for a price: the cheaper one must not be pruned as a twin of the other.
+	twin, priced := t4Node("p", 4, false, false), t4Node("q", 4, false, false)
+	if c.Get(twin).Shape != c.Get(priced).Shape {
+		t.Error("two nodes that differ only by name should share a shape")
+	}
+	priced = priced.DeepCopy()
+	priced.Annotations = map[string]string{catalog.AnnotationPricePerHour: "0.01"}
+	if c.Get(priced).Shape == c.Get(twin).Shape {
+		t.Error("a node with its own price annotation shares a shape with one priced by the catalog")
+	}
+	c.Forget("p")
+	c.Forget("q")
 	c.Forget("n")
 	c.Forget("m")
 	if entries() != 0 {
