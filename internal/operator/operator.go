@@ -178,7 +178,11 @@ func Scheme() *runtime.Scheme {
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	o.defaults()
 	cfg = unthrottled(cfg)
-	mo, err := managerOptions(cfg, o)
+	catalogRef, err := watch.ParseRef(o.CatalogConfigMap)
+	if err != nil {
+		return nil, fmt.Errorf("--catalog-configmap: %w", err)
+	}
+	mo, err := managerOptions(cfg, o, catalogRef)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +190,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	a := &assembly{o: o, mgr: mgr, recorder: mgr.GetEventRecorder(o.OperatorName), catalog: o.Catalog}
+	a := &assembly{o: o, mgr: mgr, recorder: mgr.GetEventRecorder(o.OperatorName), catalog: o.Catalog, catalogRef: catalogRef}
 	for _, step := range []struct {
 		name string
 		run  func(context.Context) error
@@ -224,7 +228,7 @@ func unthrottled(cfg *rest.Config) *rest.Config {
 
 // managerOptions are the manager's: scheme, probes, leader election, metrics, the cache (trimmed
 // pods, watched namespaces) and the webhook server.
-func managerOptions(cfg *rest.Config, o Options) (ctrl.Options, error) {
+func managerOptions(cfg *rest.Config, o Options, ref watch.Ref) (ctrl.Options, error) {
 	mo := ctrl.Options{
 		PprofBindAddress:              o.PprofAddr,
 		Scheme:                        Scheme(),
@@ -246,7 +250,7 @@ func managerOptions(cfg *rest.Config, o Options) (ctrl.Options, error) {
 			},
 		},
 	}
-	if ref, err := watch.ParseRef(o.CatalogConfigMap); err == nil && !ref.IsZero() {
+	if !ref.IsZero() {
 		// The catalog controller is the operator's only reader of ConfigMaps, and a cluster has
 		// many: only the catalog's namespace is cached.
 		mo.Cache.ByObject[&corev1.ConfigMap{}] = cache.ByObject{Namespaces: map[string]cache.Config{ref.Namespace: {}}}
@@ -289,14 +293,16 @@ type assembly struct {
 	fleet       *cluster.Fleet
 	// catalog is what every part prices with: o.Catalog, or the watched store over it.
 	catalog catalog.Provider
+	// catalogRef is o.CatalogConfigMap, parsed; zero when none is named.
+	catalogRef watch.Ref
 }
 
 // watchCatalog makes the watched catalog when a catalog ConfigMap is named: read once now, then
 // kept in step by the catalog controller.
 func (a *assembly) watchCatalog(ctx context.Context) error {
-	ref, err := watch.ParseRef(a.o.CatalogConfigMap)
-	if err != nil || ref.IsZero() {
-		return err
+	ref := a.catalogRef
+	if ref.IsZero() {
+		return nil
 	}
 	store := catalog.NewStore(a.o.Catalog)
 	a.catalog = store
@@ -348,9 +354,8 @@ func (a *assembly) controllers(ctx context.Context) error {
 	}
 	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: a.fleet, Recorder: a.recorder,
 		Clock: o.Clock, Interval: o.ReoptimizeInterval}
-	if ref, err := watch.ParseRef(o.CatalogConfigMap); err == nil && !ref.IsZero() {
-		ps := ref.PriceSource()
-		wo.Catalog = []types.NamespacedName{{Namespace: ref.Namespace, Name: ref.Name}, {Namespace: ps.Namespace, Name: ps.Name}}
+	if ref := a.catalogRef; !ref.IsZero() {
+		wo.Catalog = []types.NamespacedName{ref.Key(), ref.PriceSource().Key()}
 	}
 	if err := wo.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("WorkloadOptimizer controller: %w", err)
@@ -410,17 +415,11 @@ func (a *assembly) priceSource(context.Context) error {
 	if !ok {
 		return fmt.Errorf("--price-source=%s reads OpenCost's series from Prometheus: set --prometheus-url", PriceSourceOpenCost)
 	}
-	ref, err := watch.ParseRef(a.o.CatalogConfigMap)
-	if err != nil {
-		return fmt.Errorf("--catalog-configmap: %w", err)
-	}
-	if ref.IsZero() {
+	if a.catalogRef.IsZero() {
 		return fmt.Errorf("--price-source=%s writes the prices beside the catalog ConfigMap: set --catalog-configmap", PriceSourceOpenCost)
 	}
-	target := ref.PriceSource()
 	return a.mgr.Add(&pricesource.Poller{Prometheus: q, Nodes: a.mgr.GetClient(), ConfigMaps: a.mgr.GetAPIReader(),
-		Writer: a.mgr.GetClient(), Target: types.NamespacedName{Namespace: target.Namespace, Name: target.Name},
-		Interval: a.o.PriceSourceInterval, Clock: a.o.Clock})
+		Writer: a.mgr.GetClient(), Target: a.catalogRef.PriceSource().Key(), Interval: a.o.PriceSourceInterval, Clock: a.o.Clock})
 }
 
 // webhooks registers the admission webhooks, with their certificates when the operator manages

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -63,6 +64,11 @@ func ParseRef(s string) (Ref, error) {
 func (r Ref) IsZero() bool { return r.Name == "" }
 
 func (r Ref) String() string { return r.Namespace + "/" + r.Name }
+
+// Key is the ConfigMap's object key.
+func (r Ref) Key() types.NamespacedName {
+	return types.NamespacedName{Namespace: r.Namespace, Name: r.Name}
+}
 
 // PriceSource is the price source ConfigMap beside the catalog ConfigMap.
 func (r Ref) PriceSource() Ref { return Ref{Namespace: r.Namespace, Name: r.Name + PriceSourceSuffix} }

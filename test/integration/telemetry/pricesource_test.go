@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -147,7 +146,7 @@ func TestOpenCostPriceSource(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	const interval = 5 * time.Minute
 	poller := &pricesource.Poller{Prometheus: src, Nodes: mgr.GetClient(), ConfigMaps: mgr.GetAPIReader(), Writer: mgr.GetClient(),
-		Target: types.NamespacedName{Namespace: catalogCM.PriceSource().Namespace, Name: catalogCM.PriceSource().Name}, Interval: interval, Clock: clk}
+		Target: catalogCM.PriceSource().Key(), Interval: interval, Clock: clk}
 	if err := mgr.Add(poller); err != nil {
 		t.Fatal(err)
 	}
