@@ -65,6 +65,11 @@ type KcloudOptimizerArgs struct {
 	// missing ConfigMap means the defaults. Empty: the embedded catalog only. kcloud-operator's
 	// --catalog-configmap must name the same one.
 	CatalogConfigMap string `json:"catalogConfigMap,omitempty"`
+	// NarrowCandidates (default true) lets PreFilter offer only the nodes worth filtering: running
+	// nodes with room and a few empty nodes of each shape (see docs/designs/scheduler.md). Placements
+	// are the same either way; false filters and scores every node, which the benchmark and the
+	// differential test compare against.
+	NarrowCandidates *bool `json:"narrowCandidates,omitempty"`
 }
 
 // SetDefaults fills what the user left out.
@@ -84,6 +89,10 @@ func (a *KcloudOptimizerArgs) SetDefaults() {
 	def(&a.Weights.Green, d.Green)
 	if a.TargetWorkload == "" {
 		a.TargetWorkload = traces.OpenbDefaultPods
+	}
+	if a.NarrowCandidates == nil {
+		narrow := true
+		a.NarrowCandidates = &narrow
 	}
 }
 

@@ -14,15 +14,18 @@ func TestDecodeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args.ModelWeights() != model.DefaultWeights || args.TargetWorkload == "" {
+	if args.ModelWeights() != model.DefaultWeights || args.TargetWorkload == "" || !*args.NarrowCandidates {
 		t.Errorf("defaults: %+v", args)
 	}
-	args, err = Decode(&runtime.Unknown{Raw: []byte(`{"apiVersion":"kcloud.io/v1alpha1","kind":"KcloudOptimizerArgs","weights":{"power":7}}`), ContentType: runtime.ContentTypeJSON})
+	args, err = Decode(&runtime.Unknown{Raw: []byte(`{"apiVersion":"kcloud.io/v1alpha1","kind":"KcloudOptimizerArgs","weights":{"power":7},"narrowCandidates":false}`), ContentType: runtime.ContentTypeJSON})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if w := args.ModelWeights(); w.Power != 7 || w.Fragmentation != model.DefaultWeights.Fragmentation {
 		t.Errorf("partial weights: %+v", w)
+	}
+	if *args.NarrowCandidates {
+		t.Error("narrowCandidates: false was not read")
 	}
 }
 

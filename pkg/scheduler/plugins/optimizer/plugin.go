@@ -40,7 +40,7 @@ const stateKey fwk.StateKey = "kcloud.io/optimizer"
 type Plugin struct {
 	weights  model.Weights
 	nodes    *nodeview.Shared
-	cands    *candidateIndex
+	cands    *candidateIndex // nil: every node is filtered (args.narrowCandidates false)
 	policies *policyStore
 	now      func() time.Time // when rebalancing reservations are judged
 }
@@ -82,8 +82,10 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 	pl := &Plugin{
 		weights: args.ModelWeights(),
 		nodes:   nodes,
-		cands:   newCandidateIndex(nodes),
 		now:     time.Now,
+	}
+	if *args.NarrowCandidates {
+		pl.cands = newCandidateIndex(nodes)
 	}
 	if h != nil && h.KubeConfig() != nil {
 		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig()); err != nil {
@@ -180,7 +182,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 // the snapshot, without changing NodeInfo generations: neither the index nor the per-generation
 // caches can see them, so every node is offered.
 func (pl *Plugin) nodesWorthFiltering(state fwk.CycleState, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
-	if state.IsPodGroupSchedulingCycle() {
+	if pl.cands == nil || state.IsPodGroupSchedulingCycle() {
 		return nil
 	}
 	return pl.cands.candidates(pl, pod, p, nodes)
