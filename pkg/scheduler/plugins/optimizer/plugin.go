@@ -1,7 +1,8 @@
 // Package optimizer is the KcloudOptimizer framework plugin: the workload's limits and the node
 // score. PreFilter gathers the pod's limits and preferences from its WorkloadOptimizer and the
-// CostPolicies and PowerPolicies covering it (kube.Policies, over this package's informers), sums
-// what already counts against each limit, and narrows the nodes to filter to those worth
+// CostPolicies and PowerPolicies covering it (kube.Policies, over this package's informers), reads
+// what already counts against each limit (limitUsage, kept up to date by events, Reserve and
+// Unreserve; AddPod and RemovePod adjust it for preemption and nominated pods), and narrows the nodes to filter to those worth
 // considering (candidateIndex); Filter refuses nodes that would break a limit or the spot rule, or
 // take room the rebalancer reserved for another workload; PreScore, Score and NormalizeScore rank
 // the feasible nodes by the model's combined score (marginal cost, power, carbon, GPU
@@ -14,12 +15,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -29,6 +30,7 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/scheduler/apis/config"
 	"kcloud.io/optimizer/pkg/scheduler/nodeview"
+	"kcloud.io/optimizer/pkg/scheduler/pluginmetrics"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -42,14 +44,29 @@ type Plugin struct {
 	nodes    *nodeview.Shared
 	cands    *candidateIndex // nil: every node is filtered (args.narrowCandidates false)
 	policies *policyStore
+	usage    *limitUsage
 	now      func() time.Time // when rebalancing reservations are judged
+	timers   timers
+}
+
+// timers time each extension point (pluginmetrics).
+type timers struct {
+	preFilter, filter, preScore, score, normalize, reserve, addPod, removePod pluginmetrics.Timer
+}
+
+func newTimers() timers {
+	t := func(point string) pluginmetrics.Timer { return pluginmetrics.For(Name, point) }
+	return timers{preFilter: t("PreFilter"), filter: t("Filter"), preScore: t("PreScore"), score: t("Score"),
+		normalize: t("ScoreExtensionNormalize"), reserve: t("Reserve"), addPod: t("PreFilterExtensionAddPod"), removePod: t("PreFilterExtensionRemovePod")}
 }
 
 var (
-	_ fwk.PreFilterPlugin = &Plugin{}
-	_ fwk.FilterPlugin    = &Plugin{}
-	_ fwk.PreScorePlugin  = &Plugin{}
-	_ fwk.ScorePlugin     = &Plugin{}
+	_ fwk.PreFilterPlugin     = &Plugin{}
+	_ fwk.PreFilterExtensions = &Plugin{}
+	_ fwk.FilterPlugin        = &Plugin{}
+	_ fwk.PreScorePlugin      = &Plugin{}
+	_ fwk.ScorePlugin         = &Plugin{}
+	_ fwk.ReservePlugin       = &Plugin{}
 )
 
 // New builds the plugin from its args (see pkg/scheduler/apis/config).
@@ -82,13 +99,21 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 	pl := &Plugin{
 		weights: args.ModelWeights(),
 		nodes:   nodes,
+		usage:   newLimitUsage(nodes),
 		now:     time.Now,
+		timers:  newTimers(),
 	}
 	if *args.NarrowCandidates {
 		pl.cands = newCandidateIndex(nodes)
 	}
+	if h != nil && h.SharedInformerFactory() != nil {
+		core := h.SharedInformerFactory().Core().V1()
+		if err := pl.usage.watch(core.Pods().Informer(), core.Nodes().Informer()); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
+	}
 	if h != nil && h.KubeConfig() != nil {
-		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig()); err != nil {
+		if pl.policies, err = newPolicyStore(ctx, h.KubeConfig(), pl.usage.dropPolicies); err != nil {
 			return nil, fmt.Errorf("%s: %w", Name, err)
 		}
 	}
@@ -107,14 +132,19 @@ type cycle struct {
 	// ranges are the normalisation ranges of the feasible nodes' candidates, widened by Filter (our
 	// Filter runs last, on the nodes every other filter passed, in parallel); reserved is set there
 	// when a feasible node holds a rebalancing reservation for the pod's workload.
-	ranges   ranges
-	reserved atomic.Bool
+	ranges   *ranges
+	reserved *atomic.Bool
 	scorer   model.Scorer // set in PreScore, once every feasible node is known
 }
 
-// Clone shares the cycle: it is written only through atomics after PreFilter, and PreScore's
-// scorer before Score reads it.
-func (c *cycle) Clone() fwk.StateData { return c }
+// Clone copies the limits, which AddPod and RemovePod change in the copies the framework makes to
+// try preemption victims and nominated pods; the rest is shared: written only through atomics
+// after PreFilter, and PreScore's scorer before Score reads it.
+func (c *cycle) Clone() fwk.StateData {
+	d := *c
+	d.limits = slices.Clone(c.limits)
+	return &d
+}
 
 // ranges gathers model.Costs' lowest and highest values over candidates observed on several
 // goroutines.
@@ -163,12 +193,13 @@ func read(state fwk.CycleState) (*cycle, error) {
 // PreFilter gathers the pod's request, limits and preferences, and what already counts against each
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
-	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod)}
+	defer pl.timers.preFilter.Since(time.Now())
+	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod), ranges: &ranges{}, reserved: &atomic.Bool{}}
 	c.ranges.reset()
 	c.limits = c.policy.ModelLimits(c.limits)
 	for i := range c.policy.Limits {
 		if l := &c.policy.Limits[i]; l.Shares != nil {
-			c.limits[i].Used = pl.usage(nodes, pod.UID, l.Shares, l.Kind)
+			c.limits[i].Used = pl.usage.of(l, pod.UID)
 		}
 	}
 	state.Write(stateKey, c)
@@ -188,36 +219,58 @@ func (pl *Plugin) nodesWorthFiltering(state fwk.CycleState, pod *corev1.Pod, p *
 	return pl.cands.candidates(pl, pod, p, nodes)
 }
 
-// usage sums the attributed cost or power of the pods placed anywhere that share a limit
-// (kube.PodLimit.Shares).
-func (pl *Plugin) usage(nodes []fwk.NodeInfo, self types.UID, shares func(*corev1.Pod) bool, kind model.LimitKind) float64 {
-	total := 0.0
-	for _, ni := range nodes {
-		var f *nodeview.Facts
-		for _, pi := range ni.GetPods() {
-			pod := pi.GetPod()
-			if pod.UID == self || !shares(pod) {
-				continue
-			}
-			if f == nil {
-				if f = pl.nodes.Facts(ni.Node()); f.Err != nil {
-					break
-				}
-			}
-			p := kube.PodRequest(pod)
-			capacity := model.NewNode(f.Facts.AcceleratorModel, ni.GetAllocatable().GetMilliCPU(), ni.GetAllocatable().GetMemory()>>20, f.Facts.AcceleratorCount)
-			if kind == model.LimitPowerWatts {
-				total += model.AttributedPower(&p, &capacity, &f.Econ)
-			} else {
-				total += model.AttributedCost(&p, &capacity, &f.Econ)
-			}
-		}
-	}
-	return total
+// PreFilterExtensions lets preemption and nominated pods change what counts against the limits.
+func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return pl }
+
+// AddPod counts a pod the framework adds to a node (a nominated pod) against the limits it shares.
+func (pl *Plugin) AddPod(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, add fwk.PodInfo, ni fwk.NodeInfo) *fwk.Status {
+	defer pl.timers.addPod.Since(time.Now())
+	return pl.adjust(state, add.GetPod(), ni, 1)
 }
 
-// PreFilterExtensions is not implemented: usage is recomputed per cycle.
-func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
+// RemovePod takes away what a pod the framework removes from a node (a preemption victim) counted
+// against the limits it shares, so that preemption can free room under a cap.
+func (pl *Plugin) RemovePod(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, remove fwk.PodInfo, ni fwk.NodeInfo) *fwk.Status {
+	defer pl.timers.removePod.Since(time.Now())
+	return pl.adjust(state, remove.GetPod(), ni, -1)
+}
+
+func (pl *Plugin) adjust(state fwk.CycleState, other *corev1.Pod, ni fwk.NodeInfo, sign float64) *fwk.Status {
+	c, err := read(state)
+	if err != nil {
+		return fwk.AsStatus(err)
+	}
+	charged, cost, power := false, 0.0, 0.0
+	for i := range c.policy.Limits {
+		l := &c.policy.Limits[i]
+		if l.Shares == nil || !l.Shares(other) {
+			continue
+		}
+		if !charged {
+			cost, power = chargeOn(other, ni.Node(), pl.nodes.Facts(ni.Node()))
+			charged = true
+		}
+		if l.Kind == model.LimitPowerWatts {
+			c.limits[i].Used += sign * power
+		} else {
+			c.limits[i].Used += sign * cost
+		}
+	}
+	return nil
+}
+
+// Reserve counts the pod against the limits it shares from the moment it has a node, before its
+// binding is seen.
+func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	defer pl.timers.reserve.Since(time.Now())
+	pl.usage.assume(pod, nodeName)
+	return nil
+}
+
+// Unreserve takes back what Reserve counted.
+func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) {
+	pl.usage.forget(pod.UID, nodeName)
+}
 
 // Filter refuses a node where the pod's attributed cost, power or the node's carbon intensity or
 // capacity type would break a limit, or where the rebalancer holds the room for another workload;
@@ -225,6 +278,7 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // share with no device to go to is refused too (KcloudGPUShare's Filter, when enabled, has already
 // refused those nodes): there is no placement to price.
 func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	defer pl.timers.filter.Since(time.Now())
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
@@ -281,6 +335,7 @@ func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.A
 
 // PreScore fixes the cycle's scorer: Filter has seen every feasible node's candidate by now.
 func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) *fwk.Status {
+	defer pl.timers.preScore.Since(time.Now())
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
@@ -299,6 +354,7 @@ const scoreScale = 1e9
 // room for the workload: when a feasible node holds such a reservation, reserved nodes score the
 // most and every other node 0.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
+	defer pl.timers.score.Since(time.Now())
 	c, err := read(state)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
@@ -322,6 +378,7 @@ func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return pl }
 // NormalizeScore maps raw scores to 0..100: 100 for the nodes with the cycle's best score, at most
 // 99 for the others (integerScore).
 func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, scores fwk.NodeScoreList) *fwk.Status {
+	defer pl.timers.normalize.Since(time.Now())
 	best := int64(0)
 	for i := range scores {
 		best = max(best, scores[i].Score)

@@ -3,6 +3,7 @@ package optimizer
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,9 +30,20 @@ var (
 // policyStore reads WorkloadOptimizers, CostPolicies and PowerPolicies through informers.
 type policyStore struct {
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	// parsed are the policies with their selectors parsed, made again after a policy changes
+	// (version counts the changes), so that a cycle parses no selector.
+	version atomic.Uint64
+	parsed  atomic.Pointer[parsedPolicies]
 }
 
-func newPolicyStore(ctx context.Context, cfg *rest.Config) (*policyStore, error) {
+type parsedPolicies struct {
+	version  uint64
+	policies *kube.Policies
+}
+
+// newPolicyStore starts the informers; changed is called after any CostPolicy or PowerPolicy
+// changes.
+func newPolicyStore(ctx context.Context, cfg *rest.Config, changed func()) (*policyStore, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -52,6 +64,14 @@ func newPolicyStore(ctx context.Context, cfg *rest.Config) (*policyStore, error)
 		inf := factory.ForResource(gvr).Informer()
 		if err := inf.SetTransform(transform); err != nil {
 			return nil, fmt.Errorf("informer for %s: %w", gvr.Resource, err)
+		}
+		if gvr != gvrOptimizers {
+			bump := func() { s.version.Add(1); changed() }
+			if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+				AddFunc: func(any) { bump() }, UpdateFunc: func(_, _ any) { bump() }, DeleteFunc: func(any) { bump() },
+			}); err != nil {
+				return nil, fmt.Errorf("informer for %s: %w", gvr.Resource, err)
+			}
 		}
 		s.informers[gvr] = inf
 	}
@@ -121,6 +141,16 @@ func (s *policyStore) policyFor(pod *corev1.Pod) kube.PodPolicy {
 	if s == nil {
 		return kube.PodPolicy{}
 	}
+	return s.current().For(pod, s.optimizer(pod.Namespace, pod.Labels[kube.LabelOptimizer]))
+}
+
+// current returns the policies parsed at the latest version.
+func (s *policyStore) current() *kube.Policies {
+	v := s.version.Load()
+	if p := s.parsed.Load(); p != nil && p.version == v {
+		return p.policies
+	}
 	ps := kube.NewPolicies(list[kcloudv1alpha1.CostPolicy](s, gvrCostPolicies), list[kcloudv1alpha1.PowerPolicy](s, gvrPowerPolicies))
-	return ps.For(pod, s.optimizer(pod.Namespace, pod.Labels[kube.LabelOptimizer]))
+	s.parsed.Store(&parsedPolicies{version: v, policies: ps})
+	return ps
 }
