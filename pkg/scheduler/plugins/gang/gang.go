@@ -17,6 +17,7 @@ import (
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/scheduler/apis/config"
+	"kcloud.io/optimizer/pkg/scheduler/pluginmetrics"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -26,6 +27,7 @@ const Name = "KcloudGang"
 type Plugin struct {
 	handle  fwk.Handle
 	timeout time.Duration
+	permit  pluginmetrics.Timer
 }
 
 var _ fwk.PermitPlugin = &Plugin{}
@@ -36,7 +38,7 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err != nil {
 		return nil, err
 	}
-	return &Plugin{handle: h, timeout: time.Duration(*args.GangTimeoutSeconds) * time.Second}, nil
+	return &Plugin{handle: h, timeout: time.Duration(*args.GangTimeoutSeconds) * time.Second, permit: pluginmetrics.For(Name, "Permit")}, nil
 }
 
 // Name returns the plugin's name.
@@ -45,6 +47,7 @@ func (pl *Plugin) Name() string { return Name }
 // Permit lets a pod without a gang through; a gang's pod waits until the gang's pods placed (bound,
 // or waiting here) make the whole gang, and the one that completes it allows all of them.
 func (pl *Plugin) Permit(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) (*fwk.Status, time.Duration) {
+	defer pl.permit.Since(time.Now())
 	gang, size := gangOf(pod)
 	if gang == "" || size <= 1 {
 		return nil, 0

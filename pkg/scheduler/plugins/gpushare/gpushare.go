@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,7 @@ import (
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
 	"kcloud.io/optimizer/pkg/scheduler/nodeview"
+	"kcloud.io/optimizer/pkg/scheduler/pluginmetrics"
 )
 
 // Name is the plugin's name in a KubeSchedulerConfiguration.
@@ -33,8 +35,9 @@ const stateKey fwk.StateKey = "kcloud.io/gpu-share"
 
 // Plugin is the KcloudGPUShare plugin.
 type Plugin struct {
-	handle fwk.Handle
-	nodes  *nodeview.Shared
+	handle                              fwk.Handle
+	nodes                               *nodeview.Shared
+	preFilter, filter, reserve, preBind pluginmetrics.Timer
 }
 
 var (
@@ -55,7 +58,8 @@ func newPlugin(h fwk.Handle, cat catalog.Provider) (*Plugin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: node view: %w", Name, err)
 	}
-	return &Plugin{handle: h, nodes: nodes}, nil
+	t := func(point string) pluginmetrics.Timer { return pluginmetrics.For(Name, point) }
+	return &Plugin{handle: h, nodes: nodes, preFilter: t("PreFilter"), filter: t("Filter"), reserve: t("Reserve"), preBind: t("PreBind")}, nil
 }
 
 // Name returns the plugin's name.
@@ -77,6 +81,7 @@ func read(state fwk.CycleState) (*share, error) {
 
 // PreFilter reads the share's request; pods without a share skip Filter.
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	defer pl.preFilter.Since(time.Now())
 	if !kube.IsShare(pod) {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
@@ -90,6 +95,7 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // Filter refuses a node with no device that has the share free, or whose devices the catalog
 // cannot read.
 func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	defer pl.filter.Since(time.Now())
 	s, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
@@ -103,6 +109,7 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 
 // Reserve chooses the share's device on the node and holds it until the pod carries it.
 func (pl *Plugin) Reserve(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	defer pl.reserve.Since(time.Now())
 	if !kube.IsShare(pod) {
 		return nil
 	}
@@ -140,6 +147,7 @@ func (pl *Plugin) PreBindPreFlight(ctx context.Context, state fwk.CycleState, po
 
 // PreBind writes the chosen device on a share pod for the sharing device plugin.
 func (pl *Plugin) PreBind(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodeName string) *fwk.Status {
+	defer pl.preBind.Since(time.Now())
 	_, device, ok := pl.nodes.Held(pod.UID)
 	if !ok || device < 0 {
 		return nil

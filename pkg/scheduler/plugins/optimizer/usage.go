@@ -32,10 +32,10 @@ type limitUsage struct {
 	byNode     map[string]map[types.UID]*charged
 	nodeObj    map[string]*corev1.Node
 	nodeFacts  map[string]*nodeview.Facts // the facts each node's pods were charged with
-	optimizers map[string]*sum  // by namespace/name
-	policies   map[string]*pool // by kube.PodLimit.ID
-	priorities map[int32]int    // placed pods by priority, for preemption (mayPreempt)
-	catalog    uint64           // the catalog generation the charges were worked out with
+	optimizers map[string]*sum            // by namespace/name
+	policies   map[string]*pool           // by kube.PodLimit.ID
+	priorities map[int32]int              // placed pods by priority, for preemption (mayPreempt)
+	catalog    uint64                     // the catalog generation the charges were worked out with
 }
 
 // charged is one placed pod and what it is charged.
