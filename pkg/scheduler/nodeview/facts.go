@@ -88,11 +88,14 @@ func (c *Cache) Get(node *corev1.Node) *Facts {
 }
 
 // sameFacts reports whether two objects of a node have everything the facts are made of in common:
-// labels, annotations (reservations), taints, schedulability, capacity.
+// labels, annotations (reservations), taints, schedulability, capacity, images (its shape).
 func sameFacts(a, b *corev1.Node) bool {
 	return a.Name == b.Name && maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
 		a.Spec.Unschedulable == b.Spec.Unschedulable && slices.EqualFunc(a.Spec.Taints, b.Spec.Taints, func(x, y corev1.Taint) bool { return x.MatchTaint(&y) && x.Value == y.Value }) &&
-		sameResources(a.Status.Allocatable, b.Status.Allocatable) && sameResources(a.Status.Capacity, b.Status.Capacity)
+		sameResources(a.Status.Allocatable, b.Status.Allocatable) && sameResources(a.Status.Capacity, b.Status.Capacity) &&
+		slices.EqualFunc(a.Status.Images, b.Status.Images, func(x, y corev1.ContainerImage) bool {
+			return x.SizeBytes == y.SizeBytes && slices.Equal(x.Names, y.Names)
+		})
 }
 
 func sameResources(a, b corev1.ResourceList) bool {
@@ -123,8 +126,9 @@ func (c *Cache) shapeNumber(key string) int {
 }
 
 // shapeKey identifies nodes that no scheduling rule tells apart but by name: the same labels,
-// taints, room and kcloud annotations, and the same economics (a price from the catalog ConfigMap or
-// the price source can differ between nodes of the same labels).
+// taints, allocatable resources, images (ImageLocality scores them) and kcloud annotations, and the
+// same economics (a price from the catalog ConfigMap or the price source can differ between nodes
+// of the same labels).
 func shapeKey(n *corev1.Node, e *model.Economics) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%g/%g/%q/%q/%v/%v/%v|", e.PricePerHour, e.CarbonIntensity, e.Unpriced, e.Unpowered, e.Spot, e.Green, e.Device)
@@ -151,14 +155,16 @@ func shapeKey(n *corev1.Node, e *model.Economics) string {
 	for _, t := range n.Spec.Taints {
 		fmt.Fprintf(&b, "|%s=%s:%s", t.Key, t.Value, t.Effect)
 	}
-	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourcePods} {
-		q := n.Status.Allocatable[r]
-		fmt.Fprintf(&b, "|%s", q.String())
+	resources := make([]string, 0, len(n.Status.Allocatable))
+	for r, q := range n.Status.Allocatable {
+		resources = append(resources, string(r)+"="+q.String())
 	}
-	for _, r := range kube.AcceleratorResources {
-		if q, ok := n.Status.Allocatable[corev1.ResourceName(r)]; ok {
-			fmt.Fprintf(&b, "|%s=%s", r, q.String())
-		}
+	sort.Strings(resources)
+	fmt.Fprintf(&b, "|%s", strings.Join(resources, ","))
+	for _, img := range n.Status.Images {
+		names := slices.Clone(img.Names)
+		sort.Strings(names)
+		fmt.Fprintf(&b, "|%s:%d", strings.Join(names, ","), img.SizeBytes)
 	}
 	b.WriteString("|" + fmt.Sprint(n.Spec.Unschedulable))
 	return b.String()

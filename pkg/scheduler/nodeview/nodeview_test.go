@@ -114,8 +114,23 @@ func TestFactsCacheKeepsOneEntryPerNode(t *testing.T) {
 	if c.Get(priced).Shape == c.Get(twin).Shape {
 		t.Error("a node with its own price annotation shares a shape with one priced by the catalog")
 	}
-	c.Forget("p")
-	c.Forget("q")
+	// So are twins but for an image (ImageLocality scores it) or a resource no accelerator names.
+	imaged := t4Node("r", 4, false, false)
+	imaged.Status.Images = []corev1.ContainerImage{{Names: []string{"nvcr.io/nvidia/pytorch:25.01"}, SizeBytes: 9 << 30}}
+	storage := t4Node("s", 4, false, false)
+	storage.Status.Allocatable = storage.Status.Allocatable.DeepCopy()
+	storage.Status.Allocatable[corev1.ResourceEphemeralStorage] = resource.MustParse("100Gi")
+	if c.Get(imaged).Shape == c.Get(twin).Shape || c.Get(storage).Shape == c.Get(twin).Shape {
+		t.Error("a node with an image, or with ephemeral storage, shares a shape with one without")
+	}
+	pulled := imaged.DeepCopy()
+	pulled.Status.Images = append(pulled.Status.Images, corev1.ContainerImage{Names: []string{"vllm/vllm-openai:v0.9"}, SizeBytes: 8 << 30})
+	if c.Get(pulled).Shape == c.Get(imaged).Shape {
+		t.Error("a node that pulled an image keeps its old shape")
+	}
+	for _, n := range []string{"p", "q", "r", "s"} {
+		c.Forget(n)
+	}
 	c.Forget("n")
 	c.Forget("m")
 	if entries() != 0 {

@@ -1,9 +1,20 @@
 package optimizer
 
 import (
+	"fmt"
+	"sort"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	resourcehelper "k8s.io/component-helpers/resource"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/features"
 
 	"kcloud.io/optimizer/pkg/kube"
 	"kcloud.io/optimizer/pkg/model"
@@ -40,6 +51,7 @@ func requestOf(pod *corev1.Pod) request {
 type free struct {
 	generation       int64
 	pods, podRoom    int
+	workload         int // pods that are not the node's overhead (kube.NodeOverhead): DaemonSet and static pods
 	cpuMilli, memory int64
 	accelerator      int   // index in kube.AcceleratorResources of the node's accelerator resource, -1 for none
 	acceleratorFree  int64 // of that resource
@@ -51,6 +63,11 @@ func freeOf(ni fwk.NodeInfo) free {
 	fr := free{generation: ni.GetGeneration(), pods: len(ni.GetPods()), cpuMilli: alloc.GetMilliCPU() - used.GetMilliCPU(),
 		memory: alloc.GetMemory() - used.GetMemory(), accelerator: -1}
 	fr.podRoom = alloc.GetAllowedPodNumber() - fr.pods
+	for _, pi := range ni.GetPods() {
+		if !kube.NodeOverhead(pi.GetPod()) {
+			fr.workload++
+		}
+	}
 	for i, name := range kube.AcceleratorResources {
 		if capacity := alloc.GetScalarResources()[corev1.ResourceName(name)]; capacity > 0 {
 			if fr.accelerator >= 0 {
@@ -93,6 +110,75 @@ func room(r *request, p *model.Pod, pl *Plugin, ni fwk.NodeInfo, f *nodeview.Fac
 		return false, true
 	}
 	return certain, false
+}
+
+// overheadKey tells apart nodes that run only their overhead (DaemonSet and static pods) by what
+// that overhead is: which daemons (by controller and revision, or a static pod's name without the
+// node's) and what they hold. Two empty nodes of one shape with the same key are twins: the same
+// room, score and filters for any pod.
+func overheadKey(ni fwk.NodeInfo, fr *free) string {
+	node := ni.Node().Name
+	var parts []string
+	for _, pi := range ni.GetPods() {
+		p := pi.GetPod()
+		id := p.Namespace + "/" + strings.TrimSuffix(p.Name, "-"+node)
+		if ref := metav1.GetControllerOf(p); ref != nil {
+			id = string(ref.UID) + "@" + p.Labels[appsv1.ControllerRevisionHashLabelKey]
+		}
+		parts = append(parts, id)
+	}
+	sort.Strings(parts)
+	ports := make([]string, 0, len(ni.GetUsedPorts()))
+	for ip, pp := range ni.GetUsedPorts() {
+		for p := range pp {
+			ports = append(ports, fmt.Sprintf("%s:%s/%d", ip, p.Protocol, p.Port))
+		}
+	}
+	sort.Strings(ports)
+	return fmt.Sprintf("%d/%d/%d/%d|%s|%s", fr.cpuMilli, fr.memory, fr.acceleratorFree, fr.pods, strings.Join(parts, ","), strings.Join(ports, ","))
+}
+
+// eligibility is what keeps a pod off whole pools whatever their room: its required node affinity
+// (nodeSelector included) and the taints it does not tolerate. The candidate index asks it before
+// it trusts that some node has room, so that a pod whose pools are full is offered every node (and
+// preemption sees them all) on its first attempt.
+type eligibility struct {
+	pod      *corev1.Pod
+	affinity nodeaffinity.RequiredNodeAffinity
+	logger   klog.Logger
+}
+
+func eligibilityOf(pod *corev1.Pod) eligibility {
+	return eligibility{pod: pod, affinity: nodeaffinity.GetRequiredNodeAffinity(pod), logger: klog.Background()}
+}
+
+func (e *eligibility) admits(n *corev1.Node) bool {
+	if ok, err := e.affinity.Match(n); err != nil || !ok {
+		return false
+	}
+	if len(n.Spec.Taints) == 0 {
+		return true
+	}
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(e.logger, n.Spec.Taints, e.pod.Spec.Tolerations, func(t *corev1.Taint) bool {
+		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	}, comparisonOperators)
+	return !untolerated
+}
+
+// comparisonOperators is the TaintToleration filter's feature gate, read once.
+var comparisonOperators = utilfeature.DefaultFeatureGate.Enabled(features.TaintTolerationComparisonOperators)
+
+// hostPorts reports whether a pod asks for a host port, which the NodePorts filter checks against
+// every pod of a node; such pods are offered every node.
+func hostPorts(pod *corev1.Pod) bool {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // failedBefore reports whether a scheduler already found no node for the pod.

@@ -52,8 +52,9 @@ type candidateIndex struct {
 	// free devices of that resource (clamped to maxBucket); empty nodes by shape, in list order.
 	running    [][][]int32
 	nrunning   int
-	empties    map[int][]int32
-	unreadable int // nodes the catalog cannot read: PreFilter then offers every node
+	empties    map[emptyKey][]int32
+	overheads  map[string]int32 // overheadKey -> number, 0 for none
+	unreadable int              // nodes the catalog cannot read: PreFilter then offers every node
 
 	answers    map[answerKey]*shapeAnswer
 	maxAnswers int
@@ -81,17 +82,28 @@ type islot struct {
 	where  int8 // 0: not indexed, 1: running, 2: empty, 3: unreadable
 	group  int8
 	bucket int16
-	at     int32 // index in its running bucket
+	at     int32    // index in its running bucket
+	empty  emptyKey // the list it is filed in when empty
+}
+
+// emptyKey files empty nodes (no pods but their overhead) with their twins: the same shape and the
+// same overhead.
+type emptyKey struct {
+	shape    int
+	overhead int32
 }
 
 func newCandidateIndex(nodes *nodeview.Shared) *candidateIndex {
-	return &candidateIndex{nodes: nodes, maxAnswers: maxAnswers}
+	return &candidateIndex{nodes: nodes, maxAnswers: maxAnswers, overheads: map[string]int32{"": 0}}
 }
 
 // candidates returns the nodes worth filtering for the pod (see candidateIndex), nil for all.
 func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
-	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil {
+	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil || hostPorts(pod) {
 		return nil // pod-level resources: leave the arithmetic to NodeResourcesFit
+	}
+	if pl.usage.mayPreempt(pod) {
+		return nil // should it find no room, preemption must see every node
 	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -109,8 +121,14 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 		}
 	}
 	ans.extras = ans.extras[:0]
-	anyFits := ans.fits > 0
+	el := eligibilityOf(pod)
+	anyFits := ix.anyMemberAdmits(ans, &el)
 	for _, list := range ix.empties {
+		// Twins share labels and taints: a pool the pod may not go to is left to the filters'
+		// verdict on its running nodes, and counts for no room.
+		if !el.admits(ix.slots[list[0]].node) {
+			continue
+		}
 		n := 0
 		for _, i := range list {
 			s := &ix.slots[i]
@@ -136,6 +154,20 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 	return ans.names
 }
 
+// anyMemberAdmits reports whether a running member that certainly has room is one the pod may go
+// to.
+func (ix *candidateIndex) anyMemberAdmits(ans *shapeAnswer, el *eligibility) bool {
+	if ans.fits == 0 {
+		return false
+	}
+	for i, m := range ans.member {
+		if m == 2 && el.admits(ix.slots[i].node) {
+			return true
+		}
+	}
+	return false
+}
+
 // sync brings the slots up to the snapshot: the whole list when it is not the one the index was
 // read from, else the nodes whose NodeInfo generation moved.
 func (ix *candidateIndex) sync(pl *Plugin, nodes []fwk.NodeInfo) {
@@ -159,7 +191,7 @@ func (ix *candidateIndex) sync(pl *Plugin, nodes []fwk.NodeInfo) {
 func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	old := ix.slots
 	ix.list, ix.slots, ix.gens = nodes, make([]islot, len(nodes)), make([]int64, len(nodes))
-	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[int][]int32{}, 0
+	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[emptyKey][]int32{}, 0
 	ix.answers, ix.unkept = nil, nil
 	for i, ni := range nodes {
 		s := &ix.slots[i]
@@ -207,17 +239,17 @@ func (ix *candidateIndex) add(i int32) {
 	case s.facts.Err != nil:
 		s.where = 3
 		ix.unreadable++
-	case s.free.pods == 0 && len(s.facts.Reservations) == 0:
+	case s.free.workload == 0 && len(s.facts.Reservations) == 0:
 		// A node holding a rebalancing reservation is filed with the running ones, which are
 		// always considered: the pod it is held for must be able to land there, and others must
 		// hear why it is refused.
-		s.where = 2
-		l := ix.empties[s.facts.Shape]
+		s.where, s.empty = 2, emptyKey{shape: s.facts.Shape, overhead: ix.overheadNumber(s)}
+		l := ix.empties[s.empty]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
 		l = append(l, 0)
 		copy(l[at+1:], l[at:])
 		l[at] = i
-		ix.empties[s.facts.Shape] = l
+		ix.empties[s.empty] = l
 	default:
 		g, b := groupNone, 0
 		switch {
@@ -238,6 +270,20 @@ func (ix *candidateIndex) add(i int32) {
 	}
 }
 
+// overheadNumber numbers an empty node's overhead (overheadKey); 0 for a node with no pods at all.
+func (ix *candidateIndex) overheadNumber(s *islot) int32 {
+	if s.free.pods == 0 {
+		return 0
+	}
+	key := overheadKey(s.ni, &s.free)
+	n, ok := ix.overheads[key]
+	if !ok {
+		n = int32(len(ix.overheads))
+		ix.overheads[key] = n
+	}
+	return n
+}
+
 func (ix *candidateIndex) remove(i int32) {
 	s := &ix.slots[i]
 	switch s.where {
@@ -249,12 +295,11 @@ func (ix *candidateIndex) remove(i int32) {
 		ix.running[s.group][s.bucket] = l[:len(l)-1]
 		ix.nrunning--
 	case 2:
-		// remove comes before read: the slot still has the facts it was filed by.
-		l := ix.empties[s.facts.Shape]
+		l := ix.empties[s.empty]
 		at := sort.Search(len(l), func(k int) bool { return l[k] >= i })
-		ix.empties[s.facts.Shape] = append(l[:at], l[at+1:]...)
-		if len(ix.empties[s.facts.Shape]) == 0 {
-			delete(ix.empties, s.facts.Shape)
+		ix.empties[s.empty] = append(l[:at], l[at+1:]...)
+		if len(ix.empties[s.empty]) == 0 {
+			delete(ix.empties, s.empty)
 		}
 	case 3:
 		ix.unreadable--

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -23,16 +24,19 @@ import (
 )
 
 // fullWalk is the rule the candidate index keeps, written as a walk over every node of the list:
-// running nodes with room for the pod, the first emptyPerShape empty nodes with room of each shape,
-// nil (every node) for node-specific pods, pods that failed before, pod-level resources, when no
-// node certainly has room and when the catalog cannot read some node.
+// running nodes with room for the pod, the first emptyPerShape empty nodes (no pods but their
+// overhead) with room of each shape and overhead, among the pools the pod may go to; nil (every
+// node) for node-specific pods, pods that failed before, pod-level resources, host ports, pods that
+// may preempt, when no node it may go to certainly has room and when the catalog cannot read some
+// node.
 func fullWalk(pl *Plugin, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) sets.Set[string] {
-	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil {
+	if nodeSpecific(pod) || failedBefore(pod) || pod.Spec.Resources != nil || hostPorts(pod) || pl.usage.mayPreempt(pod) {
 		return nil
 	}
 	r := requestOf(pod)
+	el := eligibilityOf(pod)
 	out := sets.New[string]()
-	empties := map[int]int{}
+	empties := map[string]int{}
 	anyFits := false
 	for _, ni := range nodes {
 		node := ni.Node()
@@ -47,13 +51,21 @@ func fullWalk(pl *Plugin, pod *corev1.Pod, p *model.Pod, nodes []fwk.NodeInfo) s
 		if full {
 			continue
 		}
-		if fr.pods == 0 && len(f.Reservations) == 0 {
-			if empties[f.Shape] >= emptyPerShape {
+		empty := fr.workload == 0 && len(f.Reservations) == 0
+		if empty && !el.admits(node) {
+			continue
+		}
+		if empty {
+			key := strconv.Itoa(f.Shape)
+			if fr.pods > 0 {
+				key += "|" + overheadKey(ni, &fr)
+			}
+			if empties[key] >= emptyPerShape {
 				continue
 			}
-			empties[f.Shape]++
+			empties[key]++
 		}
-		anyFits = anyFits || fits
+		anyFits = anyFits || fits && el.admits(node)
 		out.Insert(node.Name)
 	}
 	if !anyFits || out.Len() == len(nodes) {
@@ -375,5 +387,62 @@ func BenchmarkPreFilterCandidates1000(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// On a production cluster every node runs DaemonSet pods: nodes running nothing else are still
+// empty twins, pruned to emptyPerShape; a pod whose selector points at a full pool, or one that may
+// preempt a lower-priority pod, is offered every node, so that preemption sees them all.
+func TestCandidatesOnNodesWithDaemons(t *testing.T) {
+	pl := testPlugin(t)
+	daemon := func(node, uid string) *corev1.Pod {
+		p := pod("exporter-" + node)
+		p.UID = types.UID("exporter-" + node)
+		p.Spec.NodeName = node
+		yes := true
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "node-exporter", UID: types.UID(uid), Controller: &yes}}
+		return p
+	}
+	var infos []fwk.NodeInfo
+	for i := range 5 {
+		name := "od-" + strconv.Itoa(i)
+		// od-2 runs another revision of the DaemonSet: not a twin of the others.
+		uid := map[bool]string{true: "ds-b", false: "ds-a"}[i == 2]
+		infos = append(infos, nodeInfo(t4Node(name, 4, false, false), daemon(name, uid)))
+	}
+	for i := range 2 {
+		name := "pool-b-" + strconv.Itoa(i)
+		n := t4Node(name, 4, false, false)
+		n.Labels["pool"] = "b"
+		busy := pod("busy-"+name, withGPUs(catalog.ResourceNVIDIAGPU, 4))
+		busy.Spec.NodeName = name
+		infos = append(infos, nodeInfo(n, daemon(name, "ds-a"), busy))
+		pl.usage.setNode(name, n)
+		pl.usage.setPod(busy)
+	}
+	candidates := func(p *corev1.Pod) []string {
+		got := pl.cands.candidates(pl, p, new(kube.PodRequest(p)), infos)
+		if got == nil {
+			return nil
+		}
+		return sets.List(got)
+	}
+	if diff := cmp.Diff([]string{"od-0", "od-1", "od-2"}, candidates(pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1)))); diff != "" {
+		t.Errorf("daemon-only nodes (-want +got):\n%s", diff)
+	}
+	toB := pod("to-b", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	toB.Spec.NodeSelector = map[string]string{"pool": "b"}
+	if got := candidates(toB); got != nil {
+		t.Errorf("a pod whose pool is full was offered %v, want every node", got)
+	}
+	urgent := pod("urgent", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	urgent.Spec.Priority = new(int32(1000))
+	if got := candidates(urgent); got != nil {
+		t.Errorf("a pod that may preempt the busy pods was offered %v, want every node", got)
+	}
+	never := corev1.PreemptNever
+	urgent.Spec.PreemptionPolicy = &never
+	if got := candidates(urgent); got == nil {
+		t.Error("a pod that never preempts is narrowed as any other")
 	}
 }
