@@ -347,12 +347,12 @@ func (c *Cluster) createFleet(ctx context.Context, o Options, cs kubernetes.Inte
 		}
 	}
 	o.logf("waiting for %d nodes to be Ready", len(nodes))
-	if err := c.waitNodesReady(ctx, cs, len(nodes), 5*time.Minute); err != nil {
+	if err := c.waitNodesReady(ctx, cs, len(nodes), readyTimeout(5*time.Minute, len(nodes))); err != nil {
 		return err
 	}
 	if production {
 		o.logf("waiting for the DaemonSets' pods and the Deployments to be ready")
-		ready, err := c.waitAddonsReady(ctx, cs, addons, 3*time.Minute)
+		ready, err := c.waitAddonsReady(ctx, cs, addons, readyTimeout(3*time.Minute, len(nodes)))
 		if err != nil {
 			return err
 		}
@@ -360,6 +360,13 @@ func (c *Cluster) createFleet(ctx context.Context, o Options, cs kubernetes.Inte
 			ready.DaemonPods, len(nodes), len(addons.DaemonSets), len(addons.Deployments))
 	}
 	return nil
+}
+
+// readyTimeout is base for a fleet of up to 1,000 nodes and grows with the fleet beyond: on a
+// two-core machine the node lifecycle controller, the DaemonSet controller and kwok each work through
+// the nodes at a few hundred per second at best.
+func readyTimeout(base time.Duration, nodes int) time.Duration {
+	return base + time.Duration(max(0, nodes-1000))*100*time.Millisecond
 }
 
 // startProducts starts kcloud-scheduler and kcloud-operator (with the admission webhooks) when

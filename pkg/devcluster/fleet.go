@@ -151,6 +151,33 @@ func gpu1000Fleet() ([]NodeGroup, error) {
 	return out, nil
 }
 
+// Scaled repeats a profile's nodes, in their order, until there are n of them: a fleet of the same
+// mix at another size (the scheduler benchmark's production-like fleet at 1,000 and 5,000 nodes).
+func Scaled(groups func() ([]NodeGroup, error), n int) func() ([]NodeGroup, error) {
+	return func() ([]NodeGroup, error) {
+		gs, err := groups()
+		if err != nil {
+			return nil, err
+		}
+		var one []NodeGroup
+		for _, g := range gs {
+			for range g.Count {
+				g1 := g
+				g1.Count = 1
+				one = append(one, g1)
+			}
+		}
+		if len(one) == 0 {
+			return nil, fmt.Errorf("scaling a fleet without nodes to %d nodes", n)
+		}
+		out := make([]NodeGroup, n)
+		for i := range out {
+			out[i] = one[i%len(one)]
+		}
+		return out, nil
+	}
+}
+
 // FleetNodes turns a profile into Node objects with the labels a cloud provider and the vendors'
 // device plugins would set, and capacity for the accelerators' extended resources. A production-like
 // profile's nodes carry the labels of productionLabels instead of kcloud.io/accelerator-model.

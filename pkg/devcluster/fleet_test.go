@@ -59,3 +59,41 @@ func TestFleetNodes(t *testing.T) {
 		t.Errorf("unknown profile: %v", err)
 	}
 }
+
+// A scaled fleet is the default fleet's 22 nodes repeated in order: 50 nodes are two whole copies
+// and the first 6 again, with unique names and the system pool's share kept.
+func TestScaledFleet(t *testing.T) {
+	const profile = "test-scaled-50"
+	Profiles[profile] = Profile{Groups: Scaled(Profiles["default"].Groups, 50), ProductionLike: true}
+	defer delete(Profiles, profile)
+	nodes, err := FleetNodes(profile, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := FleetNodes("default", catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 50 {
+		t.Fatalf("%d nodes, want 50", len(nodes))
+	}
+	names, system := map[string]bool{}, 0
+	for i := range nodes {
+		if names[nodes[i].Name] {
+			t.Errorf("duplicate node name %s", nodes[i].Name)
+		}
+		names[nodes[i].Name] = true
+		if want := base[i%22].Labels[corev1.LabelInstanceTypeStable]; nodes[i].Labels[corev1.LabelInstanceTypeStable] != want {
+			t.Errorf("node %d: instance type %q, want %q", i, nodes[i].Labels[corev1.LabelInstanceTypeStable], want)
+		}
+		if nodes[i].Labels[LabelEKSNodegroup] == SystemNodegroup {
+			system++
+		}
+	}
+	if system != 4 { // two in each whole copy; the last 6 nodes hold none
+		t.Errorf("%d system nodes, want 4", system)
+	}
+	if _, err := Scaled(func() ([]NodeGroup, error) { return nil, nil }, 3)(); err == nil {
+		t.Error("scaling an empty fleet: no error")
+	}
+}

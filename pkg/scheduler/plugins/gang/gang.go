@@ -1,8 +1,8 @@
 // Package gang is the KcloudGang framework plugin: Permit holds the pods of a gang (label
 // kcloud.io/gang, annotation kcloud.io/gang-size) until every pod of the gang has a place, then
 // lets all of them bind; after gangTimeoutSeconds (KcloudGangArgs) the waiting pods are rejected
-// and go back to the queue, so that a gang binds all together or not at all. It reads only the
-// scheduler's snapshot and needs no other kcloud plugin.
+// and go back to the queue, so that a gang binds all together or not at all. It reads the
+// scheduler's pod informer (indexed by gang) and its waiting pods, and needs no other kcloud plugin.
 package gang
 
 import (
@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/kube"
@@ -26,8 +28,20 @@ const Name = "KcloudGang"
 // Plugin is the KcloudGang plugin.
 type Plugin struct {
 	handle  fwk.Handle
+	pods    cache.Indexer // the scheduler's pod informer, indexed by byGang
 	timeout time.Duration
 	permit  pluginmetrics.Timer
+}
+
+// byGang indexes pods by "namespace/gang", so that Permit reads a gang's pods and not the cluster's.
+const byGang = "kcloud.io/gang"
+
+func gangKey(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.Labels[kube.LabelGang] == "" {
+		return nil, nil
+	}
+	return []string{p.Namespace + "/" + p.Labels[kube.LabelGang]}, nil
 }
 
 var _ fwk.PermitPlugin = &Plugin{}
@@ -38,7 +52,15 @@ func New(_ context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error
 	if err != nil {
 		return nil, err
 	}
-	return &Plugin{handle: h, timeout: time.Duration(*args.GangTimeoutSeconds) * time.Second, permit: pluginmetrics.For(Name, "Permit")}, nil
+	inf := h.SharedInformerFactory().Core().V1().Pods().Informer()
+	// Every profile's KcloudGang shares the one informer: the index is added once.
+	if _, ok := inf.GetIndexer().GetIndexers()[byGang]; !ok {
+		if err := inf.AddIndexers(cache.Indexers{byGang: gangKey}); err != nil {
+			return nil, fmt.Errorf("%s: indexing pods by gang: %w", Name, err)
+		}
+	}
+	return &Plugin{handle: h, pods: inf.GetIndexer(), timeout: time.Duration(*args.GangTimeoutSeconds) * time.Second,
+		permit: pluginmetrics.For(Name, "Permit")}, nil
 }
 
 // Name returns the plugin's name.
@@ -78,19 +100,36 @@ func gangOf(pod *corev1.Pod) (string, int) {
 	return g, n
 }
 
-// placedInGang counts the gang's other pods already bound or assumed on a node.
+// placedInGang counts the gang's other pods that have a place: bound (the informer shows their
+// node) or waiting here. A pod allowed and still binding is neither for a moment; a gang pod retried
+// in that moment waits for it to show as bound, or for its timeout.
 func (pl *Plugin) placedInGang(pod *corev1.Pod, gang string) int {
-	nodes, err := pl.handle.SnapshotSharedLister().NodeInfos().List()
+	waiting := map[types.UID]bool{}
+	pl.handle.IterateOverWaitingPods(func(wp fwk.WaitingPod) {
+		if p := wp.GetPod(); p.Namespace == pod.Namespace && p.Labels[kube.LabelGang] == gang {
+			waiting[p.UID] = true
+		}
+	})
+	members, err := pl.pods.ByIndex(byGang, pod.Namespace+"/"+gang)
 	if err != nil {
-		return 0
+		return len(waiting)
 	}
 	n := 0
-	for _, ni := range nodes {
-		for _, pi := range ni.GetPods() {
-			p := pi.GetPod()
-			if p.UID != pod.UID && p.Namespace == pod.Namespace && p.Labels[kube.LabelGang] == gang {
-				n++
-			}
+	for _, obj := range members {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.UID == pod.UID {
+			continue
+		}
+		terminal := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		if waiting[p.UID] || (p.Spec.NodeName != "" && !terminal) {
+			n++
+			delete(waiting, p.UID)
+		}
+	}
+	// Waiting pods the informer has not shown yet still have their place.
+	for uid := range waiting {
+		if uid != pod.UID {
+			n++
 		}
 	}
 	return n

@@ -15,7 +15,7 @@ import (
 	"kcloud.io/optimizer/pkg/scheduler/internal/schedtest"
 )
 
-// member is a pod of gang g of size n, placed on node (as the snapshot shows it: bound or assumed).
+// member is a pod of gang g of size n, bound to node ("": not bound).
 func member(name, g, n, node string) *corev1.Pod {
 	p := schedtest.Pod(name)
 	p.Labels[kube.LabelGang], p.Annotations[kube.AnnotationGangSize] = g, n
@@ -23,13 +23,23 @@ func member(name, g, n, node string) *corev1.Pod {
 	return p
 }
 
-// gangFramework is a profile with KcloudGang alone (a one-second timeout) over a snapshot of the pods.
+// gangFramework is a profile with KcloudGang alone (a one-second timeout), its informers started
+// over a cluster holding the pods.
 func gangFramework(t *testing.T, pods ...*corev1.Pod) framework.Framework {
 	newGang := func(ctx context.Context, _ runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
 		return New(ctx, &runtime.Unknown{Raw: []byte(`{"gangTimeoutSeconds":1}`), ContentType: runtime.ContentTypeJSON}, h)
 	}
 	nodes := []*corev1.Node{schedtest.T4Node("n1", 4, false, false), schedtest.T4Node("n2", 4, false, false)}
-	return schedtest.NewFramework(t, fake.NewClientset(), nodes, pods, schedtest.Plugin{Name: Name, New: newGang, Points: []string{"Permit"}})
+	objs := make([]runtime.Object, len(pods))
+	for i, p := range pods {
+		objs[i] = p
+	}
+	fw := schedtest.NewFramework(t, fake.NewClientset(objs...), nodes, pods, schedtest.Plugin{Name: Name, New: newGang, Points: []string{"Permit"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	fw.SharedInformerFactory().Start(ctx.Done())
+	fw.SharedInformerFactory().WaitForCacheSync(ctx.Done())
+	return fw
 }
 
 // permit runs Permit for a pod placed on its node, and registers it as waiting when asked to wait,
@@ -49,7 +59,7 @@ func permit(t *testing.T, fw framework.Framework, p *corev1.Pod) *fwk.Status {
 // The first pods of a gang wait; the one that completes it lets all of them bind.
 func TestPermitHoldsTheGangUntilComplete(t *testing.T) {
 	a, b, c := member("a", "g", "3", "n1"), member("b", "g", "3", "n2"), member("c", "g", "3", "n1")
-	// The snapshot shows a and b placed (waiting here, assumed); c is the pod being permitted last.
+	// The cluster shows a and b bound; c is the pod being permitted last.
 	other := member("x", "g", "3", "n2")
 	other.Namespace = "elsewhere" // a gang of the same name in another namespace counts for nothing
 	fw := gangFramework(t, a, b, other)
@@ -66,6 +76,26 @@ func TestPermitHoldsTheGangUntilComplete(t *testing.T) {
 		if st := fw.WaitOnPermit(context.Background(), p); !st.IsSuccess() {
 			t.Errorf("%s after the gang completed: %v, want allowed", p.Name, st)
 		}
+	}
+}
+
+// Pods waiting here count before the informer shows them bound; a finished pod of the gang and a
+// pod not yet placed count for nothing.
+func TestPermitCountsWaitingPodsNotBound(t *testing.T) {
+	a, b, c := member("a", "g", "3", ""), member("b", "g", "3", ""), member("c", "g", "3", "")
+	done := member("done", "g", "3", "n1")
+	done.Status.Phase = corev1.PodSucceeded
+	pending := member("pending", "g", "3", "")
+	fw := gangFramework(t, a, b, c, done, pending)
+	place := func(p *corev1.Pod) *corev1.Pod { q := p.DeepCopy(); q.Spec.NodeName = "n1"; return q }
+	if st := permit(t, fw, place(a)); !st.IsWait() {
+		t.Fatalf("a, 1 of 3 placed (a finished pod and a pending one do not count): %v, want Wait", st)
+	}
+	if st := permit(t, fw, place(b)); !st.IsWait() {
+		t.Fatalf("b, 2 of 3 placed: %v, want Wait", st)
+	}
+	if st := permit(t, fw, place(c)); !st.IsSuccess() {
+		t.Fatalf("c completes the gang with a and b waiting: %v, want Success", st)
 	}
 }
 
