@@ -128,9 +128,9 @@ bench-webhook: ## Webhook latency: in-process at 500 req/s vs a no-op webhook, a
 		$(GO) run ./hack/bench-webhook --bin-dir "$$assets" --operator bin/kcloud-operator
 
 .PHONY: bench-scheduler
-bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler: 1,000 kwok GPU nodes, 5,000 pods each; last line throughput_ratio=X plugin_p99_ms=Y.
+bench-scheduler: ## kcloud-scheduler vs upstream kube-scheduler, four ways, on the production-like fleet at 1,000 and 5,000 kwok nodes; last line throughput_ratio=X plugin_p99_ms=Y ratio_plugins_only=Z nodes=N.
 	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
-		$(GO) run ./hack/bench-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
+		$(GO) run ./hack/bench-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler $(BENCH_SCHEDULER_FLAGS)
 
 .PHONY: bench-operator
 bench-operator: ## kcloud-operator at scale: 5,000 WorkloadOptimizers, 20,000 pods, 1,000 kwok nodes, vs a bare cache; last line memory_mib=X reconcile_p99_ms=Y.
