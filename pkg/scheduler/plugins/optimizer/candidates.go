@@ -122,7 +122,8 @@ func overheadKey(ni fwk.NodeInfo, fr *free) string {
 	for _, pi := range ni.GetPods() {
 		p := pi.GetPod()
 		id := p.Namespace + "/" + strings.TrimSuffix(p.Name, "-"+node)
-		if ref := metav1.GetControllerOf(p); ref != nil {
+		// A mirror pod's controller is its node: a static pod is known by its name instead.
+		if ref := metav1.GetControllerOf(p); ref != nil && (ref.Kind != "Node" || ref.APIVersion != "v1") {
 			id = string(ref.UID) + "@" + p.Labels[appsv1.ControllerRevisionHashLabelKey]
 		}
 		parts = append(parts, id)
