@@ -29,17 +29,28 @@ import (
 )
 
 // The differential test: random production-like clusters, each scheduled twice through
-// kcloud-scheduler as it ships (schedtest.Scheduler: kube-scheduler's default plugins and the
-// kcloud ones, the real cache and snapshot), once with the candidate index narrowing PreFilter's
-// nodes (narrowCandidates true) and once filtering every node; every pod must land on the same
-// node, or be refused, on both. Ties between the best nodes go to the first in the snapshot's
-// node list on both sides, and both snapshots list the nodes in one order, so a placement is
-// compared by node name, twins included.
+// kcloud-scheduler as it ships (schedtest.Scheduler: config/scheduler's profile, kube-scheduler's
+// default plugins and the kcloud ones, the real cache and snapshot fed by informers), once with
+// the candidate index narrowing PreFilter's nodes (narrowCandidates true) and once filtering every
+// node; every pod must land on the same node, or be refused, on both. Ties between the best nodes
+// go to the first in the snapshot's node list on both sides, and both snapshots list the nodes in
+// one order, so a placement is compared by node name, twins included.
+//
+// A cluster has pools of the catalog's GPU instance types, spot or on-demand, some tainted for a
+// team; within a pool, nodes differ by a price or carbon intensity of their own (kcloud
+// annotations), a NoSchedule or PreferNoSchedule taint, an image, a cordon. DaemonSet pods run on
+// nearly every node (some on a previous revision), static pods on some; about a quarter of the
+// nodes run workload pods (whole GPUs, shares with their device written, CPU pods). Pods belong
+// to WorkloadOptimizers with cost or power caps, to CostPolicies and PowerPolicies (caps, carbon,
+// spot rules), to ReplicaSets (default topology spread), to gangs. Between cycles running pods
+// finish (are deleted), and a refused pod is tried again a few pods later, marked as failed the
+// way kube-scheduler marks it; such a retry must be offered every node.
 //
 // Gangs: a pod that KcloudGang's Permit holds stays assumed on its node, as in kube-scheduler,
 // until the pod that completes its gang lets every held one bind. A gang that never completes
 // (fewer pods come than its size) is rejected at Permit once its last pod has been tried, as its
 // timeout would (the pods' Reserve undone), on both sides at the same point of the sequence.
+// Preemption (PostFilter) is not run: pods that may preempt are offered every node anyway.
 
 const (
 	diffClusters = 24
