@@ -446,3 +446,31 @@ func TestCandidatesOnNodesWithDaemons(t *testing.T) {
 		t.Error("a pod that never preempts is narrowed as any other")
 	}
 }
+
+// A static pod's mirror is controlled by its node, a different one on every node: the static pod
+// is known by its name without the node's, so that empty nodes running the same static pods (RKE2
+// runs kube-proxy so on every node) are still twins, pruned to emptyPerShape.
+func TestCandidatesOnNodesWithStaticPods(t *testing.T) {
+	pl := testPlugin(t)
+	mirror := func(node string) *corev1.Pod {
+		p := pod("kube-proxy-" + node)
+		p.UID = types.UID("mirror-" + node)
+		p.Spec.NodeName = node
+		p.Annotations[corev1.MirrorPodAnnotationKey] = "a1b2"
+		yes := true
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node, UID: types.UID("node-" + node), Controller: &yes}}
+		return p
+	}
+	busy := pod("busy", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	busy.Spec.NodeName = "running"
+	infos := []fwk.NodeInfo{nodeInfo(t4Node("running", 4, false, false), mirror("running"), busy)}
+	for i := range 4 {
+		name := "od-" + strconv.Itoa(i)
+		infos = append(infos, nodeInfo(t4Node(name, 4, false, false), mirror(name)))
+	}
+	p := pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	got := pl.cands.candidates(pl, p, new(kube.PodRequest(p)), infos)
+	if diff := cmp.Diff([]string{"od-0", "od-1", "running"}, sets.List(got)); diff != "" {
+		t.Errorf("nodes running a static pod (-want +got):\n%s", diff)
+	}
+}
