@@ -159,14 +159,7 @@ func benchSize(ctx context.Context, o options, n int) ([]result, error) {
 	profile := fmt.Sprintf("bench-production-%d", n)
 	devcluster.Profiles[profile] = devcluster.Profile{Groups: devcluster.Scaled(devcluster.Profiles["default"].Groups, n), ProductionLike: true}
 	c, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: o.binDir, Profile: profile, Log: logf,
-		Install: func(ctx context.Context, cfg *rest.Config) error {
-			a, err := install.NewApplier(cfg)
-			if err != nil {
-				return err
-			}
-			_, err = a.CRDs(ctx)
-			return err
-		}})
+		Install: install.ApplyCRDs})
 	if err != nil {
 		return nil, err
 	}

@@ -83,14 +83,7 @@ func run(c config) error {
 	ctx := context.Background()
 	cl, stop, err := devcluster.UpTemporary(ctx, devcluster.Options{BinDir: c.binDir, Profile: "default", Log: logf,
 		Operator: c.operatorBin, Webhooks: true,
-		Install: func(ctx context.Context, cfg *rest.Config) error {
-			a, err := install.NewApplier(cfg)
-			if err != nil {
-				return err
-			}
-			_, err = a.CRDs(ctx)
-			return err
-		}})
+		Install: install.ApplyCRDs})
 	if err != nil {
 		return err
 	}

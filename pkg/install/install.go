@@ -194,6 +194,17 @@ func (a *Applier) CRDs(ctx context.Context) ([]string, error) {
 	return names, a.WaitEstablished(ctx, names, time.Minute)
 }
 
+// ApplyCRDs applies the product's CRDs to the cluster of cfg and waits until they are served: a
+// devcluster.Options.Install for a cluster that needs only the CRDs.
+func ApplyCRDs(ctx context.Context, cfg *rest.Config) error {
+	a, err := NewApplier(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = a.CRDs(ctx)
+	return err
+}
+
 // WebhooksAt applies the product's webhook configurations (embedded from config/webhook) with every
 // webhook calling baseURL+path instead of a Service: for a local cluster whose apiserver reaches
 // the operator on loopback. The operator's certificate rotator fills in the caBundle.
