@@ -138,7 +138,7 @@ bench-operator: ## kcloud-operator at scale: 5,000 WorkloadOptimizers, 20,000 po
 		$(GO) run ./hack/bench-operator --bin-dir "$$assets" --operator bin/kcloud-operator $(BENCH_OPERATOR_FLAGS)
 
 .PHONY: fidelity-scheduler
-fidelity-scheduler: ## kcloud-scheduler on the openb fleet vs kcloud simulate on the same 1,000 pods; last line alloc/cost/power diff %.
+fidelity-scheduler: ## kcloud-scheduler and upstream kube-scheduler vs kcloud simulate on the openb fleet, the default trace until 90% GPU allocation, pod by pod; last line alloc_pct=A ... same_node_pct=E upstream_same_node_pct=F.
 	@assets=$$(./hack/build-controlplane.sh) && $(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler && \
 		$(GO) run ./hack/fidelity-scheduler --bin-dir "$$assets" --kcloud-scheduler bin/kcloud-scheduler
 

@@ -106,15 +106,6 @@ type scheduler struct {
 	pid                           int
 }
 
-const upstreamConfig = `apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-leaderElection: {leaderElect: false}
-clientConnection: {kubeconfig: %s, qps: 1000, burst: 2000}
-%s
-profiles:
-- schedulerName: %s
-`
-
 // kcloudConfig is config/scheduler's KubeSchedulerConfiguration as shipped, pointed at the cluster,
 // under another schedulerName, with narrowCandidates false when narrow is false.
 func kcloudConfig(kubeconfig, schedulerName string, narrow bool) (string, error) {
@@ -135,7 +126,7 @@ func kcloudConfig(kubeconfig, schedulerName string, narrow bool) (string, error)
 func schedulers(o options, kubeconfig string) ([]*scheduler, error) {
 	kube := func(name, profile, global string) *scheduler {
 		return &scheduler{name: name, profile: profile, binary: o.binDir + "/kube-scheduler",
-			config: fmt.Sprintf(upstreamConfig, kubeconfig, global, profile)}
+			config: devcluster.UpstreamSchedulerConfig(kubeconfig, profile, global)}
 	}
 	off, err := kcloudConfig(kubeconfig, "bench-kcloud-narrowing-off", false)
 	if err != nil {

@@ -17,6 +17,7 @@ type Pod struct {
 // an event costs O(1) beyond the policy's own work.
 type state struct {
 	c       *Cluster
+	seed    int64
 	rng     *rand.Rand
 	types   []model.PodType // target workload for the fragmentation metric and FGD
 	version []uint32        // bumped whenever a node changes; policies key caches on it
@@ -40,6 +41,7 @@ func newState(c *Cluster, types []model.PodType, seed int64) *state {
 	c.Reset()
 	s := &state{
 		c:       c,
+		seed:    seed,
 		rng:     rand.New(rand.NewSource(seed)),
 		types:   types,
 		version: make([]uint32, len(c.Nodes)),

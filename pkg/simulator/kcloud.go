@@ -1,6 +1,10 @@
 package simulator
 
-import "kcloud.io/optimizer/pkg/model"
+import (
+	"slices"
+
+	"kcloud.io/optimizer/pkg/model"
+)
 
 // Weights re-exports the model's score weights for callers of NewPolicy.
 type Weights = model.Weights
@@ -11,7 +15,9 @@ type placer interface {
 }
 
 // kcloudPolicy is the product's own policy: the combined score of pkg/model over marginal cost,
-// marginal power, carbon and fragmentation, normalised across the feasible nodes.
+// marginal power, carbon and fragmentation, normalised across the feasible nodes. Ties go to the
+// node of lowest model.TieRank under the run's seed, as in kcloud-scheduler; between nodes of one
+// rank (alike to the model), to a random one.
 type kcloudPolicy struct {
 	w      model.Weights
 	cache  classCache[candEntry]
@@ -19,6 +25,9 @@ type kcloudPolicy struct {
 	cands  []model.Candidate
 	allocs []model.Allocation
 	scores []float64
+	// ranks caches each node's TieRank at the node version rankedAt (0: none yet).
+	ranks    []uint64
+	rankedAt []uint32
 }
 
 type candEntry struct {
@@ -59,12 +68,17 @@ func (k *kcloudPolicy) Place(s *state, p *Pod) (int, model.Allocation) {
 		return -1, model.Allocation{}
 	}
 	k.scores = model.CombinedScores(k.cands, model.Preferences{}, k.w, k.scores)
-	best, ties := 0, 1
-	for j := 1; j < len(k.scores); j++ {
-		switch {
-		case k.scores[j] > k.scores[best]:
-			best, ties = j, 1
-		case k.scores[j] == k.scores[best]:
+	top := model.ScoreUnits(slices.Max(k.scores))
+	best, ties := -1, 0
+	var bestRank uint64
+	for j, sc := range k.scores {
+		if !model.Tied(model.ScoreUnits(sc), top) {
+			continue
+		}
+		switch r := k.rank(s, k.nodes[j]); {
+		case best < 0 || r < bestRank:
+			best, bestRank, ties = j, r, 1
+		case r == bestRank:
 			ties++
 			if s.rng.Intn(ties) == 0 {
 				best = j
@@ -72,4 +86,15 @@ func (k *kcloudPolicy) Place(s *state, p *Pod) (int, model.Allocation) {
 		}
 	}
 	return k.nodes[best], k.allocs[best]
+}
+
+// rank is node i's TieRank in its current state.
+func (k *kcloudPolicy) rank(s *state, i int) uint64 {
+	if len(k.ranks) != len(s.c.Nodes) {
+		k.ranks, k.rankedAt = make([]uint64, len(s.c.Nodes)), make([]uint32, len(s.c.Nodes))
+	}
+	if k.rankedAt[i] != s.version[i] {
+		k.ranks[i], k.rankedAt[i] = model.TieRank(s.seed, &s.c.Nodes[i], &s.c.Econ[i]), s.version[i]
+	}
+	return k.ranks[i]
 }

@@ -249,12 +249,20 @@ func std(v []float64) float64 {
 }
 
 // Totals are a cluster's state after a run: allocated accelerators and what the active nodes cost
-// and draw.
+// and draw, and where each pod went.
 type Totals struct {
 	Pods, Scheduled int
 	AllocatedGPU    int64 // milli-GPUs
 	CostPerHour     float64
 	PowerWatts      float64
+	// Placements are the pods' placements, in the order given.
+	Placements []Placement
+}
+
+// Placement is where one pod went: the index of its node in the node list (-1 when no node had
+// room) and, for a GPU share, the device it took (-1 otherwise).
+type Placement struct {
+	Node, Device int
 }
 
 // PlaceInOrder schedules pods one after another, in the given order and without departures, with
@@ -276,11 +284,16 @@ func PlaceInOrder(nodes []traces.Node, econ EconomicsFunc, pods, typical []trace
 	}
 	s := newState(c, model.TypicalPodTypes(modelPods, TypicalCoverage), seed)
 	seq := toPods(pods)
-	t := Totals{Pods: len(seq)}
+	t := Totals{Pods: len(seq), Placements: make([]Placement, len(seq))}
 	for i := range seq {
+		t.Placements[i] = Placement{Node: -1, Device: -1}
 		if node, a := s.place(pol, &seq[i]); node >= 0 {
-			s.assign(node, &seq[i], a)
+			a = s.assign(node, &seq[i], a)
 			t.Scheduled++
+			t.Placements[i].Node = node
+			if seq[i].IsShare() {
+				t.Placements[i].Device = a.Device
+			}
 		}
 	}
 	t.AllocatedGPU, t.CostPerHour, t.PowerWatts = s.allocated, s.totalCost, s.totalPow

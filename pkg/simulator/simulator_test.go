@@ -249,3 +249,28 @@ func TestCheapestFillBound(t *testing.T) {
 		}
 	}
 }
+
+// PlaceInOrder records where each pod went: shares pack on one device of one node, a whole GPU
+// takes the other node, and a pod no node has room for is placed nowhere.
+func TestPlaceInOrderPlacements(t *testing.T) {
+	nodes := []traces.Node{{Name: "a", CPUMilli: 8000, MemoryMiB: 8192, GPUs: 1, Model: "T4"}, {Name: "b", CPUMilli: 8000, MemoryMiB: 8192, GPUs: 1, Model: "T4"}}
+	pods := []traces.Pod{
+		{Name: "s0", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 500},
+		{Name: "s1", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 500},
+		{Name: "w0", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 1000},
+		{Name: "w1", CPUMilli: 1000, MemoryMiB: 1024, NumGPU: 1, GPUMilli: 1000},
+	}
+	got, err := PlaceInOrder(nodes, flatEconomics, pods, pods, "kcloud", model.DefaultWeights, FirstSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := got.Placements[0].Node
+	other := 1 - share
+	want := []Placement{{Node: share, Device: 0}, {Node: share, Device: 0}, {Node: other, Device: -1}, {Node: -1, Device: -1}}
+	if diff := cmp.Diff(want, got.Placements); diff != "" {
+		t.Errorf("placements (-want +got):\n%s", diff)
+	}
+	if got.Scheduled != 3 || got.AllocatedGPU != 2000 {
+		t.Errorf("scheduled %d, allocated %d milli-GPUs; want 3 and 2000", got.Scheduled, got.AllocatedGPU)
+	}
+}

@@ -12,9 +12,11 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// View is a node's model state at one generation of its NodeInfo, with the placements already
-// worked out for pods of each shape: consecutive pods of one shape (a Deployment's replicas, a
-// burst) then cost a map lookup per node instead of a fragmentation computation.
+// View is a node's model state at one generation of its NodeInfo, with the placements last worked
+// out on it: consecutive pods of one shape (a Deployment's replicas, a burst) then cost a short scan
+// per node instead of a fragmentation computation. Only the last placementsKept shapes are kept: a
+// view lives as long as its node does not change, and one entry per shape ever seen, on every
+// idle node, grows without bound on a cluster of varied pods (a map's growth was most of a Filter).
 type View struct {
 	generation int64
 	// unannotated: some share pod on the node has no device written yet, so its device comes
@@ -25,7 +27,21 @@ type View struct {
 	frag       float64
 	types      []model.PodType
 	mu         sync.Mutex
-	placements map[shape]Placement
+	placements [placementsKept]keptPlacement
+	next       int // the entry the next new shape overwrites
+	// rank is model.TieRank of the node under rankSeed, once ranked.
+	rank     uint64
+	rankSeed int64
+	ranked   bool
+}
+
+// placementsKept is how many recent pod shapes a view keeps placements for.
+const placementsKept = 8
+
+type keptPlacement struct {
+	key shape
+	pl  Placement
+	ok  bool
 }
 
 // shape is what a placement depends on: the pod's request (pods with model constraints are not cached).
@@ -54,7 +70,7 @@ func (s *Shared) View(ni fwk.NodeInfo, f *Facts) *View {
 	types := s.Types()
 	n := s.occupancy(ni, f)
 	v := &View{generation: ni.GetGeneration(), unannotated: hasUnannotatedShare(ni), Node: n,
-		frag: model.Fragmentation(&n, types), types: types, placements: map[shape]Placement{}}
+		frag: model.Fragmentation(&n, types), types: types}
 	f.view.Store(v)
 	return v
 }
@@ -92,21 +108,40 @@ func hasUnannotatedShare(ni fwk.NodeInfo) bool {
 // cost, power and carbon it adds.
 func (v *View) Place(p *model.Pod, e *model.Economics) Placement {
 	key := shape{cpu: p.CPUMilli, mem: p.MemoryMiB, milli: p.GPUMilli, count: p.GPUCount}
-	v.mu.Lock()
-	pl, ok := v.placements[key]
-	v.mu.Unlock()
-	if ok && len(p.Models) == 0 {
-		return pl
+	cacheable := len(p.Models) == 0
+	if cacheable {
+		v.mu.Lock()
+		for i := range v.placements {
+			if k := &v.placements[i]; k.ok && k.key == key {
+				pl := k.pl
+				v.mu.Unlock()
+				return pl
+			}
+		}
+		v.mu.Unlock()
 	}
 	a, d := model.PlaceShare(p, &v.Node, v.types, v.frag)
-	pl = Placement{Alloc: a}
+	pl := Placement{Alloc: a}
 	if !p.IsShare() || a.Device >= 0 {
 		pl.Candidate = model.NewCandidate(p, &v.Node, a, d, e)
 	}
-	v.mu.Lock()
-	v.placements[key] = pl
-	v.mu.Unlock()
+	if cacheable {
+		v.mu.Lock()
+		v.placements[v.next] = keptPlacement{key: key, pl: pl, ok: true}
+		v.next = (v.next + 1) % placementsKept
+		v.mu.Unlock()
+	}
 	return pl
+}
+
+// TieRank is the node's model.TieRank in this state: the node of lowest rank wins a tie.
+func (v *View) TieRank(seed int64, e *model.Economics) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.ranked || v.rankSeed != seed {
+		v.rank, v.rankSeed, v.ranked = model.TieRank(seed, &v.Node, e), seed, true
+	}
+	return v.rank
 }
 
 // ShareStatus refuses a node where no device has room for the pod's share; nil for a pod that asks

@@ -70,7 +70,15 @@ type KcloudOptimizerArgs struct {
 	// are the same either way; false filters and scores every node, which the benchmark and the
 	// differential test compare against.
 	NarrowCandidates *bool `json:"narrowCandidates,omitempty"`
+	// TieBreakSeed (default 42, the simulator's first seed) seeds the order in which nodes tied on
+	// the best score win (model.TieRank over each node's capacity, occupancy and economics), so
+	// that the scheduler breaks ties as `kcloud simulate` does with the same seed.
+	TieBreakSeed *int64 `json:"tieBreakSeed,omitempty"`
 }
+
+// DefaultTieBreakSeed is TieBreakSeed's default: the first seed of `kcloud simulate`
+// (simulator.FirstSeed).
+const DefaultTieBreakSeed = 42
 
 // SetDefaults fills what the user left out.
 func (a *KcloudOptimizerArgs) SetDefaults() {
@@ -93,6 +101,10 @@ func (a *KcloudOptimizerArgs) SetDefaults() {
 	if a.NarrowCandidates == nil {
 		narrow := true
 		a.NarrowCandidates = &narrow
+	}
+	if a.TieBreakSeed == nil {
+		seed := int64(DefaultTieBreakSeed)
+		a.TieBreakSeed = &seed
 	}
 }
 

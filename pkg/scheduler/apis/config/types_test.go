@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/simulator"
 )
 
 func TestDecodeDefaults(t *testing.T) {
@@ -14,10 +15,10 @@ func TestDecodeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args.ModelWeights() != model.DefaultWeights || args.TargetWorkload == "" || !*args.NarrowCandidates {
+	if args.ModelWeights() != model.DefaultWeights || args.TargetWorkload == "" || !*args.NarrowCandidates || *args.TieBreakSeed != simulator.FirstSeed {
 		t.Errorf("defaults: %+v", args)
 	}
-	args, err = Decode(&runtime.Unknown{Raw: []byte(`{"apiVersion":"kcloud.io/v1alpha1","kind":"KcloudOptimizerArgs","weights":{"power":7},"narrowCandidates":false}`), ContentType: runtime.ContentTypeJSON})
+	args, err = Decode(&runtime.Unknown{Raw: []byte(`{"apiVersion":"kcloud.io/v1alpha1","kind":"KcloudOptimizerArgs","weights":{"power":7},"narrowCandidates":false,"tieBreakSeed":7}`), ContentType: runtime.ContentTypeJSON})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,6 +27,9 @@ func TestDecodeDefaults(t *testing.T) {
 	}
 	if *args.NarrowCandidates {
 		t.Error("narrowCandidates: false was not read")
+	}
+	if *args.TieBreakSeed != 7 {
+		t.Errorf("tieBreakSeed: 7 read as %d", *args.TieBreakSeed)
 	}
 }
 

@@ -2,6 +2,8 @@ package optimizer
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -13,6 +15,8 @@ import (
 
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
+	"kcloud.io/optimizer/pkg/model"
+	"kcloud.io/optimizer/pkg/scheduler/apis/config"
 	"kcloud.io/optimizer/pkg/scheduler/internal/schedtest"
 	"kcloud.io/optimizer/pkg/scheduler/nodeview"
 	"kcloud.io/optimizer/pkg/scheduler/plugins/gang"
@@ -118,5 +122,49 @@ func TestAllPluginsShareOneNodeView(t *testing.T) {
 	got, _ := cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
 	if d := got.Annotations[kube.AnnotationGPUIndex]; d != "0" {
 		t.Errorf("device written: %q, want 0", d)
+	}
+}
+
+// Nodes tied on the best score (here a CPU pod on running nodes, where it costs nothing more and
+// fragments nothing) are told apart by model.TieRank under the configured seed, as the simulator
+// tells them apart: only the lowest-ranked score 100, and identical nodes rank alike.
+func TestTiesGoToTheLowestTieRank(t *testing.T) {
+	var nodes []*corev1.Node
+	var pods []*corev1.Pod
+	var infos []*framework.NodeInfo
+	for i, gpus := range []int64{2, 4, 4, 8} {
+		n := t4Node(fmt.Sprintf("n%d", i), gpus, false, false)
+		x := pod(fmt.Sprintf("x%d", i), withGPUs(catalog.ResourceNVIDIAGPU, 1))
+		x.Spec.NodeName = n.Name
+		nodes, pods, infos = append(nodes, n), append(pods, x), append(infos, nodeInfo(n, x))
+	}
+	p := pod("p")
+	// Without a framework handle every tied node scores 100: all four tie.
+	alone, _ := schedule(t, testPlugin(t), p, nil, infos...)
+	for _, n := range nodes {
+		if alone[n.Name] != fwk.MaxScore {
+			t.Fatalf("want all four nodes tied: %v", alone)
+		}
+	}
+	fw := schedtest.NewFramework(t, fake.NewClientset(), nodes, pods, scorePlugin)
+	scores, _ := runCycle(t, fw, framework.NewCycleState(), p)
+	view, err := nodeview.For(fw, catalog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranks := map[string]uint64{}
+	lowest := uint64(math.MaxUint64)
+	for i, n := range nodes {
+		f := view.Facts(n)
+		ranks[n.Name] = model.TieRank(config.DefaultTieBreakSeed, &view.View(infos[i], f).Node, &f.Econ)
+		lowest = min(lowest, ranks[n.Name])
+	}
+	if ranks["n1"] != ranks["n2"] || ranks["n0"] == ranks["n1"] || ranks["n1"] == ranks["n3"] {
+		t.Fatalf("identical nodes n1 and n2 should rank alike, unlike ones apart: %v", ranks)
+	}
+	for _, n := range nodes {
+		if win := ranks[n.Name] == lowest; win != (scores[n.Name] == fwk.MaxScore) {
+			t.Errorf("node %s: rank %d (lowest %d), score %d; want 100 only for the lowest rank: %v", n.Name, ranks[n.Name], lowest, scores[n.Name], scores)
+		}
 	}
 }

@@ -47,6 +47,11 @@ type Plugin struct {
 	usage    *limitUsage
 	now      func() time.Time // when rebalancing reservations are judged
 	timers   timers
+	// tieSeed seeds the tie-break between nodes of the best score (model.TieRank); handle's
+	// snapshot is where NormalizeScore finds them (nil without a framework handle: unit tests,
+	// where tied nodes all score 100).
+	tieSeed int64
+	handle  fwk.Handle
 }
 
 // timers time each extension point (pluginmetrics).
@@ -102,6 +107,8 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		usage:   newLimitUsage(nodes),
 		now:     time.Now,
 		timers:  newTimers(),
+		tieSeed: *args.TieBreakSeed,
+		handle:  h,
 	}
 	if *args.NarrowCandidates {
 		pl.cands = newCandidateIndex(nodes)
@@ -345,11 +352,8 @@ func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 	return nil
 }
 
-// scoreScale keeps Score's raw scores (0..100 combined) to 1e-9 of a point, the resolution at
-// which NormalizeScore tells the best nodes from the rest.
-const scoreScale = 1e9
-
-// Score returns the node's combined score, raw: 1 + the score scaled by scoreScale, 0 for a node
+// Score returns the node's combined score, raw: 1 + the score in model.ScoreUnits (1e-9 of a
+// point, the resolution at which NormalizeScore tells the best nodes from the rest), 0 for a node
 // the catalog cannot price. The replacement of a pod the rebalancer moved goes where it reserved
 // room for the workload: when a feasible node holds such a reservation, reserved nodes score the
 // most and every other node 0.
@@ -361,7 +365,7 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 	}
 	if c.reserved.Load() {
 		if pl.reservedFor(pod, ni) {
-			return 1 + 100*scoreScale, nil
+			return 1 + model.ScoreUnits(100), nil
 		}
 		return 0, nil
 	}
@@ -369,37 +373,77 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 	if !ok {
 		return 0, nil
 	}
-	return 1 + int64(math.Round(c.scorer.Score(&cand)*scoreScale)), nil
+	return 1 + model.ScoreUnits(c.scorer.Score(&cand)), nil
 }
 
 // ScoreExtensions brings the raw scores to kube-scheduler's range.
 func (pl *Plugin) ScoreExtensions() fwk.ScoreExtensions { return pl }
 
-// NormalizeScore maps raw scores to 0..100: 100 for the nodes with the cycle's best score, at most
-// 99 for the others (integerScore).
+// NormalizeScore maps raw scores to 0..100: 100 for the nodes with the cycle's best score
+// (model.Tied) that win its tie-break (tieWinners), at most 99 for the others (integerScore).
 func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, scores fwk.NodeScoreList) *fwk.Status {
 	defer pl.timers.normalize.Since(time.Now())
 	best := int64(0)
 	for i := range scores {
 		best = max(best, scores[i].Score)
 	}
+	winners := pl.tieWinners(scores, best)
 	for i := range scores {
 		scores[i].Score = integerScore(scores[i].Score, best)
+		if scores[i].Score == fwk.MaxScore && winners != nil && !winners[i] {
+			scores[i].Score = fwk.MaxScore - 1
+		}
 	}
 	return nil
 }
 
-// integerScore is a node's raw score as an integer 0..100: 100 for the nodes within 1e-9 of the
-// cycle's best score and at most 99 for the others. kube-scheduler scores are integers, and
-// rounding would merge the best node with others whose score is a fraction of a point lower (the
-// cost term spans under two points), leaving the choice to a random tie-break; this way the
-// scheduler picks what the model (and the simulator) would.
+// tieWinners breaks the tie between the nodes of the best score as the simulator does: those of
+// the lowest model.TieRank under the configured seed win, and between them, alike to the model,
+// kube-scheduler's pick is the same choice. Without it kube-scheduler would take whichever tied
+// node comes first in its parallel filtering, and the placements of the scheduler and the simulator
+// would part at the first tie between unlike nodes. nil when at most one node has the best score,
+// or when the nodes cannot be looked up (no framework handle).
+func (pl *Plugin) tieWinners(scores fwk.NodeScoreList, best int64) []bool {
+	if best <= 0 || pl.handle == nil || pl.handle.SnapshotSharedLister() == nil {
+		return nil
+	}
+	infos := pl.handle.SnapshotSharedLister().NodeInfos()
+	ranks := make([]uint64, len(scores))
+	tied, lowest := 0, uint64(math.MaxUint64)
+	for i := range scores {
+		if !model.Tied(scores[i].Score, best) {
+			continue
+		}
+		tied++
+		ranks[i] = math.MaxUint64 // a node that cannot be looked up or priced wins no tie
+		if ni, err := infos.Get(scores[i].Name); err == nil {
+			if f := pl.nodes.Facts(ni.Node()); f.Err == nil {
+				ranks[i] = pl.nodes.View(ni, f).TieRank(pl.tieSeed, &f.Econ)
+			}
+		}
+		lowest = min(lowest, ranks[i])
+	}
+	if tied < 2 {
+		return nil
+	}
+	winners := make([]bool, len(scores))
+	for i := range scores {
+		winners[i] = model.Tied(scores[i].Score, best) && ranks[i] == lowest
+	}
+	return winners
+}
+
+// integerScore is a node's raw score as an integer 0..100: 100 for the nodes tied with the cycle's
+// best score (within 1e-9 of a point) and at most 99 for the others. kube-scheduler scores are
+// integers, and rounding would merge the best node with others whose score is a fraction of a
+// point lower (the cost term spans under two points); this way the scheduler picks what the model
+// (and the simulator) would.
 func integerScore(raw, best int64) int64 {
 	switch {
 	case raw <= 0:
 		return 0
-	case raw >= best-1:
+	case model.Tied(raw, best):
 		return fwk.MaxScore
 	}
-	return min(fwk.MaxScore-1, int64(math.Round(float64(raw-1)/scoreScale)))
+	return min(fwk.MaxScore-1, int64(math.Round(float64(raw-1)/model.ScoreScale)))
 }
