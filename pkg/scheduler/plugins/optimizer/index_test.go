@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -472,5 +473,68 @@ func TestCandidatesOnNodesWithStaticPods(t *testing.T) {
 	got := pl.cands.candidates(pl, p, new(kube.PodRequest(p)), infos)
 	if diff := cmp.Diff([]string{"od-0", "od-1", "running"}, sets.List(got)); diff != "" {
 		t.Errorf("nodes running a static pod (-want +got):\n%s", diff)
+	}
+}
+
+// Empty nodes are twins only when their overhead is the same: the same DaemonSet at the same
+// revision, the same host ports held. A pod that does not tolerate a pool's taint finds no room
+// there, so when the only room is on such a pool every node is offered (and the event says why for
+// each); a pod asking for a host port is offered every node, since the NodePorts filter checks it
+// against each node's pods.
+func TestCandidatesTellOverheadsApartAndHonourTaints(t *testing.T) {
+	pl := testPlugin(t)
+	daemon := func(node, revision string, hostPort int32) *corev1.Pod {
+		p := pod("exporter-" + node)
+		p.UID = types.UID("exporter-" + node)
+		p.Spec.NodeName = node
+		p.Labels = map[string]string{appsv1.ControllerRevisionHashLabelKey: revision}
+		if hostPort > 0 {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: hostPort, HostPort: hostPort, Protocol: corev1.ProtocolTCP}}
+		}
+		yes := true
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "node-exporter", UID: "ds-a", Controller: &yes}}
+		return p
+	}
+	var infos []fwk.NodeInfo
+	for i, d := range []struct {
+		revision string
+		port     int32
+	}{{"v1", 0}, {"v1", 0}, {"v2", 0}, {"v1", 9100}, {"v1", 0}} {
+		name := "od-" + strconv.Itoa(i)
+		infos = append(infos, nodeInfo(t4Node(name, 4, false, false), daemon(name, d.revision, d.port)))
+	}
+	candidates := func(p *corev1.Pod, nodes []fwk.NodeInfo) []string {
+		got := pl.cands.candidates(pl, p, new(kube.PodRequest(p)), nodes)
+		if got == nil {
+			return nil
+		}
+		return sets.List(got)
+	}
+	// od-4 is od-0's and od-1's twin; od-2 (another revision) and od-3 (a host port) are not.
+	if diff := cmp.Diff([]string{"od-0", "od-1", "od-2", "od-3"}, candidates(pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1)), infos)); diff != "" {
+		t.Errorf("daemon-only nodes (-want +got):\n%s", diff)
+	}
+	ported := pod("ported", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	ported.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 8080, Protocol: corev1.ProtocolTCP}}
+	if got := candidates(ported, infos); got != nil {
+		t.Errorf("a pod asking for a host port was offered %v, want every node", got)
+	}
+
+	// A full running node and a pool of empty nodes tainted for another team.
+	busy := pod("busy", withGPUs(catalog.ResourceNVIDIAGPU, 4))
+	busy.Spec.NodeName = "busy"
+	tainted := []fwk.NodeInfo{nodeInfo(t4Node("busy", 4, false, false), busy)}
+	for i := range 3 {
+		n := t4Node("team-"+strconv.Itoa(i), 4, false, false)
+		n.Spec.Taints = []corev1.Taint{{Key: "team", Value: "b", Effect: corev1.TaintEffectNoSchedule}}
+		tainted = append(tainted, nodeInfo(n))
+	}
+	if got := candidates(pod("p", withGPUs(catalog.ResourceNVIDIAGPU, 1)), tainted); got != nil {
+		t.Errorf("a pod whose only room is on a pool it does not tolerate was offered %v, want every node", got)
+	}
+	tolerant := pod("tolerant", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	tolerant.Spec.Tolerations = []corev1.Toleration{{Key: "team", Operator: corev1.TolerationOpEqual, Value: "b", Effect: corev1.TaintEffectNoSchedule}}
+	if diff := cmp.Diff([]string{"team-0", "team-1"}, candidates(tolerant, tainted)); diff != "" {
+		t.Errorf("a pod tolerating the pool's taint (-want +got):\n%s", diff)
 	}
 }
