@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,11 +48,9 @@ type Plugin struct {
 	usage    *limitUsage
 	now      func() time.Time // when rebalancing reservations are judged
 	timers   timers
-	// tieSeed seeds the tie-break between nodes of the best score (model.TieRank); handle's
-	// snapshot is where NormalizeScore finds them (nil without a framework handle: unit tests,
-	// where tied nodes all score 100).
-	tieSeed int64
-	handle  fwk.Handle
+	// tieSeed seeds the tie-break between nodes of the best score (model.TieRank); nil without a
+	// framework handle (unit tests of single extension points, where tied nodes all score 100).
+	tieSeed *int64
 }
 
 // timers time each extension point (pluginmetrics).
@@ -86,6 +85,15 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 	return newPlugin(ctx, args, h, nodeview.SchedulerCatalog())
 }
 
+// tieSeedFor is the configured tie-break seed; nil without a framework handle (unit tests of
+// single extension points, which compare raw ties).
+func tieSeedFor(h fwk.Handle, args *config.KcloudOptimizerArgs) *int64 {
+	if h == nil {
+		return nil
+	}
+	return args.TieBreakSeed
+}
+
 func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Handle, cat catalog.Provider) (*Plugin, error) {
 	types, err := nodeview.TypicalTypes(args.TargetWorkload)
 	if err != nil {
@@ -107,8 +115,7 @@ func newPlugin(ctx context.Context, args *config.KcloudOptimizerArgs, h fwk.Hand
 		usage:   newLimitUsage(nodes),
 		now:     time.Now,
 		timers:  newTimers(),
-		tieSeed: *args.TieBreakSeed,
-		handle:  h,
+		tieSeed: tieSeedFor(h, args),
 	}
 	if *args.NarrowCandidates {
 		pl.cands = newCandidateIndex(nodes)
@@ -142,6 +149,9 @@ type cycle struct {
 	ranges   *ranges
 	reserved *atomic.Bool
 	scorer   model.Scorer // set in PreScore, once every feasible node is known
+	// ties gathers, as Score runs on the feasible nodes in parallel, the nodes near the best score
+	// with their tie rank, for NormalizeScore's tie-break.
+	ties *ties
 }
 
 // Clone copies the limits, which AddPod and RemovePod change in the copies the framework makes to
@@ -201,7 +211,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	defer pl.timers.preFilter.Since(time.Now())
-	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod), ranges: &ranges{}, reserved: &atomic.Bool{}}
+	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod), ranges: &ranges{}, reserved: &atomic.Bool{}, ties: &ties{}}
 	c.ranges.reset()
 	c.limits = c.policy.ModelLimits(c.limits)
 	for i := range c.policy.Limits {
@@ -365,7 +375,7 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 	}
 	if c.reserved.Load() {
 		if pl.reservedFor(pod, ni) {
-			return 1 + model.ScoreUnits(100), nil
+			return pl.tieObserved(c, ni, 1+model.ScoreUnits(100)), nil
 		}
 		return 0, nil
 	}
@@ -373,7 +383,51 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 	if !ok {
 		return 0, nil
 	}
-	return 1 + model.ScoreUnits(c.scorer.Score(&cand)), nil
+	return pl.tieObserved(c, ni, 1+model.ScoreUnits(c.scorer.Score(&cand))), nil
+}
+
+// tieObserved records a scored node with its tie rank when its raw score is near the cycle's best
+// so far, and returns the score.
+func (pl *Plugin) tieObserved(c *cycle, ni fwk.NodeInfo, raw int64) int64 {
+	if pl.tieSeed == nil || !c.ties.near(raw) {
+		return raw
+	}
+	f := pl.nodes.Facts(ni.Node())
+	if f.Err != nil {
+		return raw
+	}
+	c.ties.observe(ni.Node().Name, raw, pl.nodes.View(ni, f).TieRank(*pl.tieSeed, &f.Econ))
+	return raw
+}
+
+// ties are the nodes scored within one unit of the best raw score seen so far in a cycle, with
+// their model.TieRank. Score adds to it on several goroutines; NormalizeScore reads it once they
+// are done.
+type ties struct {
+	best  atomic.Int64
+	mu    sync.Mutex
+	nodes []rankedNode
+}
+
+type rankedNode struct {
+	name string
+	raw  int64
+	rank uint64
+}
+
+// near reports whether a raw score may tie with the best (it is, so far, within one unit of it).
+func (t *ties) near(raw int64) bool { return raw > 0 && model.Tied(raw, t.best.Load()) }
+
+func (t *ties) observe(name string, raw int64, rank uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if best := t.best.Load(); raw > best {
+		t.best.Store(raw)
+		t.nodes = slices.DeleteFunc(t.nodes, func(n rankedNode) bool { return !model.Tied(n.raw, raw) })
+	} else if !model.Tied(raw, best) {
+		return
+	}
+	t.nodes = append(t.nodes, rankedNode{name: name, raw: raw, rank: rank})
 }
 
 // ScoreExtensions brings the raw scores to kube-scheduler's range.
@@ -387,10 +441,11 @@ func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod 
 	for i := range scores {
 		best = max(best, scores[i].Score)
 	}
-	winners := pl.tieWinners(scores, best)
+	c, _ := read(state) // without a cycle (a caller of NormalizeScore alone), no tie-break
+	winners := pl.tieWinners(c, best)
 	for i := range scores {
 		scores[i].Score = integerScore(scores[i].Score, best)
-		if scores[i].Score == fwk.MaxScore && winners != nil && !winners[i] {
+		if scores[i].Score == fwk.MaxScore && winners != nil && !winners[scores[i].Name] {
 			scores[i].Score = fwk.MaxScore - 1
 		}
 	}
@@ -401,34 +456,29 @@ func (pl *Plugin) NormalizeScore(ctx context.Context, state fwk.CycleState, pod 
 // the lowest model.TieRank under the configured seed win, and between them, alike to the model,
 // kube-scheduler's pick is the same choice. Without it kube-scheduler would take whichever tied
 // node comes first in its parallel filtering, and the placements of the scheduler and the simulator
-// would part at the first tie between unlike nodes. nil when at most one node has the best score,
-// or when the nodes cannot be looked up (no framework handle).
-func (pl *Plugin) tieWinners(scores fwk.NodeScoreList, best int64) []bool {
-	if best <= 0 || pl.handle == nil || pl.handle.SnapshotSharedLister() == nil {
+// would part at the first tie between unlike nodes. The ranks were taken as Score ran (ties); nil
+// when at most one node has the best score.
+func (pl *Plugin) tieWinners(c *cycle, best int64) map[string]bool {
+	if best <= 0 || c == nil {
 		return nil
 	}
-	infos := pl.handle.SnapshotSharedLister().NodeInfos()
-	ranks := make([]uint64, len(scores))
+	c.ties.mu.Lock()
+	defer c.ties.mu.Unlock()
 	tied, lowest := 0, uint64(math.MaxUint64)
-	for i := range scores {
-		if !model.Tied(scores[i].Score, best) {
-			continue
+	for _, n := range c.ties.nodes {
+		if model.Tied(n.raw, best) {
+			tied++
+			lowest = min(lowest, n.rank)
 		}
-		tied++
-		ranks[i] = math.MaxUint64 // a node that cannot be looked up or priced wins no tie
-		if ni, err := infos.Get(scores[i].Name); err == nil {
-			if f := pl.nodes.Facts(ni.Node()); f.Err == nil {
-				ranks[i] = pl.nodes.View(ni, f).TieRank(pl.tieSeed, &f.Econ)
-			}
-		}
-		lowest = min(lowest, ranks[i])
 	}
 	if tied < 2 {
 		return nil
 	}
-	winners := make([]bool, len(scores))
-	for i := range scores {
-		winners[i] = model.Tied(scores[i].Score, best) && ranks[i] == lowest
+	winners := map[string]bool{}
+	for _, n := range c.ties.nodes {
+		if model.Tied(n.raw, best) && n.rank == lowest {
+			winners[n.name] = true
+		}
 	}
 	return winners
 }
