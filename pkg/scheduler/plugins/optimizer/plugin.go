@@ -338,16 +338,16 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 	return nil
 }
 
-// candidate is what a node offers the pod, from the node view; ok is false for a node the catalog
-// cannot price (plain pods may still run there, scored 0).
-func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, model.Allocation, bool) {
+// candidate is what a node offers the pod, from the node view, which it returns with the node's
+// economics for the tie-break; ok is false for a node the catalog cannot price (plain pods may
+// still run there, scored 0).
+func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, *nodeview.View, *model.Economics, bool) {
 	f := pl.nodes.Facts(ni.Node())
 	if f.Err != nil {
-		var none nodeview.Placement
-		return none.Candidate, none.Alloc, false
+		return model.Candidate{}, nil, nil, false
 	}
-	pc := pl.nodes.View(ni, f).Place(&c.pod, &f.Econ)
-	return pc.Candidate, pc.Alloc, true
+	v := pl.nodes.View(ni, f)
+	return v.Place(&c.pod, &f.Econ).Candidate, v, &f.Econ, true
 }
 
 // PreScore fixes the cycle's scorer: Filter has seen every feasible node's candidate by now.
@@ -374,29 +374,27 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 		return 0, fwk.AsStatus(err)
 	}
 	if c.reserved.Load() {
-		if pl.reservedFor(pod, ni) {
-			return pl.tieObserved(c, ni, 1+model.ScoreUnits(100)), nil
+		if !pl.reservedFor(pod, ni) {
+			return 0, nil
 		}
-		return 0, nil
+		if f := pl.nodes.Facts(ni.Node()); f.Err == nil {
+			return pl.tieObserved(c, ni.Node().Name, 1+model.ScoreUnits(100), pl.nodes.View(ni, f), &f.Econ), nil
+		}
+		return 1 + model.ScoreUnits(100), nil
 	}
-	cand, _, ok := pl.candidate(c, ni)
+	cand, v, e, ok := pl.candidate(c, ni)
 	if !ok {
 		return 0, nil
 	}
-	return pl.tieObserved(c, ni, 1+model.ScoreUnits(c.scorer.Score(&cand))), nil
+	return pl.tieObserved(c, ni.Node().Name, 1+model.ScoreUnits(c.scorer.Score(&cand)), v, e), nil
 }
 
 // tieObserved records a scored node with its tie rank when its raw score is near the cycle's best
 // so far, and returns the score.
-func (pl *Plugin) tieObserved(c *cycle, ni fwk.NodeInfo, raw int64) int64 {
-	if pl.tieSeed == nil || !c.ties.near(raw) {
-		return raw
+func (pl *Plugin) tieObserved(c *cycle, name string, raw int64, v *nodeview.View, e *model.Economics) int64 {
+	if pl.tieSeed != nil && c.ties.near(raw) {
+		c.ties.observe(name, raw, v.TieRank(*pl.tieSeed, e))
 	}
-	f := pl.nodes.Facts(ni.Node())
-	if f.Err != nil {
-		return raw
-	}
-	c.ties.observe(ni.Node().Name, raw, pl.nodes.View(ni, f).TieRank(*pl.tieSeed, &f.Econ))
 	return raw
 }
 
