@@ -316,10 +316,10 @@ func (c *Cluster) startNodeComponents(o Options, p pki, stages string, kwokPort 
 	qps := []string{"--kube-api-qps=1000", "--kube-api-burst=2000"}
 	if err := c.run(o, "kube-controller-manager", append(qps, kubeconfig, "--leader-elect=false", "--secure-port=0",
 		"--controllers=*,-serviceaccount-token", "--root-ca-file="+p.path("ca.crt"), "--use-service-account-credentials=false",
-		// kwok's heartbeats come every 20-45 s by its stages, later on a busy machine: past the
-		// default grace period (50 s) the node lifecycle controller marks the node's pods not
-		// Ready, and kwok, which set them Ready once, never sets them again.
-		"--node-monitor-grace-period=3m")...); err != nil {
+		// kwok's node heartbeat comes every 10-20 minutes by its stages (hack/build-controlplane.sh):
+		// past the grace period the node lifecycle controller marks the node's pods not Ready, and
+		// kwok, which set them Ready once, never sets them again.
+		"--node-monitor-grace-period=30m")...); err != nil {
 		return err
 	}
 	if err := c.run(o, "kube-scheduler", append(qps, kubeconfig, "--leader-elect=false", "--secure-port=0")...); err != nil {
