@@ -32,13 +32,13 @@ type Facts struct {
 	view       atomic.Pointer[View]
 }
 
-// Cache is read by the scheduler's parallel Filter and Score workers: a sync.Map keeps reads free
-// of lock contention. It is keyed by the node object, which the informer replaces whenever the
-// node changes: hashing and comparing a pointer is cheaper than a name, for every node of every
-// cycle. An entry holds for one catalog generation.
+// Cache is read by the scheduler's parallel Filter and Score workers, several times for every node
+// of every cycle: readMostly keeps those reads free of locks. It is keyed by the node object, which
+// the informer replaces whenever the node changes: hashing and comparing a pointer is cheaper than
+// a name. An entry holds for one catalog generation.
 type Cache struct {
 	cat catalog.Provider
-	m   sync.Map // *corev1.Node -> *Facts
+	m   readMostly
 
 	mu     sync.Mutex
 	byName map[string]*corev1.Node // the object each node's facts were last worked out for
@@ -49,8 +49,8 @@ type Cache struct {
 // made of.
 func (c *Cache) Get(node *corev1.Node) *Facts {
 	cat, gen := c.cat.Current()
-	if v, ok := c.m.Load(node); ok && v.(*Facts).generation == gen {
-		return v.(*Facts)
+	if f := c.m.load(node); f != nil && f.generation == gen {
+		return f
 	}
 	c.mu.Lock()
 	old := c.byName[node.Name]
@@ -58,8 +58,8 @@ func (c *Cache) Get(node *corev1.Node) *Facts {
 	// Most node updates are heartbeats (status conditions): the facts of the previous object hold.
 	var f *Facts
 	if old != nil && sameFacts(old, node) {
-		if v, ok := c.m.Load(old); ok && v.(*Facts).generation == gen {
-			f = v.(*Facts)
+		if of := c.m.load(old); of != nil && of.generation == gen {
+			f = of
 		}
 	}
 	if f == nil {
@@ -80,10 +80,10 @@ func (c *Cache) Get(node *corev1.Node) *Facts {
 	}
 	// The node's previous object is dropped, so that the cache holds one entry per node.
 	if old, ok := c.byName[node.Name]; ok && old != node {
-		c.m.Delete(old)
+		c.m.delete(old)
 	}
 	c.byName[node.Name] = node
-	c.m.Store(node, f)
+	c.m.store(node, f)
 	return f
 }
 
@@ -107,7 +107,7 @@ func (c *Cache) Forget(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.byName[name]; ok {
-		c.m.Delete(old)
+		c.m.delete(old)
 		delete(c.byName, name)
 	}
 }
