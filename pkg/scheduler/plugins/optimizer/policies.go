@@ -41,9 +41,9 @@ type parsedPolicies struct {
 	policies *kube.Policies
 }
 
-// newPolicyStore starts the informers; changed is called after any CostPolicy or PowerPolicy
-// changes.
-func newPolicyStore(ctx context.Context, cfg *rest.Config, changed func()) (*policyStore, error) {
+// newPolicyStore starts the informers; deleted is called after a CostPolicy or PowerPolicy is
+// deleted.
+func newPolicyStore(ctx context.Context, cfg *rest.Config, deleted func()) (*policyStore, error) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -66,9 +66,9 @@ func newPolicyStore(ctx context.Context, cfg *rest.Config, changed func()) (*pol
 			return nil, fmt.Errorf("informer for %s: %w", gvr.Resource, err)
 		}
 		if gvr != gvrOptimizers {
-			bump := func() { s.version.Add(1); changed() }
+			bump := func() { s.version.Add(1) }
 			if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-				AddFunc: func(any) { bump() }, UpdateFunc: func(_, _ any) { bump() }, DeleteFunc: func(any) { bump() },
+				AddFunc: func(any) { bump() }, UpdateFunc: func(_, _ any) { bump() }, DeleteFunc: func(any) { bump(); deleted() },
 			}); err != nil {
 				return nil, fmt.Errorf("informer for %s: %w", gvr.Resource, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
@@ -72,9 +73,36 @@ func (s *sum) of(kind model.LimitKind) float64 {
 
 // pool is the usage of one policy limit: the pods its object's selector covers.
 type pool struct {
-	object any // the policy object the pool was made for; another one (an update) makes it anew
+	spec   policySpec // the policy spec the pool was made for; another one makes it anew
 	shares func(*corev1.Pod) bool
 	sum
+}
+
+// policySpec identifies the spec of a limit's policy: its UID and generation, which the API server
+// moves on every spec change and not on status writes (the policies have a status subresource), so
+// the operator's accounting, which writes a policy's status every minute, does not make its pools
+// anew in a pass over every placed pod (tens of thousands on a large cluster). An object without a
+// generation (never stored by an API server) is identified by itself.
+type policySpec struct {
+	uid        types.UID
+	generation int64
+	object     any
+}
+
+func specOf(l *kube.PodLimit) policySpec {
+	var m metav1.Object
+	switch {
+	case l.PowerPolicy != nil:
+		m = l.PowerPolicy
+	case l.CostPolicy != nil:
+		m = l.CostPolicy
+	default:
+		return policySpec{}
+	}
+	if m.GetGeneration() == 0 {
+		return policySpec{object: m}
+	}
+	return policySpec{uid: m.GetUID(), generation: m.GetGeneration()}
 }
 
 func newLimitUsage(nodes *nodeview.Shared) *limitUsage {
@@ -251,16 +279,13 @@ func (u *limitUsage) of(l *kube.PodLimit, self types.UID) float64 {
 }
 
 // pool returns the policy limit's pool, made by a pass over the placed pods when the limit is new
-// or its policy object changed.
+// or its policy's spec changed.
 func (u *limitUsage) pool(l *kube.PodLimit) *pool {
-	var object any = l.CostPolicy
-	if l.PowerPolicy != nil {
-		object = l.PowerPolicy
-	}
-	if p := u.policies[l.ID]; p != nil && p.object == object {
+	spec := specOf(l)
+	if p := u.policies[l.ID]; p != nil && p.spec == spec {
 		return p
 	}
-	p := &pool{object: object, shares: l.Shares}
+	p := &pool{spec: spec, shares: l.Shares}
 	for _, c := range u.pods {
 		if p.shares(c.pod) {
 			p.add(c, 1)
@@ -280,7 +305,9 @@ func (u *limitUsage) syncCatalog() {
 	}
 }
 
-// dropPolicies forgets the pools of policies that are gone; the next cycle makes those it needs.
+// dropPolicies forgets the pools when a policy is deleted, so that none is kept (and brought up to
+// date by every pod event) for a policy that is gone; the next cycle makes those it needs. A
+// policy's update keeps its pool unless its spec changed (pool).
 func (u *limitUsage) dropPolicies() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
