@@ -267,7 +267,7 @@ func printTable(o options, n int, rows []result) {
 		fmt.Printf("%-32s %8.1f %5d/%-5d %11.2f %11.1f %11.1f %11.2f %11.2f %11.2f %11.0f\n", r.name, r.podsPerSecond(), r.bound, r.pods,
 			1000*r.cpu/float64(r.bound), 1000*r.sliP50, 1000*r.sliP99, 1000*r.filterP99, 1000*r.scoreP99, 1000*r.bindP99, r.unschedulable)
 	}
-	fmt.Println("our extension points (kcloud_scheduler_plugin_duration_seconds, every call), p99 ms (observations); PreBind is in the binding cycle:")
+	fmt.Println("our extension points (kcloud_scheduler_plugin_duration_seconds; Filter and Score: every call of one cycle in 8), p99 ms (observations); PreBind is in the binding cycle:")
 	for _, r := range rows {
 		if len(r.points) == 0 {
 			continue

@@ -38,6 +38,7 @@ type Plugin struct {
 	handle                              fwk.Handle
 	nodes                               *nodeview.Shared
 	preFilter, filter, reserve, preBind pluginmetrics.Timer
+	timed                               pluginmetrics.Cycles // the cycles whose Filter calls are timed
 }
 
 var (
@@ -65,8 +66,12 @@ func newPlugin(h fwk.Handle, cat catalog.Provider) (*Plugin, error) {
 // Name returns the plugin's name.
 func (pl *Plugin) Name() string { return Name }
 
-// share is the pod's request, read once per cycle.
-type share struct{ pod model.Pod }
+// share is the pod's request, read once per cycle, and whether the cycle's Filter calls are timed
+// (pluginmetrics.Cycles).
+type share struct {
+	pod   model.Pod
+	timed bool
+}
 
 // Clone shares the state: it is not written after PreFilter.
 func (s *share) Clone() fwk.StateData { return s }
@@ -85,7 +90,7 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 	if !kube.IsShare(pod) {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
-	state.Write(stateKey, &share{pod: kube.PodRequest(pod)})
+	state.Write(stateKey, &share{pod: kube.PodRequest(pod), timed: pl.timed.Next()})
 	return nil, nil
 }
 
@@ -95,10 +100,12 @@ func (pl *Plugin) PreFilterExtensions() fwk.PreFilterExtensions { return nil }
 // Filter refuses a node with no device that has the share free, or whose devices the catalog
 // cannot read.
 func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
-	defer pl.filter.Since(time.Now())
 	s, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
+	}
+	if s.timed {
+		defer pl.filter.Since(time.Now())
 	}
 	f := pl.nodes.Facts(ni.Node())
 	if f.Err != nil {

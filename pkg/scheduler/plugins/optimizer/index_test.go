@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -343,15 +344,19 @@ func TestPreFilterFromIndex(t *testing.T) {
 // BenchmarkPreFilterCandidates1000 compares PreFilter over 1,000 four-GPU nodes in three ways, in
 // one run: the full walk (every node's room worked out again), the index answering each cycle from
 // the running nodes (no kept answers) and the index with kept answers; with no node running, 100
-// and 900. Between two cycles one pod is placed and the previous one removed, as when the
+// and 900; and for a GPU share (never kept: its room depends on devices held in flight), the full
+// walk and the index. Between two cycles one pod is placed and the previous one removed, as when the
 // scheduler is busy. Only PreFilter's node choice is timed.
 func BenchmarkPreFilterCandidates1000(b *testing.B) {
 	for _, running := range []int{0, 100, 900} {
-		for _, mode := range []string{"fullwalk", "index-unkept", "index"} {
+		for _, mode := range []string{"fullwalk", "index-unkept", "index", "share-fullwalk", "share-index"} {
 			b.Run(fmt.Sprintf("running=%d/%s", running, mode), func(b *testing.B) {
 				pl, infos, p := benchSetup()
 				if mode == "index-unkept" {
 					pl.cands.maxAnswers = 0
+				}
+				if strings.HasPrefix(mode, "share-") {
+					p = pod("s", withShare("300"))
 				}
 				for i := 0; i < running; i++ {
 					ni := infos[i*len(infos)/running].(*framework.NodeInfo)
@@ -367,7 +372,7 @@ func BenchmarkPreFilterCandidates1000(b *testing.B) {
 				logger := klog.Background()
 				req := kube.PodRequest(p)
 				choose := func() sets.Set[string] {
-					if mode == "fullwalk" {
+					if strings.HasSuffix(mode, "fullwalk") {
 						return fullWalk(pl, p, &req, infos)
 					}
 					return pl.cands.candidates(pl, p, &req, infos)

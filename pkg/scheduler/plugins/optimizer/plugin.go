@@ -48,6 +48,7 @@ type Plugin struct {
 	usage    *limitUsage
 	now      func() time.Time // when rebalancing reservations are judged
 	timers   timers
+	timed    pluginmetrics.Cycles // the cycles whose Filter and Score calls are timed
 	// tieSeed seeds the tie-break between nodes of the best score (model.TieRank); nil without a
 	// framework handle (unit tests of single extension points, where tied nodes all score 100).
 	tieSeed *int64
@@ -152,6 +153,8 @@ type cycle struct {
 	// ties gathers, as Score runs on the feasible nodes in parallel, the nodes near the best score
 	// with their tie rank, for NormalizeScore's tie-break.
 	ties *ties
+	// timed: this cycle's Filter and Score calls are timed (pluginmetrics.Cycles).
+	timed bool
 }
 
 // Clone copies the limits, which AddPod and RemovePod change in the copies the framework makes to
@@ -211,7 +214,7 @@ func read(state fwk.CycleState) (*cycle, error) {
 // limit (bound pods and pods this scheduler has reserved).
 func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, nodes []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	defer pl.timers.preFilter.Since(time.Now())
-	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod), ranges: &ranges{}, reserved: &atomic.Bool{}, ties: &ties{}}
+	c := &cycle{pod: kube.PodRequest(pod), policy: pl.policies.policyFor(pod), ranges: &ranges{}, reserved: &atomic.Bool{}, ties: &ties{}, timed: pl.timed.Next()}
 	c.ranges.reset()
 	c.limits = c.policy.ModelLimits(c.limits)
 	for i := range c.policy.Limits {
@@ -295,10 +298,12 @@ func (pl *Plugin) Unreserve(ctx context.Context, state fwk.CycleState, pod *core
 // share with no device to go to is refused too (KcloudGPUShare's Filter, when enabled, has already
 // refused those nodes): there is no placement to price.
 func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
-	defer pl.timers.filter.Since(time.Now())
 	c, err := read(state)
 	if err != nil {
 		return fwk.AsStatus(err)
+	}
+	if c.timed {
+		defer pl.timers.filter.Since(time.Now())
 	}
 	f := pl.nodes.Facts(ni.Node())
 	if f.Err != nil {
@@ -368,10 +373,12 @@ func (pl *Plugin) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 // room for the workload: when a feasible node holds such a reservation, reserved nodes score the
 // most and every other node 0.
 func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) (int64, *fwk.Status) {
-	defer pl.timers.score.Since(time.Now())
 	c, err := read(state)
 	if err != nil {
 		return 0, fwk.AsStatus(err)
+	}
+	if c.timed {
+		defer pl.timers.score.Since(time.Now())
 	}
 	if c.reserved.Load() {
 		if !pl.reservedFor(pod, ni) {
