@@ -53,7 +53,8 @@ func newUsageWorld(t *testing.T, seed int64) *usageWorld {
 	capUSD, watts := 100.0, 1e5
 	for i, team := range []string{"a", "b"} {
 		sel := &metav1.LabelSelector{MatchLabels: map[string]string{"team": team}}
-		w.cost = append(w.cost, &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cap-" + team},
+		// UID and generation as the API server sets them: a spec change moves the generation.
+		w.cost = append(w.cost, &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cap-" + team, UID: types.UID("uid-cap-" + team), Generation: 1},
 			Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Selector: sel}, MaxCostPerHour: &capUSD, Enforcement: kcloudv1alpha1.EnforcementDeny}})
 		w.power = append(w.power, &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ns-%d", i)},
 			Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{fmt.Sprintf("ns%d", i)}}, MaxPowerWatts: &watts, Enforcement: kcloudv1alpha1.EnforcementDeny}})
@@ -132,7 +133,7 @@ func (w *usageWorld) anyNode() string {
 // step makes one random change to the cluster and tells the usage, as the informers, Reserve and
 // Unreserve would; it returns what it did.
 func (w *usageWorld) step() string {
-	switch k := w.rng.Intn(11); k {
+	switch k := w.rng.Intn(12); k {
 	case 0, 1: // a pod bound by another scheduler
 		p := w.newPod()
 		p.Spec.NodeName = w.anyNode()
@@ -208,9 +209,15 @@ func (w *usageWorld) step() string {
 		i := w.rng.Intn(len(w.cost))
 		cp := w.cost[i].DeepCopy()
 		cp.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": []string{"a", "b", "c"}[w.rng.Intn(3)]}}
+		cp.Generation++
 		w.cost[i] = cp
-		w.u.dropPolicies()
 		return "retargeted " + cp.Name
+	case 11: // the operator writes a policy's status: same spec, same generation, a new object
+		i := w.rng.Intn(len(w.cost))
+		cp := w.cost[i].DeepCopy()
+		cp.Status.CurrentSpend = float64(w.serial)
+		w.cost[i] = cp
+		return "status of " + cp.Name
 	}
 	return "nothing"
 }
@@ -281,6 +288,42 @@ func TestLimitUsageMatchesRecount(t *testing.T) {
 			did := w.step()
 			w.check(seed, step, did)
 		}
+	}
+}
+
+// A policy's pool is kept when the operator writes its status (a new object, the same
+// generation) and made anew when its spec changes (the generation moves); a pool remade on every
+// status write is a pass over every placed pod, once a minute per policy.
+func TestPolicyPoolKeptAcrossStatusWrites(t *testing.T) {
+	w := newUsageWorld(t, 1)
+	probe := pod("probe")
+	probe.Labels = map[string]string{"team": "a"}
+	limitOf := func() kube.PodLimit {
+		for _, l := range kube.NewPolicies(w.cost, w.power).For(probe, nil).Limits {
+			if l.CostPolicy != nil && l.CostPolicy.Name == "cap-a" {
+				return l
+			}
+		}
+		t.Fatal("no limit of cap-a for a team-a pod")
+		return kube.PodLimit{}
+	}
+	l := limitOf()
+	first := w.u.pool(&l)
+	status := w.cost[0].DeepCopy()
+	status.Status.CurrentSpend = 12
+	w.cost[0] = status
+	l = limitOf()
+	if w.u.pool(&l) != first {
+		t.Errorf("pool made anew after a status write")
+	}
+	spec := w.cost[0].DeepCopy()
+	spec.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "b"}}
+	spec.Generation++
+	w.cost[0] = spec
+	probe.Labels["team"] = "b"
+	l = limitOf()
+	if w.u.pool(&l) == first {
+		t.Errorf("pool kept after the spec changed (generation %d)", spec.Generation)
 	}
 }
 
