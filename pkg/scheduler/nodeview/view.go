@@ -69,7 +69,7 @@ func (s *Shared) View(ni fwk.NodeInfo, f *Facts) *View {
 	}
 	types := s.Types()
 	n := s.occupancy(ni, f)
-	v := &View{generation: ni.GetGeneration(), unannotated: hasUnannotatedShare(ni), Node: n,
+	v := &View{generation: ni.GetGeneration(), unannotated: UnannotatedShare(ni), Node: n,
 		frag: model.Fragmentation(&n, types), types: types}
 	f.view.Store(v)
 	return v
@@ -95,7 +95,9 @@ func podsOf(ni fwk.NodeInfo) iter.Seq[*corev1.Pod] {
 	}
 }
 
-func hasUnannotatedShare(ni fwk.NodeInfo) bool {
+// UnannotatedShare reports whether a share pod on the node has no device written yet: its device
+// comes from the shares held in flight, so the node's view is worked out again on every call.
+func UnannotatedShare(ni fwk.NodeInfo) bool {
 	for _, pi := range ni.GetPods() {
 		if p := pi.GetPod(); kube.IsShare(p) && kube.DeviceIndex(p) < 0 {
 			return true

@@ -62,7 +62,11 @@ type candidateIndex struct {
 	// user's prices changed) reads every node again.
 	catalog uint64
 	uses    uint64
-	unkept  *shapeAnswer // reused for requests that are not keyed (shares, device models)
+	unkept  *shapeAnswer // reused for requests that are not keyed (several resources, device models)
+	// unannotated: positions of nodes with a share pod whose device is not written yet, whose view
+	// (and so a share's room) can change without a new generation: a kept share answer is checked
+	// again on them every cycle.
+	unannotated map[int32]struct{}
 }
 
 const (
@@ -113,6 +117,11 @@ func (ix *candidateIndex) candidates(pl *Plugin, pod *corev1.Pod, p *model.Pod, 
 	}
 	r := requestOf(pod)
 	ans := ix.answerFor(pl, &r, p)
+	if p.IsShare() {
+		for i := range ix.unannotated {
+			ans.recheck(pl, ix, i)
+		}
+	}
 	// The previous cycle's empty nodes leave the answer (unless one has since become a running
 	// member); which empty nodes come first with room is decided anew.
 	for _, i := range ans.extras {
@@ -192,13 +201,16 @@ func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	old := ix.slots
 	ix.list, ix.slots, ix.gens = nodes, make([]islot, len(nodes)), make([]int64, len(nodes))
 	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[emptyKey][]int32{}, 0
-	ix.answers, ix.unkept = nil, nil
+	ix.answers, ix.unkept, ix.unannotated = nil, nil, map[int32]struct{}{}
 	for i, ni := range nodes {
 		s := &ix.slots[i]
 		// Most nodes keep their position and object when one is added at the end.
 		if i < len(old) && old[i].ni == ni && old[i].node == ni.Node() && old[i].free.generation == ni.GetGeneration() {
 			*s = old[i]
 			ix.gens[i] = s.free.generation
+			if nodeview.UnannotatedShare(ni) {
+				ix.unannotated[int32(i)] = struct{}{}
+			}
 		} else {
 			ix.read(int32(i))
 		}
@@ -220,6 +232,7 @@ func (ix *candidateIndex) read(i int32) {
 	s, ni := &ix.slots[i], ix.list[i]
 	ix.gens[i] = ni.GetGeneration()
 	node := ni.Node()
+	delete(ix.unannotated, i)
 	if node == nil {
 		s.node, s.ni, s.facts = nil, nil, nil
 		s.free = free{generation: ix.gens[i]}
@@ -229,6 +242,9 @@ func (ix *candidateIndex) read(i int32) {
 		s.node, s.name, s.facts = node, node.Name, ix.nodes.Facts(node)
 	}
 	s.ni, s.free = ni, freeOf(ni)
+	if nodeview.UnannotatedShare(ni) {
+		ix.unannotated[i] = struct{}{}
+	}
 }
 
 func (ix *candidateIndex) add(i int32) {
@@ -307,11 +323,19 @@ func (ix *candidateIndex) remove(i int32) {
 	s.where = 0
 }
 
-// answerKey is a request shape: everything room reads of a pod that is not a share.
+// answerKey is a request shape: everything room reads of a pod; for a share, what model.Fits
+// reads of it too.
 type answerKey struct {
 	cpuMilli, memory int64
 	resource         int
 	value            int64
+	share            shareKey // zero but for a share
+}
+
+// shareKey is what model.Fits reads of a share.
+type shareKey struct {
+	cpuMilli, memoryMiB, milli int64
+	count                      int
 }
 
 // shapeAnswer is the answer for one request shape: running members (running nodes with room) and
@@ -327,9 +351,9 @@ type shapeAnswer struct {
 }
 
 // answerFor returns the kept answer of the request's shape, made from the running nodes when there
-// is none. A share's room depends on the devices this scheduler reserved, which change without a
-// new generation, and a request for several accelerator resources or for device models is rare:
-// those are answered anew every cycle.
+// is none. A request for several accelerator resources or for device models is rare: those are
+// answered anew every cycle. A share's room depends on the devices held in flight too, which the
+// caller checks again on the nodes where they can change without a new generation.
 func (ix *candidateIndex) answerFor(pl *Plugin, r *request, p *model.Pod) *shapeAnswer {
 	key, keyed := answerKeyOf(r, p)
 	keyed = keyed && ix.maxAnswers > 0
@@ -416,13 +440,16 @@ func (ans *shapeAnswer) recheck(pl *Plugin, ix *candidateIndex, i int32) {
 	}
 }
 
-// answerKeyOf keys a request by what room reads of it; shares, requests of several accelerator
-// resources and requests restricted to device models are not keyed.
+// answerKeyOf keys a request by what room reads of it; requests of several accelerator resources
+// and requests restricted to device models are not keyed.
 func answerKeyOf(r *request, p *model.Pod) (answerKey, bool) {
-	if p.IsShare() || len(r.accelerators) > 1 || len(p.Models) > 0 {
+	if len(r.accelerators) > 1 || len(p.Models) > 0 {
 		return answerKey{}, false
 	}
 	k := answerKey{cpuMilli: r.cpuMilli, memory: r.memory, resource: -1}
+	if p.IsShare() {
+		k.share = shareKey{cpuMilli: p.CPUMilli, memoryMiB: p.MemoryMiB, milli: p.GPUMilli, count: p.GPUCount}
+	}
 	if len(r.accelerators) == 1 {
 		k.resource, k.value = r.accelerators[0].resource, r.accelerators[0].value
 	}

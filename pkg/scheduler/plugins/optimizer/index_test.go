@@ -543,3 +543,42 @@ func TestCandidatesTellOverheadsApartAndHonourTaints(t *testing.T) {
 		t.Errorf("a pod tolerating the pool's taint (-want +got):\n%s", diff)
 	}
 }
+
+// A share's kept answer follows the devices held in flight, which change a node's view without a
+// new NodeInfo generation: on a node whose share pod has no device written yet, releasing its
+// hold frees the device a larger share needs, and the node is offered again.
+func TestKeptShareAnswerFollowsHeldDevices(t *testing.T) {
+	pl := testPlugin(t)
+	share := func(name, node, milli, device string) *corev1.Pod {
+		p := pod(name, withShare(milli))
+		p.UID, p.Spec.NodeName = types.UID(name), node
+		if device != "" {
+			p.Annotations[kube.AnnotationGPUIndex] = device
+		}
+		return p
+	}
+	// a: 600 written on device 0, 300 unwritten. Held on device 1, the 300 leaves 400 and 700
+	// free: no room for 800. Released, it goes best-fit onto device 0 and device 1 is free.
+	unwritten := share("unwritten", "a", "300", "")
+	a := nodeInfo(t4Node("a", 2, false, false), share("written", "a", "600", "0"), unwritten)
+	b := nodeInfo(t4Node("b", 2, false, false), share("other", "b", "100", "0"))
+	whole := pod("whole", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	whole.Spec.NodeName = "c"
+	c := nodeInfo(t4Node("c", 1, false, false), whole) // full: never offered
+	infos := []fwk.NodeInfo{a, b, c}
+	p := pod("q", withShare("800"))
+	req := kube.PodRequest(p)
+	names := func() []string { return sets.List(pl.cands.candidates(pl, p, &req, infos)) }
+
+	pl.nodes.Hold(unwritten.UID, "a", 1)
+	if diff := cmp.Diff([]string{"b"}, names()); diff != "" {
+		t.Errorf("with the share held on device 1 (-want +got):\n%s", diff)
+	}
+	if len(pl.cands.answers) != 1 {
+		t.Fatalf("kept answers: %d, want the share's", len(pl.cands.answers))
+	}
+	pl.nodes.Release(unwritten.UID)
+	if diff := cmp.Diff([]string{"a", "b"}, names()); diff != "" {
+		t.Errorf("after the hold was released, same generations (-want +got):\n%s", diff)
+	}
+}
