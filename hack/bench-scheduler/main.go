@@ -8,8 +8,9 @@
 // enforcing CostPolicy and PowerPolicy), in the order A B C D D C B A. For each it prints pods/s, the
 // p50 and p99 of the scheduler's own pod scheduling SLI, the scheduler's CPU seconds per pod, and for
 // kcloud each of our extension points' p99 from kcloud_scheduler_plugin_duration_seconds (every call
-// of the once-a-cycle points, every call of one cycle in 8 at Filter and Score). Last line: throughput_ratio=X plugin_p99_ms=Y ratio_plugins_only=Z nodes=N at the largest
-// size. Run it with `make bench-scheduler`.
+// of the once-a-cycle points, every call of one cycle in 8 at Filter and Score). Last line:
+// throughput_ratio=X plugin_p99_ms=Y ratio_plugins_only=Z nodes=N at the largest size. Run it with
+// `make bench-scheduler`.
 package main
 
 import (

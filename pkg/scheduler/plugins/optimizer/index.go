@@ -208,9 +208,6 @@ func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 		if i < len(old) && old[i].ni == ni && old[i].node == ni.Node() && old[i].free.generation == ni.GetGeneration() {
 			*s = old[i]
 			ix.gens[i] = s.free.generation
-			if nodeview.UnannotatedShare(ni) {
-				ix.unannotated[int32(i)] = struct{}{}
-			}
 		} else {
 			ix.read(int32(i))
 		}
@@ -232,7 +229,6 @@ func (ix *candidateIndex) read(i int32) {
 	s, ni := &ix.slots[i], ix.list[i]
 	ix.gens[i] = ni.GetGeneration()
 	node := ni.Node()
-	delete(ix.unannotated, i)
 	if node == nil {
 		s.node, s.ni, s.facts = nil, nil, nil
 		s.free = free{generation: ix.gens[i]}
@@ -242,13 +238,13 @@ func (ix *candidateIndex) read(i int32) {
 		s.node, s.name, s.facts = node, node.Name, ix.nodes.Facts(node)
 	}
 	s.ni, s.free = ni, freeOf(ni)
-	if nodeview.UnannotatedShare(ni) {
-		ix.unannotated[i] = struct{}{}
-	}
 }
 
 func (ix *candidateIndex) add(i int32) {
 	s := &ix.slots[i]
+	if s.ni != nil && nodeview.UnannotatedShare(s.ni) {
+		ix.unannotated[i] = struct{}{}
+	}
 	switch {
 	case s.node == nil:
 		s.where = 0
@@ -302,6 +298,7 @@ func (ix *candidateIndex) overheadNumber(s *islot) int32 {
 
 func (ix *candidateIndex) remove(i int32) {
 	s := &ix.slots[i]
+	delete(ix.unannotated, i)
 	switch s.where {
 	case 1:
 		l := ix.running[s.group][s.bucket]

@@ -344,8 +344,7 @@ func TestPreFilterFromIndex(t *testing.T) {
 // BenchmarkPreFilterCandidates1000 compares PreFilter over 1,000 four-GPU nodes in three ways, in
 // one run: the full walk (every node's room worked out again), the index answering each cycle from
 // the running nodes (no kept answers) and the index with kept answers; with no node running, 100
-// and 900; and for a GPU share (never kept: its room depends on devices held in flight), the full
-// walk and the index. Between two cycles one pod is placed and the previous one removed, as when the
+// and 900; and for a GPU share, the full walk and the index. Between two cycles one pod is placed and the previous one removed, as when the
 // scheduler is busy. Only PreFilter's node choice is timed.
 func BenchmarkPreFilterCandidates1000(b *testing.B) {
 	for _, running := range []int{0, 100, 900} {
