@@ -153,3 +153,34 @@ func TestForSharesOneViewPerHandle(t *testing.T) {
 		t.Error("another profile should get a view of its own")
 	}
 }
+
+// The placements a view keeps are those the model works out for each shape, whatever the order of
+// the shapes asked for and however many more there are than it keeps.
+func TestKeptPlacementsAreTheModels(t *testing.T) {
+	s := New(catalog.Default())
+	ni := nodeInfo(t4Node("n", 4, false, false), pod("a", withShare("500"), withDevice("0")), pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+	f := s.Facts(ni.Node())
+	v := s.View(ni, f)
+	var shapes []model.Pod
+	for i := range 3 * placementsKept {
+		// Shapes that differ in one field only, next to each other.
+		shapes = append(shapes, model.Pod{CPUMilli: 1000, MemoryMiB: 1024, GPUCount: 1, GPUMilli: int64(100 * (1 + i%9))},
+			model.Pod{CPUMilli: int64(1000 * (1 + i%5)), MemoryMiB: 1024, GPUCount: 1, GPUMilli: 300})
+		if i%3 == 0 {
+			shapes = append(shapes, model.Pod{CPUMilli: 500, MemoryMiB: 512}) // a CPU pod between the shares
+		}
+	}
+	for round := range 3 {
+		for k := range shapes {
+			p := &shapes[(k*(round+1))%len(shapes)]
+			a, d := model.PlaceShare(p, &v.Node, s.Types(), model.Fragmentation(&v.Node, s.Types()))
+			want := Placement{Alloc: a}
+			if !p.IsShare() || a.Device >= 0 {
+				want.Candidate = model.NewCandidate(p, &v.Node, a, d, &f.Econ)
+			}
+			if diff := cmp.Diff(want, v.Place(p, &f.Econ)); diff != "" {
+				t.Fatalf("round %d, shape %+v (-model +view):\n%s", round, *p, diff)
+			}
+		}
+	}
+}

@@ -26,8 +26,13 @@ type View struct {
 	Node       model.Node
 	frag       float64
 	types      []model.PodType
-	mu         sync.Mutex
-	placements [placementsKept]keptPlacement
+	mu sync.Mutex
+	// keys[i] is the shape placements[i] was worked out for, apart from them so that a lookup
+	// reads a few cache lines, not every placement; the last hit is tried first.
+	keys       [placementsKept]shape
+	placements [placementsKept]Placement
+	kept       int // entries in use
+	last       int // the entry of the last hit
 	next       int // the entry the next new shape overwrites
 	// rank is model.TieRank of the node under rankSeed, once ranked.
 	rank     uint64
@@ -37,12 +42,6 @@ type View struct {
 
 // placementsKept is how many recent pod shapes a view keeps placements for.
 const placementsKept = 8
-
-type keptPlacement struct {
-	key shape
-	pl  Placement
-	ok  bool
-}
 
 // shape is what a placement depends on: the pod's request (pods with model constraints are not cached).
 type shape struct {
@@ -113,9 +112,15 @@ func (v *View) Place(p *model.Pod, e *model.Economics) Placement {
 	cacheable := len(p.Models) == 0
 	if cacheable {
 		v.mu.Lock()
-		for i := range v.placements {
-			if k := &v.placements[i]; k.ok && k.key == key {
-				pl := k.pl
+		if v.kept > 0 && v.keys[v.last] == key {
+			pl := v.placements[v.last]
+			v.mu.Unlock()
+			return pl
+		}
+		for i := range v.kept {
+			if v.keys[i] == key {
+				v.last = i
+				pl := v.placements[i]
 				v.mu.Unlock()
 				return pl
 			}
@@ -129,7 +134,8 @@ func (v *View) Place(p *model.Pod, e *model.Economics) Placement {
 	}
 	if cacheable {
 		v.mu.Lock()
-		v.placements[v.next] = keptPlacement{key: key, pl: pl, ok: true}
+		v.keys[v.next], v.placements[v.next], v.last = key, pl, v.next
+		v.kept = max(v.kept, v.next+1)
 		v.next = (v.next + 1) % placementsKept
 		v.mu.Unlock()
 	}

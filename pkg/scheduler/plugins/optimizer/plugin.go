@@ -155,14 +155,20 @@ type cycle struct {
 	ties *ties
 	// timed: this cycle's Filter and Score calls are timed (pluginmetrics.Cycles).
 	timed bool
+	// handoff hands each feasible node's candidate from Filter to Score; nil in the copies the
+	// framework makes for nominated pods and preemption, which are never scored.
+	handoff *handoff
 }
 
 // Clone copies the limits, which AddPod and RemovePod change in the copies the framework makes to
-// try preemption victims and nominated pods; the rest is shared: written only through atomics
-// after PreFilter, and PreScore's scorer before Score reads it.
+// try preemption victims and nominated pods, and leaves the handoff out: those copies are never
+// scored, and a node's candidate on a NodeInfo with nominated pods added is not its score. The rest
+// is shared: written only through atomics after PreFilter, and PreScore's scorer before Score
+// reads it.
 func (c *cycle) Clone() fwk.StateData {
 	d := *c
 	d.limits = slices.Clone(c.limits)
+	d.handoff = nil
 	return &d
 }
 
@@ -223,7 +229,14 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 		}
 	}
 	state.Write(stateKey, c)
-	if names := pl.nodesWorthFiltering(state, pod, &c.pod, nodes); names != nil {
+	names := pl.nodesWorthFiltering(state, pod, &c.pod, nodes)
+	if !state.IsPodGroupSchedulingCycle() {
+		c.handoff = newHandoff(len(nodes))
+		if names != nil {
+			c.handoff = newHandoff(names.Len())
+		}
+	}
+	if names != nil {
 		return &fwk.PreFilterResult{NodeNames: names}, nil
 	}
 	return nil, nil
@@ -337,22 +350,21 @@ func (pl *Plugin) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 	// for Score.
 	pc := v.Place(&c.pod, &f.Econ)
 	c.ranges.observe(&pc.Candidate)
+	c.handoff.put(ni.Node(), &pc.Candidate)
 	if len(f.Reservations) > 0 && pl.reservedFor(pod, ni) {
 		c.reserved.Store(true)
 	}
 	return nil
 }
 
-// candidate is what a node offers the pod, from the node view, which it returns with the node's
-// economics for the tie-break; ok is false for a node the catalog cannot price (plain pods may
-// still run there, scored 0).
-func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, *nodeview.View, *model.Economics, bool) {
+// candidate is what a node offers the pod, from the node view, for a node Filter did not hand
+// over; ok is false for a node the catalog cannot price (plain pods may still run there, scored 0).
+func (pl *Plugin) candidate(c *cycle, ni fwk.NodeInfo) (model.Candidate, bool) {
 	f := pl.nodes.Facts(ni.Node())
 	if f.Err != nil {
-		return model.Candidate{}, nil, nil, false
+		return model.Candidate{}, false
 	}
-	v := pl.nodes.View(ni, f)
-	return v.Place(&c.pod, &f.Econ).Candidate, v, &f.Econ, true
+	return pl.nodes.View(ni, f).Place(&c.pod, &f.Econ).Candidate, true
 }
 
 // PreScore fixes the cycle's scorer: Filter has seen every feasible node's candidate by now.
@@ -385,22 +397,26 @@ func (pl *Plugin) Score(ctx context.Context, state fwk.CycleState, pod *corev1.P
 			return 0, nil
 		}
 		if f := pl.nodes.Facts(ni.Node()); f.Err == nil {
-			return pl.tieObserved(c, ni.Node().Name, 1+model.ScoreUnits(100), pl.nodes.View(ni, f), &f.Econ), nil
+			return pl.tieObserved(c, ni, 1+model.ScoreUnits(100)), nil
 		}
 		return 1 + model.ScoreUnits(100), nil
 	}
-	cand, v, e, ok := pl.candidate(c, ni)
+	if cand, ok := c.handoff.get(ni.Node()); ok {
+		return pl.tieObserved(c, ni, 1+model.ScoreUnits(c.scorer.Score(cand))), nil
+	}
+	cand, ok := pl.candidate(c, ni)
 	if !ok {
 		return 0, nil
 	}
-	return pl.tieObserved(c, ni.Node().Name, 1+model.ScoreUnits(c.scorer.Score(&cand)), v, e), nil
+	return pl.tieObserved(c, ni, 1+model.ScoreUnits(c.scorer.Score(&cand))), nil
 }
 
 // tieObserved records a scored node with its tie rank when its raw score is near the cycle's best
-// so far, and returns the score.
-func (pl *Plugin) tieObserved(c *cycle, name string, raw int64, v *nodeview.View, e *model.Economics) int64 {
+// so far, and returns the score. The node's view is looked up only then: most nodes are not near.
+func (pl *Plugin) tieObserved(c *cycle, ni fwk.NodeInfo, raw int64) int64 {
 	if pl.tieSeed != nil && c.ties.near(raw) {
-		c.ties.observe(name, raw, v.TieRank(*pl.tieSeed, e))
+		f := pl.nodes.Facts(ni.Node())
+		c.ties.observe(ni.Node().Name, raw, pl.nodes.View(ni, f).TieRank(*pl.tieSeed, &f.Econ))
 	}
 	return raw
 }

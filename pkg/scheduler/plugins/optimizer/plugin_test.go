@@ -132,7 +132,7 @@ func TestScoresMatchModel(t *testing.T) {
 		var cands []model.Candidate
 		for _, ni := range nodes {
 			if statuses[ni.Node().Name].IsSuccess() {
-				cand, _, _, ok := pl.candidate(c, ni)
+				cand, ok := pl.candidate(c, ni)
 				if !ok {
 					t.Fatalf("%s: node %s not priced", p.Name, ni.Node().Name)
 				}
