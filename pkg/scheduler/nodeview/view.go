@@ -23,10 +23,10 @@ type View struct {
 	// from the shares held in flight, which change without a new generation.
 	unannotated bool
 	// Node is the node's occupancy (kube.Occupy); read it, never change it: the view is shared.
-	Node       model.Node
-	frag       float64
-	types      []model.PodType
-	mu sync.Mutex
+	Node  model.Node
+	frag  float64
+	types []model.PodType
+	mu    sync.Mutex
 	// keys[i] is the shape placements[i] was worked out for, apart from them so that a lookup
 	// reads a few cache lines, not every placement; the last hit is tried first.
 	keys       [placementsKept]shape
