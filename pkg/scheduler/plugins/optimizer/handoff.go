@@ -16,12 +16,17 @@ import (
 // table keyed by the node object's address, in two pointer-free arrays (the garbage collector does
 // not scan them), made for the cycle's nodes in PreFilter. Filter claims a key with a compare and
 // swap, on the scheduler's parallel workers; Score reads only after the framework has waited for
-// every Filter. A node the table has no room for is looked up the slow way.
+// every Filter. A node the table has no room for near its slot is looked up the slow way.
 type handoff struct {
 	keys  []atomic.Uintptr // the node object's address; 0: free
 	cands []model.Candidate
 	shift uint // 64 - log2(len(keys))
 }
+
+// maxProbes bounds a lookup: at most half full, a key is almost always within a few slots of its
+// first; a table filled past that (more nodes filtered than it was made for) answers "not here"
+// rather than scan every slot.
+const maxProbes = 16
 
 // newHandoff makes a table for up to n nodes, at most half full.
 func newHandoff(n int) *handoff {
@@ -44,7 +49,7 @@ func (h *handoff) put(node *corev1.Node, c *model.Candidate) {
 		return
 	}
 	key, mask := keyOf(node), len(h.keys)-1
-	for i, n := h.slot(key), 0; n < len(h.keys); i, n = (i+1)&mask, n+1 {
+	for i, n := h.slot(key), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
 		if k := h.keys[i].Load(); k == key || k == 0 && (h.keys[i].CompareAndSwap(0, key) || h.keys[i].Load() == key) {
 			h.cands[i] = *c
 			return
@@ -58,7 +63,7 @@ func (h *handoff) get(node *corev1.Node) (*model.Candidate, bool) {
 		return nil, false
 	}
 	key, mask := keyOf(node), len(h.keys)-1
-	for i, n := h.slot(key), 0; n < len(h.keys); i, n = (i+1)&mask, n+1 {
+	for i, n := h.slot(key), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
 		switch h.keys[i].Load() {
 		case key:
 			return &h.cands[i], true

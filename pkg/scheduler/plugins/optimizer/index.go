@@ -58,6 +58,12 @@ type candidateIndex struct {
 
 	answers    map[answerKey]*shapeAnswer
 	maxAnswers int
+	// changed logs the positions read again, in order; changes[k] is change number changesBase+k.
+	// A kept answer is brought up to date for them when it is next used (shapeAnswer.seen), not
+	// when they are read: at the start of a round hundreds of nodes change, and most of the kept
+	// shapes are not asked for again before they change once more.
+	changed     []int32
+	changesBase uint64
 	// catalog is the generation of the catalog the slots' facts were priced with: a new one (the
 	// user's prices changed) reads every node again.
 	catalog uint64
@@ -191,9 +197,10 @@ func (ix *candidateIndex) sync(pl *Plugin, nodes []fwk.NodeInfo) {
 	}
 	for i, ni := range nodes {
 		if ix.gens[i] != ni.GetGeneration() {
-			ix.refresh(pl, int32(i))
+			ix.refresh(int32(i))
 		}
 	}
+	ix.trimChanges()
 }
 
 // rebuild reads every node of a new list. Answers go: they are kept by position.
@@ -202,6 +209,7 @@ func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	ix.list, ix.slots, ix.gens = nodes, make([]islot, len(nodes)), make([]int64, len(nodes))
 	ix.running, ix.nrunning, ix.empties, ix.unreadable = nil, 0, map[emptyKey][]int32{}, 0
 	ix.answers, ix.unkept, ix.unannotated = nil, nil, map[int32]struct{}{}
+	ix.changesBase, ix.changed = ix.changes(), ix.changed[:0]
 	for i, ni := range nodes {
 		s := &ix.slots[i]
 		// Most nodes keep their position and object when one is added at the end.
@@ -215,14 +223,42 @@ func (ix *candidateIndex) rebuild(nodes []fwk.NodeInfo) {
 	}
 }
 
-// refresh reads the node at position i again and brings the kept answers up to date for it.
-func (ix *candidateIndex) refresh(pl *Plugin, i int32) {
+// refresh reads the node at position i again and logs the change for the kept answers.
+func (ix *candidateIndex) refresh(i int32) {
 	ix.remove(i)
 	ix.read(i)
 	ix.add(i)
-	for _, ans := range ix.answers {
+	ix.changed = append(ix.changed, i)
+}
+
+// changes is the number of the next change.
+func (ix *candidateIndex) changes() uint64 { return ix.changesBase + uint64(len(ix.changed)) }
+
+// catchUp brings a kept answer up to date with the changes logged since it was last used.
+func (ix *candidateIndex) catchUp(pl *Plugin, ans *shapeAnswer) {
+	for _, i := range ix.changed[ans.seen-ix.changesBase:] {
 		ans.recheck(pl, ix, i)
 	}
+	ans.seen = ix.changes()
+}
+
+// trimChanges keeps the change log short: an answer further behind than a pass over the running
+// nodes would cost is dropped (made again when next asked for), and changes every kept answer has
+// seen go.
+func (ix *candidateIndex) trimChanges() {
+	if len(ix.changed) <= max(64, ix.nrunning) {
+		return
+	}
+	oldest := ix.changes()
+	for k, ans := range ix.answers {
+		if ix.changes()-ans.seen > uint64(max(64, ix.nrunning)) {
+			delete(ix.answers, k)
+			continue
+		}
+		oldest = min(oldest, ans.seen)
+	}
+	ix.changed = append(ix.changed[:0], ix.changed[oldest-ix.changesBase:]...)
+	ix.changesBase = oldest
 }
 
 func (ix *candidateIndex) read(i int32) {
@@ -345,6 +381,7 @@ type shapeAnswer struct {
 	fits   int    // members that certainly fit
 	extras []int32
 	used   uint64
+	seen   uint64 // the change number the answer is up to date with
 }
 
 // answerFor returns the kept answer of the request's shape, made from the running nodes when there
@@ -358,6 +395,7 @@ func (ix *candidateIndex) answerFor(pl *Plugin, r *request, p *model.Pod) *shape
 	if keyed {
 		if ans := ix.answers[key]; ans != nil {
 			ans.used = ix.uses
+			ix.catchUp(pl, ans)
 			return ans
 		}
 	}
@@ -371,7 +409,7 @@ func (ix *candidateIndex) answerFor(pl *Plugin, r *request, p *model.Pod) *shape
 		ans = &shapeAnswer{r: *r, p: *p, names: make(sets.Set[string], ix.nrunning+emptyPerShape*len(ix.empties)),
 			member: make([]int8, len(ix.slots))}
 	}
-	ans.used = ix.uses
+	ans.used, ans.seen = ix.uses, ix.changes()
 	// With one accelerator request, only nodes with that many devices free of it can be members,
 	// and nodes without it at all (room says "not certain" for those, and offers them).
 	for g := range ix.running {

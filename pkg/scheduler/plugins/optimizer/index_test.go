@@ -88,6 +88,10 @@ type world struct {
 	pods    map[types.UID]*corev1.Pod // bound pods, latest object
 	assumed map[types.UID]*corev1.Pod // reserved, not bound yet
 	sets    int                       // checks where the full walk offered a subset of the nodes
+	asked   int                       // shapes checked
+	// fixedList: no node is added or deleted, so the index never reads a new list (which drops
+	// every kept answer).
+	fixedList bool
 	next    int
 }
 
@@ -168,7 +172,11 @@ func (w *world) pick(m map[types.UID]*corev1.Pod) *corev1.Pod {
 func (w *world) step() {
 	logger := klog.Background()
 	live := w.liveNodes()
-	switch op := w.rng.Intn(13); {
+	n := 13
+	if w.fixedList {
+		n = 11
+	}
+	switch op := w.rng.Intn(n); {
 	case op < 3: // a pod bound by someone else
 		w.next++
 		p := w.randomPod("p" + strconv.Itoa(w.next))
@@ -263,20 +271,61 @@ var shapes = []*corev1.Pod{
 	pod("q-amd", withGPUs(catalog.ResourceAMDGPU, 1)),
 }
 
-// check compares the index with the full walk for every shape, in a random order.
+// check compares the index with the full walk for some shapes, in a random order: the later a
+// shape in shapes, the more rarely it is asked for, so that some kept answers are many changes
+// behind when next used, or dropped for it.
 func (w *world) check(step int) {
 	w.t.Helper()
 	for _, k := range w.rng.Perm(len(shapes)) {
-		p := shapes[k]
-		req := kube.PodRequest(p)
-		want := fullWalk(w.pl, p, &req, w.list)
-		got := w.pl.cands.candidates(w.pl, p, &req, w.list)
-		if want != nil {
-			w.sets++
+		if w.rng.Intn(1+3*k) != 0 {
+			continue
 		}
-		if (want == nil) != (got == nil) || !want.Equal(got) {
-			w.t.Fatalf("step %d, pod %s: index (-full walk +index):\n%s", step, p.Name, cmp.Diff(sets.List(want), sets.List(got)))
-		}
+		w.checkShape(step, shapes[k])
+	}
+}
+
+// checkShape compares the index with the full walk for one pod.
+func (w *world) checkShape(step int, p *corev1.Pod) {
+	w.t.Helper()
+	w.asked++
+	req := kube.PodRequest(p)
+	want := fullWalk(w.pl, p, &req, w.list)
+	got := w.pl.cands.candidates(w.pl, p, &req, w.list)
+	if want != nil {
+		w.sets++
+	}
+	if (want == nil) != (got == nil) || !want.Equal(got) {
+		w.t.Fatalf("step %d, pod %s: index (-full walk +index):\n%s", step, p.Name, cmp.Diff(sets.List(want), sets.List(got)))
+	}
+}
+
+// A kept answer is brought up to date with the changes logged since it was last used, however the
+// log was cut meanwhile: one shape is asked for every few steps, another so rarely that the log
+// outgrows the limit and is cut back to the first shape's last use.
+func TestKeptAnswerCatchesUpAcrossLogTrims(t *testing.T) {
+	often, rarely := shapes[4], shapes[1]
+	for seed := int64(1); seed <= 30; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			w := newWorld(t, seed)
+			w.pl.cands.maxAnswers, w.fixedList = maxAnswers, true
+			trims := 0
+			for i := 0; i < 3000; i++ {
+				w.step()
+				if i%150 == 0 {
+					w.checkShape(i, rarely)
+				}
+				if w.rng.Intn(3) == 0 {
+					before := w.pl.cands.changesBase
+					w.checkShape(i, often)
+					if w.pl.cands.changesBase != before {
+						trims++
+					}
+				}
+			}
+			if trims == 0 {
+				t.Error("the change log was never cut: the test would not see an answer behind a cut")
+			}
+		})
 	}
 }
 
@@ -295,10 +344,10 @@ func TestCandidateIndexMatchesFullWalk(t *testing.T) {
 					checks++
 				}
 			}
-			if w.sets < checks {
-				t.Errorf("only %d of %d checks narrowed the nodes: the test would not see a wrong set", w.sets, checks*len(shapes))
+			if 3*w.sets < w.asked {
+				t.Errorf("only %d of %d shapes checked narrowed the nodes: the test would not see a wrong set", w.sets, w.asked)
 			}
-			t.Logf("%d checks (%d pod shapes offered a subset of the nodes)", checks, w.sets)
+			t.Logf("%d checks of %d shapes (%d offered a subset of the nodes)", checks, w.asked, w.sets)
 		})
 	}
 }
@@ -579,5 +628,66 @@ func TestKeptShareAnswerFollowsHeldDevices(t *testing.T) {
 	pl.nodes.Release(unwritten.UID)
 	if diff := cmp.Diff([]string{"a", "b"}, names()); diff != "" {
 		t.Errorf("after the hold was released, same generations (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkRoundStart times the cycle after 400 of 1,000 nodes changed (the previous round's pods
+// gone), with 32 request shapes' answers kept: as shipped, only the asked shape's answer catches up
+// with the changes; the baseline ("eager", how the index worked before) brings every kept answer
+// up to date at once, whose ratio it prints.
+func BenchmarkRoundStart(b *testing.B) {
+	var lazy float64
+	for _, mode := range []string{"lazy", "eager"} {
+		b.Run(mode, func(b *testing.B) {
+			pl, infos, p := benchSetup()
+			var shapePods []*corev1.Pod
+			for k := range 32 {
+				shapePods = append(shapePods, pod("s"+strconv.Itoa(k), withGPUs(catalog.ResourceNVIDIAGPU, 1), func(q *corev1.Pod) {
+					q.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = *resource.NewMilliQuantity(int64(100*(k+1)), resource.DecimalSI)
+				}))
+			}
+			ask := func(q *corev1.Pod) {
+				req := kube.PodRequest(q)
+				pl.cands.candidates(pl, q, &req, infos)
+			}
+			logger := klog.Background()
+			round := make([]*corev1.Pod, 400)
+			for i := range round {
+				round[i] = pod("r"+strconv.Itoa(i), withGPUs(catalog.ResourceNVIDIAGPU, 1))
+				round[i].Spec.NodeName = infos[i].Node().Name
+			}
+			for i := 400; i < 900; i++ { // running through every round
+				q := pod("x"+strconv.Itoa(i), withGPUs(catalog.ResourceNVIDIAGPU, 1))
+				q.Spec.NodeName = infos[i].Node().Name
+				infos[i].(*framework.NodeInfo).AddPod(q)
+			}
+			for _, q := range shapePods {
+				ask(q)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				for j, q := range round { // a round comes or goes on 400 nodes
+					if i%2 == 0 {
+						infos[j].(*framework.NodeInfo).AddPod(q)
+					} else {
+						_ = infos[j].(*framework.NodeInfo).RemovePod(logger, q)
+					}
+				}
+				b.StartTimer()
+				ask(p)
+				if mode == "eager" {
+					for _, ans := range pl.cands.answers {
+						pl.cands.catchUp(pl, ans)
+					}
+				}
+			}
+			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if mode == "lazy" {
+				lazy = perOp
+			} else if lazy > 0 {
+				b.ReportMetric(perOp/lazy, "eager/lazy")
+			}
+		})
 	}
 }
