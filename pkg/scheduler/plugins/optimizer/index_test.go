@@ -92,7 +92,7 @@ type world struct {
 	// fixedList: no node is added or deleted, so the index never reads a new list (which drops
 	// every kept answer).
 	fixedList bool
-	next    int
+	next      int
 }
 
 func newWorld(t *testing.T, seed int64) *world {
