@@ -2,6 +2,7 @@ package optimizer
 
 import (
 	"math/bits"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -10,65 +11,107 @@ import (
 	"kcloud.io/optimizer/pkg/model"
 )
 
-// handoff carries each feasible node's candidate from Filter to Score within one cycle, so that
-// Score does not look the node's facts, view and placement up again: over thousands of nodes each
-// of those lookups is a cache miss, and together they were most of Score. It is an open-addressing
-// table keyed by the node object's address, in two pointer-free arrays (the garbage collector does
-// not scan them), made for the cycle's nodes in PreFilter. Filter claims a key with a compare and
-// swap, on the scheduler's parallel workers; Score reads only after the framework has waited for
-// every Filter. A node the table has no room for near its slot is looked up the slow way.
+// handoffTable carries each feasible node's candidate from Filter to Score within a cycle, so
+// that Score does not look the node's facts, view and placement up again: over thousands of nodes
+// each of those lookups is a cache miss, and together they were most of Score. It is an
+// open-addressing table keyed by the node object's address and the cycle's stamp, in two
+// pointer-free arrays (the garbage collector does not scan them). The plugin keeps one and every
+// cycle reuses it under a new stamp: a slot holding another stamp is free, so nothing is cleared
+// between cycles, and a cycle allocates nothing (a table made per cycle was up to a megabyte at
+// 5,000 nodes, and allocating it was most of PreFilter's time). Scheduling cycles follow one
+// another, and the copies the framework makes of a cycle's state for nominated pods and
+// preemption carry no handoff: a cycle's entries are written and read by it alone.
+type handoffTable struct {
+	mu    sync.Mutex
+	slots handoff // the arrays, and the last cycle's stamp
+}
+
+// handoff is one cycle's use of the table: its arrays (a cycle keeps those it started with, should
+// the table grow after it) and its stamp. The zero value records and finds nothing.
 type handoff struct {
-	keys  []atomic.Uintptr // the node object's address; 0: free
+	keys  []atomic.Uint64 // stamp<<stampShift | node address
 	cands []model.Candidate
 	shift uint // 64 - log2(len(keys))
+	stamp uint64
 }
 
-// maxProbes bounds a lookup: at most half full, a key is almost always within a few slots of its
-// first; a table filled past that (more nodes filtered than it was made for) answers "not here"
-// rather than scan every slot.
-const maxProbes = 16
+const (
+	// stampShift: user-space addresses fit in 48 bits on the architectures Go runs Kubernetes on
+	// (amd64 47, arm64 48), leaving 16 for the stamp.
+	stampShift = 48
+	addrMask   = 1<<stampShift - 1
+	// maxProbes bounds a lookup: at most half full, a key is almost always within a few slots
+	// of its first; a table filled past that (more nodes filtered than it was sized for)
+	// answers "not here" rather than scan every slot.
+	maxProbes = 16
+)
 
-// newHandoff makes a table for up to n nodes, at most half full.
-func newHandoff(n int) *handoff {
-	size := 1 << max(4, bits.Len(uint(2*n)))
-	return &handoff{keys: make([]atomic.Uintptr, size), cands: make([]model.Candidate, size),
-		shift: uint(64 - bits.TrailingZeros(uint(size)))}
+// next starts a cycle over up to n nodes, growing the table so that it is at most half full.
+func (t *handoffTable) next(n int) handoff {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := &t.slots
+	if size := 1 << max(4, bits.Len(uint(2*n))); size > len(h.keys) {
+		h.keys, h.cands, h.shift = make([]atomic.Uint64, size), make([]model.Candidate, size), uint(64-bits.TrailingZeros(uint(size)))
+	}
+	h.stamp++
+	if h.stamp == 1<<(64-stampShift) {
+		// The stamp wraps: slots of the cycle 65,535 cycles ago would look current.
+		for i := range h.keys {
+			h.keys[i].Store(0)
+		}
+		h.stamp = 1
+	}
+	return *h
 }
 
-// slot is the first slot to probe for a key (Fibonacci hashing of the address).
-func (h *handoff) slot(key uintptr) int {
-	return int((uint64(key) * 0x9e3779b97f4a7c15) >> h.shift)
+// slot is the first slot to probe for an address (Fibonacci hashing).
+func (h *handoff) slot(addr uint64) int {
+	return int((addr * 0x9e3779b97f4a7c15) >> h.shift)
 }
 
-func keyOf(node *corev1.Node) uintptr { return uintptr(unsafe.Pointer(node)) }
+func addressOf(node *corev1.Node) uint64 { return uint64(uintptr(unsafe.Pointer(node))) & addrMask }
 
 // put records the node's candidate, replacing one recorded before for the same node in this
-// cycle; a nil table records nothing.
+// cycle.
 func (h *handoff) put(node *corev1.Node, c *model.Candidate) {
-	if h == nil || node == nil {
+	if h.keys == nil || node == nil {
 		return
 	}
-	key, mask := keyOf(node), len(h.keys)-1
-	for i, n := h.slot(key), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
-		if k := h.keys[i].Load(); k == key || k == 0 && (h.keys[i].CompareAndSwap(0, key) || h.keys[i].Load() == key) {
-			h.cands[i] = *c
-			return
+	addr := addressOf(node)
+	key, mask := h.stamp<<stampShift|addr, len(h.keys)-1
+	for i, n := h.slot(addr), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
+		for {
+			k := h.keys[i].Load()
+			if k == key {
+				h.cands[i] = *c
+				return
+			}
+			if k>>stampShift == h.stamp {
+				break // another node's: probe on
+			}
+			if h.keys[i].CompareAndSwap(k, key) {
+				h.cands[i] = *c
+				return
+			}
+			// Claimed meanwhile by another node of this cycle: look at it again.
 		}
 	}
 }
 
-// get returns the candidate Filter recorded for the node, false when none was.
+// get returns the candidate Filter recorded for the node in this cycle, false when none was.
 func (h *handoff) get(node *corev1.Node) (*model.Candidate, bool) {
-	if h == nil || node == nil {
+	if h.keys == nil || node == nil {
 		return nil, false
 	}
-	key, mask := keyOf(node), len(h.keys)-1
-	for i, n := h.slot(key), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
-		switch h.keys[i].Load() {
-		case key:
+	addr := addressOf(node)
+	key, mask := h.stamp<<stampShift|addr, len(h.keys)-1
+	for i, n := h.slot(addr), 0; n < min(maxProbes, len(h.keys)); i, n = (i+1)&mask, n+1 {
+		switch k := h.keys[i].Load(); {
+		case k == key:
 			return &h.cands[i], true
-		case 0:
-			return nil, false
+		case k>>stampShift != h.stamp:
+			return nil, false // free in this cycle: the node would have been put here
 		}
 	}
 	return nil, false

@@ -31,7 +31,14 @@ func TestHandoff(t *testing.T) {
 			for i := range nodes {
 				nodes[i] = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i)}}
 			}
-			h := newHandoff(tc.madeFor)
+			var table handoffTable
+			table.next(tc.madeFor)
+			stale := table.next(tc.madeFor) // a cycle before: its entries are no answer to the next
+			for i := range tc.put {
+				c := model.Candidate{FragDelta: -1}
+				stale.put(nodes[i], &c)
+			}
+			h := table.next(tc.madeFor)
 			cand := func(i, round int) model.Candidate {
 				return model.Candidate{Marginal: model.Marginal{CostPerHour: float64(i), PowerWatts: float64(round)}}
 			}
@@ -66,10 +73,45 @@ func TestHandoff(t *testing.T) {
 			}
 		})
 	}
-	var none *handoff
+	var none handoff
 	c := model.Candidate{}
 	none.put(&corev1.Node{}, &c)
 	if _, ok := none.get(&corev1.Node{}); ok {
-		t.Errorf("a nil handoff answered")
+		t.Errorf("an empty handoff answered")
+	}
+}
+
+// A cycle keeps its entries when a later cycle grows the table, and no cycle sees another's, even
+// across the stamp's wrap.
+func TestHandoffAcrossCycles(t *testing.T) {
+	var table handoffTable
+	a, b := &corev1.Node{}, &corev1.Node{}
+	first := table.next(1)
+	ca := model.Candidate{FragDelta: 1}
+	first.put(a, &ca)
+	grown := table.next(1000)
+	if len(grown.keys) <= len(first.keys) {
+		t.Fatalf("table of %d slots for 1000 nodes, was %d", len(grown.keys), len(first.keys))
+	}
+	if c, ok := first.get(a); !ok || *c != ca {
+		t.Errorf("the first cycle lost its entry when the table grew: %v %v", c, ok)
+	}
+	if _, ok := grown.get(a); ok {
+		t.Errorf("the next cycle found the first cycle's entry")
+	}
+	grown.put(a, &ca)
+	for range 1<<(64-stampShift) + 3 {
+		h := table.next(1000)
+		cb := model.Candidate{FragDelta: float64(h.stamp)}
+		if _, ok := h.get(b); ok {
+			t.Fatalf("stamp %d: found an entry of an earlier cycle", h.stamp)
+		}
+		if _, ok := h.get(a); ok {
+			t.Fatalf("stamp %d: found the entry of the cycle after the table grew", h.stamp)
+		}
+		h.put(b, &cb)
+		if c, ok := h.get(b); !ok || *c != cb {
+			t.Fatalf("stamp %d: got %v %v, want %v", h.stamp, c, ok, cb)
+		}
 	}
 }

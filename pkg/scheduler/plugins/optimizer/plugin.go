@@ -49,6 +49,7 @@ type Plugin struct {
 	now      func() time.Time // when rebalancing reservations are judged
 	timers   timers
 	timed    pluginmetrics.Cycles // the cycles whose Filter and Score calls are timed
+	handoffs handoffTable
 	// tieSeed seeds the tie-break between nodes of the best score (model.TieRank); nil without a
 	// framework handle (unit tests of single extension points, where tied nodes all score 100).
 	tieSeed *int64
@@ -155,9 +156,9 @@ type cycle struct {
 	ties *ties
 	// timed: this cycle's Filter and Score calls are timed (pluginmetrics.Cycles).
 	timed bool
-	// handoff hands each feasible node's candidate from Filter to Score; nil in the copies the
+	// handoff hands each feasible node's candidate from Filter to Score; empty in the copies the
 	// framework makes for nominated pods and preemption, which are never scored.
-	handoff *handoff
+	handoff handoff
 }
 
 // Clone copies the limits, which AddPod and RemovePod change in the copies the framework makes to
@@ -168,7 +169,7 @@ type cycle struct {
 func (c *cycle) Clone() fwk.StateData {
 	d := *c
 	d.limits = slices.Clone(c.limits)
-	d.handoff = nil
+	d.handoff = handoff{}
 	return &d
 }
 
@@ -231,10 +232,11 @@ func (pl *Plugin) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 	state.Write(stateKey, c)
 	names := pl.nodesWorthFiltering(state, pod, &c.pod, nodes)
 	if !state.IsPodGroupSchedulingCycle() {
-		c.handoff = newHandoff(len(nodes))
+		n := len(nodes)
 		if names != nil {
-			c.handoff = newHandoff(names.Len())
+			n = names.Len()
 		}
+		c.handoff = pl.handoffs.next(n)
 	}
 	if names != nil {
 		return &fwk.PreFilterResult{NodeNames: names}, nil

@@ -246,7 +246,7 @@ func BenchmarkScoring(b *testing.B) {
 				pl.PreFilter(ctx, state, p, infos)
 				if mode == "lookup" {
 					c, _ := read(state)
-					c.handoff = nil
+					c.handoff = handoff{}
 				}
 				for _, ni := range infos {
 					pl.Filter(ctx, state, p, ni)

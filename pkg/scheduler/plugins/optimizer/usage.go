@@ -107,6 +107,10 @@ func specOf(l *kube.PodLimit) policySpec {
 
 func newLimitUsage(nodes *nodeview.Shared) *limitUsage {
 	u := &limitUsage{nodes: nodes}
+	// Pods are charged as the informers deliver them, with the catalog of that moment: only a
+	// catalog newer than this one calls for charging them all again (else the first cycle would
+	// charge every pod of the cluster twice).
+	_, u.catalog = nodes.Catalog()
 	u.reset()
 	return u
 }

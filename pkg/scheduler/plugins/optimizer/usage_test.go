@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -399,5 +400,43 @@ func TestPreemptionFreesRoomUnderCap(t *testing.T) {
 	}
 	if st := fw.RunFilterPlugins(ctx, trial, preemptor, trialNode); st.IsSuccess() {
 		t.Error("with the victim added back through AddPod, the cap should refuse again")
+	}
+}
+
+// Pods charged as the informers deliver them keep their charges until the catalog changes; then
+// every pod is charged again at the new prices. The figures are the node's GCP list price and the
+// price the ConfigMap sets (the pod takes the node's only GPU, so it is charged the whole node).
+func TestUsageFollowsTheCatalog(t *testing.T) {
+	store := catalog.NewStore(nil)
+	u := newLimitUsage(nodeview.New(store))
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{catalog.LabelInstanceType: "a2-highgpu-1g"}},
+		Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{
+			corev1.ResourceCPU: resource.MustParse("12"), corev1.ResourceMemory: resource.MustParse("85Gi"), catalog.ResourceNVIDIAGPU: resource.MustParse("1"),
+		}},
+	}
+	u.setNode("n1", node)
+	p := pod("train", withGPUs(catalog.ResourceNVIDIAGPU, 1))
+	p.Labels = map[string]string{"team": "a"}
+	p.Spec.NodeName = "n1"
+	u.setPod(p)
+	capUSD := 100.0
+	policy := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cap", UID: "uid-cap", Generation: 1},
+		Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "a"}}},
+			MaxCostPerHour: &capUSD, Enforcement: kcloudv1alpha1.EnforcementDeny}}
+	probe := pod("probe")
+	probe.Labels = map[string]string{"team": "a"}
+	limits := kube.NewPolicies([]*kcloudv1alpha1.CostPolicy{policy}, nil).For(probe, nil).Limits
+	if len(limits) != 1 || limits[0].Shares == nil {
+		t.Fatalf("limits %+v, want the policy's one shared cap", limits)
+	}
+	if got := u.of(&limits[0], "none"); math.Abs(got-3.673385) > 1e-9 {
+		t.Fatalf("usage %g $/h, want the list price 3.673385", got)
+	}
+	if _, err := store.Update(&corev1.ConfigMap{Data: map[string]string{catalog.ConfigMapKeyPrices: "a2-highgpu-1g,,,2.5\n"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.of(&limits[0], "none"); math.Abs(got-2.5) > 1e-9 {
+		t.Errorf("usage after the ConfigMap %g $/h, want its 2.5", got)
 	}
 }
