@@ -246,12 +246,14 @@ func (ix *candidateIndex) catchUp(pl *Plugin, ans *shapeAnswer) {
 // nodes would cost is dropped (made again when next asked for), and changes every kept answer has
 // seen go.
 func (ix *candidateIndex) trimChanges() {
-	if len(ix.changed) <= max(64, ix.nrunning) {
+	limit := max(64, ix.nrunning)
+	if len(ix.changed) <= limit {
 		return
 	}
-	oldest := ix.changes()
+	now := ix.changes()
+	oldest := now
 	for k, ans := range ix.answers {
-		if ix.changes()-ans.seen > uint64(max(64, ix.nrunning)) {
+		if now-ans.seen > uint64(limit) {
 			delete(ix.answers, k)
 			continue
 		}
