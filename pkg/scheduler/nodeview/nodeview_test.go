@@ -1,12 +1,14 @@
 package nodeview
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/informers"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"kcloud.io/optimizer/pkg/catalog"
@@ -32,7 +34,7 @@ func TestNodeStateCountsSharesWholeAndReserved(t *testing.T) {
 	if f.Err != nil {
 		t.Fatal(f.Err)
 	}
-	n := s.occupancy(ni, f)
+	n, _ := s.occupancy(ni, f, nil)
 	if diff := cmp.Diff([]int64{0, 400, 700, 0}, n.DeviceFree[:n.Devices]); diff != "" {
 		t.Errorf("device free (-want +got):\n%s", diff)
 	}
@@ -182,5 +184,74 @@ func TestKeptPlacementsAreTheModels(t *testing.T) {
 				t.Fatalf("round %d, shape %+v (-model +view):\n%s", round, *p, diff)
 			}
 		}
+	}
+}
+
+// A view rebuilt from the previous one counts what a view built from nothing counts: requests are
+// taken again only for the same pod objects, so a pod resized in place (a new object, the same
+// UID) is read anew.
+func TestViewRebuildRereadsChangedPods(t *testing.T) {
+	s := New(catalog.Default())
+	a, b := pod("a", withGPUs(catalog.ResourceNVIDIAGPU, 1)), pod("b")
+	ni := nodeInfo(t4Node("n", 4, false, false), a, b, pod("s", withShare("300"), withDevice("2")))
+	f := s.Facts(ni.Node())
+	before := s.View(ni, f)
+	resized := b.DeepCopy()
+	resized.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("7")
+	if err := ni.RemovePod(klog.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	ni.AddPod(resized)
+	after := s.View(ni, f)
+	if after == before {
+		t.Fatal("the view was not rebuilt for a new generation")
+	}
+	fresh, _ := s.occupancy(ni, f, nil)
+	if diff := cmp.Diff(fresh, after.Node); diff != "" {
+		t.Errorf("rebuilt view (-from nothing +from the previous view):\n%s", diff)
+	}
+	if got, want := before.Node.CPUFree-after.Node.CPUFree, int64(7000-2000); got != want {
+		t.Errorf("the resize took %d milli-CPU more, want %d (2 -> 7 CPUs)", got, want)
+	}
+}
+
+// BenchmarkOccupancy times a node's occupancy after one of its eight pods became a new object (a
+// bind, a status update), taking the other pods' requests from the previous view ("reuse") and
+// reading every pod's ("fresh", the baseline), whose ratio it prints.
+func BenchmarkOccupancy(b *testing.B) {
+	var reused float64
+	for _, mode := range []string{"reuse", "fresh"} {
+		b.Run(mode, func(b *testing.B) {
+			s := New(catalog.Default())
+			var pods []*corev1.Pod
+			for i := range 7 {
+				pods = append(pods, pod(fmt.Sprintf("daemon-%d", i)))
+			}
+			pods = append(pods, pod("w", withGPUs(catalog.ResourceNVIDIAGPU, 1)))
+			ni := nodeInfo(t4Node("n", 4, false, false), pods...)
+			f := s.Facts(ni.Node())
+			prev := s.View(ni, f)
+			w := pods[len(pods)-1]
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				next := w.DeepCopy()
+				_ = ni.RemovePod(klog.Background(), w)
+				ni.AddPod(next)
+				w = next
+				b.StartTimer()
+				if mode == "reuse" {
+					s.occupancy(ni, f, prev)
+				} else {
+					s.occupancy(ni, f, nil)
+				}
+			}
+			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if mode == "reuse" {
+				reused = perOp
+			} else if reused > 0 {
+				b.ReportMetric(perOp/reused, "fresh/reuse")
+			}
+		})
 	}
 }

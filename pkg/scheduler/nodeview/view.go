@@ -23,10 +23,14 @@ type View struct {
 	// from the shares held in flight, which change without a new generation.
 	unannotated bool
 	// Node is the node's occupancy (kube.Occupy); read it, never change it: the view is shared.
-	Node  model.Node
-	frag  float64
-	types []model.PodType
-	mu    sync.Mutex
+	Node model.Node
+	// requests are the requests of the pods counted, by pod object, which the node's next view
+	// reuses for the pods it still has: a new generation usually brings one new pod object, and
+	// summing a pod's containers (kube.PodRequest) allocates.
+	requests []podRequest
+	frag     float64
+	types    []model.PodType
+	mu       sync.Mutex
 	// keys[i] is the shape placements[i] was worked out for, apart from them so that a lookup
 	// reads a few cache lines, not every placement; the last hit is tried first.
 	keys       [placementsKept]shape
@@ -38,6 +42,11 @@ type View struct {
 	rank     uint64
 	rankSeed int64
 	ranked   bool
+}
+
+type podRequest struct {
+	pod *corev1.Pod
+	req model.Pod
 }
 
 // placementsKept is how many recent pod shapes a view keeps placements for.
@@ -67,21 +76,36 @@ func (s *Shared) View(ni fwk.NodeInfo, f *Facts) *View {
 		return v
 	}
 	types := s.Types()
-	n := s.occupancy(ni, f)
-	v := &View{generation: ni.GetGeneration(), unannotated: UnannotatedShare(ni), Node: n,
+	n, requests := s.occupancy(ni, f, f.view.Load())
+	v := &View{generation: ni.GetGeneration(), unannotated: UnannotatedShare(ni), Node: n, requests: requests,
 		frag: model.Fragmentation(&n, types), types: types}
 	f.view.Store(v)
 	return v
 }
 
 // occupancy is the model's view of a node: capacity from allocatable, and what its pods (bound,
-// assumed, or holding a share in flight) hold, counted by kube.Occupy.
-func (s *Shared) occupancy(ni fwk.NodeInfo, f *Facts) model.Node {
+// assumed, or holding a share in flight) hold, counted by kube.Occupy; with the requests read,
+// those of the node's previous view (nil for none) taken again for the pod objects it had.
+func (s *Shared) occupancy(ni fwk.NodeInfo, f *Facts, prev *View) (model.Node, []podRequest) {
 	alloc := ni.GetAllocatable()
 	n := model.NewNode(f.Facts.AcceleratorModel, alloc.GetMilliCPU(), alloc.GetMemory()>>20, f.Facts.AcceleratorCount)
+	requests := make([]podRequest, 0, len(ni.GetPods()))
+	request := func(pod *corev1.Pod) model.Pod {
+		if prev != nil {
+			for _, r := range prev.requests {
+				if r.pod == pod {
+					requests = append(requests, r)
+					return r.req
+				}
+			}
+		}
+		r := podRequest{pod: pod, req: kube.PodRequest(pod)}
+		requests = append(requests, r)
+		return r.req
+	}
 	// A pod Occupy cannot count (overcommitted devices) still runs there: the node is awake.
-	n.Pods += kube.Occupy(&n, podsOf(ni), kube.OccupyOptions{PendingDevice: s.pending})
-	return n
+	n.Pods += kube.Occupy(&n, podsOf(ni), kube.OccupyOptions{Request: request, PendingDevice: s.pending})
+	return n, requests
 }
 
 func podsOf(ni fwk.NodeInfo) iter.Seq[*corev1.Pod] {
