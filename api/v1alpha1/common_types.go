@@ -61,6 +61,18 @@ const (
 	ReasonUnpoweredNodes  = "UnpoweredNodes"
 )
 
+// ConditionSelectorInvalid is True on a WorkloadOptimizer, CostPolicy or PowerPolicy whose
+// spec.selector does not parse (admission refuses such selectors; this one was stored before). A
+// policy then covers, and charges, every pod its valid requirements match, and one that enforces
+// refuses those pods until the selector is fixed; an optimizer finds its pods without it.
+const ConditionSelectorInvalid = "SelectorInvalid"
+
+// Reasons of ConditionSelectorInvalid.
+const (
+	ReasonSelectorParsed       = "SelectorParsed"
+	ReasonSelectorDoesNotParse = "SelectorDoesNotParse"
+)
+
 // Condition reasons shared by the kinds of this package.
 const (
 	ReasonWithinBudget     = "WithinBudget"

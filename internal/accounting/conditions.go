@@ -47,6 +47,24 @@ func (pc *PolicyConditions) Set(typ string, status metav1.ConditionStatus, reaso
 	}
 }
 
+// Selector sets SelectorInvalid from why the policy's selector does not parse (nil: it parses), or
+// removes it when the policy has no selector.
+func (pc *PolicyConditions) Selector(set bool, err error) {
+	if !set {
+		meta.RemoveStatusCondition(pc.list, kcloudv1alpha1.ConditionSelectorInvalid)
+		return
+	}
+	if err == nil {
+		pc.Set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionFalse, kcloudv1alpha1.ReasonSelectorParsed, "spec.selector parses")
+		return
+	}
+	msg := fmt.Sprintf("spec.%v: the policy covers and charges every pod its valid requirements match", err)
+	if pc.enforcement != kcloudv1alpha1.EnforcementWarn {
+		msg += ", and refuses them all until the selector is fixed"
+	}
+	pc.Set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionTrue, kcloudv1alpha1.ReasonSelectorDoesNotParse, msg)
+}
+
 // Budget sets BudgetExceeded and BudgetWarning for used against amount (nil budget: removes them).
 // usage describes the figures, e.g. "spent 12.5 of 100 USD in the month since ...".
 func (pc *PolicyConditions) Budget(amount *float64, thresholds []int32, used float64, usage string) {
@@ -85,6 +103,20 @@ func (pc *PolicyConditions) Cap(typ string, set, exceeded bool, msg string) {
 // otherwise, and a Warning event when it turns False. what names the figure ("price", "power").
 func (pc *PolicyConditions) FiguresComplete(reason, what string, missing []string) {
 	SetFiguresComplete(pc.list, pc.generation, pc.was[kcloudv1alpha1.ConditionFiguresComplete], reason, what, missing, &pc.Events)
+}
+
+// Departed adds to FiguresComplete's message the covered pods whose node is deleted and which are
+// charged at its last known figures (cluster.Figures.Departed), so the figures say which they are.
+func (pc *PolicyConditions) Departed(pods []string) {
+	c := meta.FindStatusCondition(*pc.list, kcloudv1alpha1.ConditionFiguresComplete)
+	if c == nil || len(pods) == 0 {
+		return
+	}
+	shown := pods
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(pods)-5))
+	}
+	c.Message += fmt.Sprintf("; %d covered pod(s) on deleted nodes, charged at the last figures known for them: %s", len(pods), strings.Join(shown, "; "))
 }
 
 // SetFiguresComplete is FiguresComplete for any kind's conditions (the WorkloadOptimizer's too):

@@ -6,11 +6,11 @@ package accounting
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
 	"kcloud.io/optimizer/internal/cluster"
@@ -31,30 +31,36 @@ type Covered struct {
 	// Unpriced and Unpowered list the covered pods ("namespace/name on node: why") whose node has no
 	// price, or no power figure: the sums above leave their cost, or their accelerators' draw, out.
 	Unpriced, Unpowered []string
+	// BadSelector is why the target's selector does not parse: the sums then cover every pod its
+	// valid requirements match (kube.CoverMatcher), a superset of what was meant.
+	BadSelector error
+	// Departed lists the covered pods on deleted nodes, charged at the node's last known figures.
+	Departed []string
 }
 
 // Cover adds up the pods a policy target covers. Pods that ran within [from, now) are charged their
 // node's figures for the time they ran in it; maxCarbon (gCO2/kWh, 0 for none) flags pods on dirtier
 // grids.
 func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTarget, from, now time.Time, maxCarbon float64) (Covered, error) {
-	covers, err := kube.CoverMatcher(target)
-	if err != nil {
-		return Covered{}, err
-	}
+	covers, badSelector := kube.CoverMatcher(target)
 	measured := f.Readings(ctx)
-	var c Covered
+	c := Covered{BadSelector: badSelector}
 	var firstErr error
 	add := func(pod *corev1.Pod) {
 		if !cluster.Ran(pod) || !covers(pod) {
 			return
 		}
 		fig, err := f.PodFigures(ctx, pod, measured)
-		if err != nil {
-			if firstErr == nil {
-				log.FromContext(ctx).Error(err, "Pricing covered pod")
-			}
-			firstErr = err
+		switch {
+		case errors.Is(err, cluster.ErrNotSynced):
+			firstErr = err // nothing is accounted from half a cache
 			return
+		case err != nil:
+			// The node's figures cannot be worked out (its facts do not read): shown, not dropped.
+			fig = cluster.Figures{Node: pod.Spec.NodeName, Unpriced: err.Error(), Unpowered: err.Error()}
+		}
+		if fig.Departed != "" {
+			c.Departed = append(c.Departed, fmt.Sprintf("%s/%s: %s", pod.Namespace, pod.Name, fig.Departed))
 		}
 		if fig.Unpriced != "" {
 			c.Unpriced = append(c.Unpriced, fmt.Sprintf("%s/%s on %s: %s", pod.Namespace, pod.Name, fig.Node, fig.Unpriced))
@@ -67,7 +73,7 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 		c.SpendUSD += fig.CostPerHour * hours
 		c.EnergyKWh += kwh
 		c.CarbonKg += kwh * fig.CarbonPerKWh / 1000
-		if cluster.Running(pod) {
+		if cluster.Running(pod) && !cluster.Deleting(pod) {
 			c.Pods++
 			c.CostPerHour += fig.CostPerHour
 			c.PowerWatts += fig.PowerWatts
@@ -85,6 +91,9 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 		if err := f.EachPod(ctx, ns, add); err != nil {
 			return Covered{}, err
 		}
+	}
+	if firstErr != nil {
+		return Covered{}, firstErr
 	}
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ func TestCover(t *testing.T) {
 		return p
 	}
 	half := from.Add(30 * time.Minute)
+	deleted := func(p *corev1.Pod, at time.Time) *corev1.Pod {
+		p.DeletionTimestamp = &metav1.Time{Time: at}
+		return p
+	}
 	ml := map[string]string{"team": "ml"}
 	nodes := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{})
 	pods := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
@@ -52,6 +57,7 @@ func TestCover(t *testing.T) {
 		pod("ml", "other-team", map[string]string{"team": "web"}, corev1.PodRunning, from, nil), // not selected
 		pod("web", "elsewhere", ml, corev1.PodRunning, from, nil),                               // another namespace
 		pod("ml", "pending", ml, corev1.PodPending, from, nil),                                  // never ran
+		deleted(pod("ml", "deleted", ml, corev1.PodRunning, from.Add(-time.Hour), nil), half),  // half, then held by the finalizer
 	} {
 		if err := pods.Add(p); err != nil {
 			t.Fatal(err)
@@ -73,10 +79,11 @@ func TestCover(t *testing.T) {
 		maxCarbon float64
 		want      Covered
 	}{
+		// running (1 h) + finished (0.5 h) + deleted (0.5 h); only running counts now.
 		{"no carbon limit", 0, Covered{Pods: 1, CostPerHour: one.CostPerHour, PowerWatts: one.PowerWatts,
-			SpendUSD: 1.5 * one.CostPerHour, EnergyKWh: 1.5 * one.PowerWatts / 1000, CarbonKg: 1.5 * one.PowerWatts / 1000 * one.CarbonPerKWh / 1000}},
+			SpendUSD: 2 * one.CostPerHour, EnergyKWh: 2 * one.PowerWatts / 1000, CarbonKg: 2 * one.PowerWatts / 1000 * one.CarbonPerKWh / 1000}},
 		{"a grid dirtier than the limit", one.CarbonPerKWh / 2, Covered{Pods: 1, CostPerHour: one.CostPerHour, PowerWatts: one.PowerWatts,
-			SpendUSD: 1.5 * one.CostPerHour, EnergyKWh: 1.5 * one.PowerWatts / 1000, CarbonKg: 1.5 * one.PowerWatts / 1000 * one.CarbonPerKWh / 1000,
+			SpendUSD: 2 * one.CostPerHour, EnergyKWh: 2 * one.PowerWatts / 1000, CarbonKg: 2 * one.PowerWatts / 1000 * one.CarbonPerKWh / 1000,
 			AboveCarbon: []string{"ml/running on t4 (" + formatCarbon(one.CarbonPerKWh) + " gCO2/kWh)"}}},
 	}
 	for _, tc := range tests {
@@ -91,10 +98,51 @@ func TestCover(t *testing.T) {
 			}
 		})
 	}
-	bad := kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}}
-	if _, err := Cover(ctx, f, bad, from, now, 0); err == nil {
-		t.Error("a selector that does not parse: no error")
+	// A selector stored before admission checked it: the same pods as its valid part, and why.
+	bad := target
+	bad.Selector = &metav1.LabelSelector{MatchLabels: ml, MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}
+	got, err := Cover(ctx, f, bad, from, now, 0)
+	if err != nil || got.BadSelector == nil || math.Abs(got.SpendUSD-2*one.CostPerHour) > 1e-9 {
+		t.Errorf("invalid selector: err %v, BadSelector %v, spend %v (want %v)", err, got.BadSelector, got.SpendUSD, 2*one.CostPerHour)
 	}
+
+	// Pods on a deleted node: at its last known figures when this fleet priced it before, unpriced
+	// (named, not dropped) when it never saw the node.
+	for _, p := range []*corev1.Pod{pod("ml", "on-gone", ml, corev1.PodRunning, from, nil), pod("ml", "on-unseen", ml, corev1.PodRunning, from, nil)} {
+		if p.Name == "on-unseen" {
+			p.Spec.NodeName = "unseen"
+		}
+		if err := pods.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nodes.Delete(node); err != nil {
+		t.Fatal(err)
+	}
+	got, err = Cover(ctx, f, target, from, now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantDeparted []string
+	for _, name := range []string{"deleted", "finished", "on-gone", "running"} {
+		wantDeparted = append(wantDeparted, "ml/"+name+": node t4 is deleted: charged at its last known figures")
+	}
+	if diff := cmp.Diff(wantDeparted, sorted(got.Departed)); diff != "" {
+		t.Errorf("departed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"ml/on-unseen on unseen: node unseen was deleted before this operator read it"}, got.Unpriced); diff != "" {
+		t.Errorf("unpriced (-want +got):\n%s", diff)
+	}
+	// running, finished, deleted as before, plus an hour of on-gone; on-unseen is named instead.
+	if math.Abs(got.SpendUSD-3*one.CostPerHour) > 1e-9 || got.Pods != 3 {
+		t.Errorf("spend %v pods %d, want %v and 3", got.SpendUSD, got.Pods, 3*one.CostPerHour)
+	}
+}
+
+func sorted(s []string) []string {
+	out := append([]string(nil), s...)
+	slices.Sort(out)
+	return out
 }
 
 func formatCarbon(v float64) string { return fmt.Sprintf("%.0f", v) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -31,6 +32,8 @@ type Figures struct {
 	// accelerators (model.Economics): CostPerHour, or the accelerators' part of PowerWatts, is then
 	// unknown and left at 0, and whoever sums the figures says so.
 	Unpriced, Unpowered string
+	// Departed says the pod's node is deleted and the figures are its last known ones.
+	Departed string
 }
 
 // Readings returns telemetry readings per pod, refreshed at most once per snapshot age; nil without
@@ -59,17 +62,31 @@ func (f *Fleet) Readings(ctx context.Context) map[types.NamespacedName]telemetry
 func (f *Fleet) PodFigures(ctx context.Context, pod *corev1.Pod, measured map[types.NamespacedName]telemetry.Reading) (Figures, error) {
 	// Read-only: the cache's node is not copied (once per pod priced, thousands per second).
 	node, err := f.node(ctx, pod.Spec.NodeName)
-	if err != nil {
+	var e *NodeEntry
+	departed := ""
+	switch {
+	case apierrors.IsNotFound(err):
+		// A deleted node's pods are charged until they are gone, at the node's last figures this
+		// operator knew; one it never saw (deleted while it was down) leaves them unpriced.
+		v, seen := f.nodes.Load(pod.Spec.NodeName)
+		if !seen {
+			why := fmt.Sprintf("node %s was deleted before this operator read it", pod.Spec.NodeName)
+			return Figures{Node: pod.Spec.NodeName, Running: RunInterval(pod), Pod: f.request(pod), Unpriced: why, Unpowered: why}, nil
+		}
+		e, departed = v.(*NodeEntry), fmt.Sprintf("node %s is deleted: charged at its last known figures", pod.Spec.NodeName)
+	case err != nil:
 		return Figures{}, fmt.Errorf("pod %s/%s: reading its node %s: %w", pod.Namespace, pod.Name, pod.Spec.NodeName, err)
+	default:
+		e = f.Node(node)
 	}
-	e := f.Node(node)
 	if e.Err != nil {
 		return Figures{}, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, e.Err)
 	}
 	p := f.request(pod)
 	n := e.Capacity
 	fig := Figures{
-		Node:         node.Name,
+		Node:         pod.Spec.NodeName,
+		Departed:     departed,
 		CostPerHour:  model.AttributedCost(&p, &n, &e.Econ),
 		PowerWatts:   model.AttributedPower(&p, &n, &e.Econ),
 		PowerSource:  SourceCatalog,

@@ -24,7 +24,10 @@ func Ran(pod *corev1.Pod) bool {
 	return false
 }
 
-// RunInterval is when a pod ran: from its start to the last container's finish, or still running.
+// RunInterval is when a pod ran: from its start to the last container's finish, or to its deletion
+// (metadata.deletionTimestamp, the end of its grace period) when that comes first; End is zero while
+// it still runs. A deleted pod's interval is final: the accounting finalizer keeps the pod until it
+// is charged, and nothing about it changes meanwhile.
 func RunInterval(pod *corev1.Pod) model.Interval {
 	iv := model.Interval{Start: pod.CreationTimestamp.Time}
 	if pod.Status.StartTime != nil {
@@ -40,5 +43,15 @@ func RunInterval(pod *corev1.Pod) model.Interval {
 			iv.End = iv.Start // finished with no record of when: count nothing rather than forever
 		}
 	}
+	if d := pod.DeletionTimestamp; d != nil && (iv.End.IsZero() || d.Time.Before(iv.End)) {
+		iv.End = d.Time
+	}
+	if !iv.End.IsZero() && iv.End.Before(iv.Start) {
+		iv.End = iv.Start // deleted before it started
+	}
 	return iv
 }
+
+// Deleting reports whether a pod is being deleted: it may still show Running, but it no longer
+// runs on the bill (RunInterval ends at its deletion).
+func Deleting(pod *corev1.Pod) bool { return pod.DeletionTimestamp != nil }

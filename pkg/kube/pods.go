@@ -14,7 +14,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	resourcehelper "k8s.io/component-helpers/resource"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
@@ -67,24 +69,20 @@ func Covers(t kcloudv1alpha1.PolicyTarget, pod *corev1.Pod) bool {
 	return Coverage(t)(pod)
 }
 
-// Coverage is Covers with the target's selector parsed once, for checking many pods: a target whose
-// selector does not parse covers no pod.
+// Coverage is Covers with the target's selector parsed once, for checking many pods. A target whose
+// selector does not parse covers what CoverMatcher says: the pods its valid parts match.
 func Coverage(t kcloudv1alpha1.PolicyTarget) func(*corev1.Pod) bool {
-	covers, err := CoverMatcher(t)
-	if err != nil {
-		return func(*corev1.Pod) bool { return false }
-	}
+	covers, _ := CoverMatcher(t)
 	return covers
 }
 
-// CoverMatcher is Coverage with the selector's error, for callers that report it.
+// CoverMatcher is Coverage with the selector's error, for callers that report it. When the selector
+// does not parse, the matcher fails closed: it covers every pod of the target's namespaces that the
+// selector's valid requirements match (a superset of what was meant), never fewer.
 func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error) {
-	sel := labels.Everything()
-	if t.Selector != nil {
-		var err error
-		if sel, err = metav1.LabelSelectorAsSelector(t.Selector); err != nil {
-			return nil, fmt.Errorf("selector: %w", err)
-		}
+	sel, err := SelectorOrSuperset(t.Selector)
+	if err != nil {
+		err = fmt.Errorf("selector: %w", err)
 	}
 	return func(pod *corev1.Pod) bool {
 		if NodeOverhead(pod) {
@@ -93,8 +91,50 @@ func CoverMatcher(t kcloudv1alpha1.PolicyTarget) (func(*corev1.Pod) bool, error)
 		if len(t.Namespaces) > 0 && !slices.Contains(t.Namespaces, pod.Namespace) {
 			return false
 		}
-		return t.Selector == nil || sel.Matches(labels.Set(pod.Labels))
-	}, nil
+		return sel.Matches(labels.Set(pod.Labels))
+	}, err
+}
+
+// SelectorOrSuperset parses a label selector (nil selects everything). One that does not parse
+// gives the selector of its requirements that do, with the error naming the ones that do not: a
+// caller that must fail closed matches at least every object the selector was meant to.
+func SelectorOrSuperset(ls *metav1.LabelSelector) (labels.Selector, error) {
+	if ls == nil {
+		return labels.Everything(), nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err == nil {
+		return sel, nil
+	}
+	superset := labels.NewSelector()
+	for k, v := range ls.MatchLabels {
+		if one, err := metav1.LabelSelectorAsSelector(&metav1.LabelSelector{MatchLabels: map[string]string{k: v}}); err == nil {
+			reqs, _ := one.Requirements()
+			superset = superset.Add(reqs...)
+		}
+	}
+	for _, e := range ls.MatchExpressions {
+		if one, err := metav1.LabelSelectorAsSelector(&metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{e}}); err == nil {
+			reqs, _ := one.Requirements()
+			superset = superset.Add(reqs...)
+		}
+	}
+	return superset, err
+}
+
+// SelectorErrors checks a label selector as admission does, each error naming its field under path
+// (e.g. spec.selector.matchExpressions[0].operator).
+func SelectorErrors(ls *metav1.LabelSelector, path *field.Path) field.ErrorList {
+	if ls == nil {
+		return nil
+	}
+	errs := metavalidation.ValidateLabelSelector(ls, metavalidation.LabelSelectorValidationOptions{}, path)
+	if len(errs) == 0 {
+		if _, err := metav1.LabelSelectorAsSelector(ls); err != nil {
+			errs = append(errs, field.Invalid(path, ls.String(), err.Error()))
+		}
+	}
+	return errs
 }
 
 // DefaultAPIVersion is the API version of a kind spec.targetRef may name without one (the CRD's

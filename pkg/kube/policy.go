@@ -84,26 +84,39 @@ type Policies struct {
 }
 
 type coveringCost struct {
-	p      *kcloudv1alpha1.CostPolicy
-	covers func(*corev1.Pod) bool
+	p        *kcloudv1alpha1.CostPolicy
+	covers   func(*corev1.Pod) bool
+	badScope error // why the selector does not parse, if it does not
 }
 
 type coveringPower struct {
-	p      *kcloudv1alpha1.PowerPolicy
-	covers func(*corev1.Pod) bool
+	p        *kcloudv1alpha1.PowerPolicy
+	covers   func(*corev1.Pod) bool
+	badScope error
 }
 
 // NewPolicies prepares policies; the objects are read, never modified, and must outlive the result.
-// A policy whose selector does not parse covers no pod.
+// A policy whose selector does not parse fails closed (CoverMatcher): it covers every pod its valid
+// parts match, and if it enforces, each of them gets a limit no node meets (model.LimitInvalid).
 func NewPolicies(cost []*kcloudv1alpha1.CostPolicy, power []*kcloudv1alpha1.PowerPolicy) *Policies {
 	ps := &Policies{cost: make([]coveringCost, len(cost)), power: make([]coveringPower, len(power))}
 	for i, p := range cost {
-		ps.cost[i] = coveringCost{p, Coverage(p.Spec.PolicyTarget)}
+		covers, err := CoverMatcher(p.Spec.PolicyTarget)
+		ps.cost[i] = coveringCost{p, covers, err}
 	}
 	for i, p := range power {
-		ps.power[i] = coveringPower{p, Coverage(p.Spec.PolicyTarget)}
+		covers, err := CoverMatcher(p.Spec.PolicyTarget)
+		ps.power[i] = coveringPower{p, covers, err}
 	}
 	return ps
+}
+
+// InvalidSelectorLimit is the limit an enforcing policy whose selector does not parse puts on the
+// pods it may cover: no node meets it, and its Source says which policy, why and what to do.
+func InvalidSelectorLimit(source, id string, err error) PodLimit {
+	return PodLimit{Limit: model.Limit{Kind: model.LimitInvalid,
+		Source: fmt.Sprintf("%s: spec.%v; the policy enforces, so it refuses every pod it may cover until the selector is fixed", source, err)},
+		ID: id + "/selector"}
 }
 
 // PoliciesOf is NewPolicies over list items.
@@ -132,11 +145,21 @@ func (ps *Policies) For(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer) P
 	for _, c := range ps.cost {
 		if c.covers(pod) {
 			pp.addCostPolicy(c.p, c.covers)
+			if c.badScope != nil && Enforces(c.p.Spec.Enforcement) {
+				l := InvalidSelectorLimit(CostPolicySource(c.p.Name), "CostPolicy/"+c.p.Name, c.badScope)
+				l.Enforcement, l.CostPolicy = c.p.Spec.Enforcement, c.p
+				pp.Limits = append(pp.Limits, l)
+			}
 		}
 	}
 	for _, c := range ps.power {
 		if c.covers(pod) {
 			pp.addPowerPolicy(c.p, c.covers)
+			if c.badScope != nil && Enforces(c.p.Spec.Enforcement) {
+				l := InvalidSelectorLimit(PowerPolicySource(c.p.Name), "PowerPolicy/"+c.p.Name, c.badScope)
+				l.Enforcement, l.PowerPolicy = c.p.Spec.Enforcement, c.p
+				pp.Limits = append(pp.Limits, l)
+			}
 		}
 	}
 	return pp

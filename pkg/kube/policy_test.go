@@ -28,7 +28,9 @@ func TestPoliciesFor(t *testing.T) {
 	elsewhere := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: kcloudv1alpha1.CostPolicySpec{
 		PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{"web"}}, MaxCostPerHour: f(1), Enforcement: kcloudv1alpha1.EnforcementDeny}}
 	bogus := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bogus"}, Spec: kcloudv1alpha1.CostPolicySpec{
-		PolicyTarget:   kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}},
+		// Stored before admission checked selectors: it fails closed over what its valid part matches.
+		PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{"ai"}, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelOptimizer: "bert"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Bogus"}}}},
 		MaxCostPerHour: f(1), Enforcement: kcloudv1alpha1.EnforcementDeny}}
 	power := &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "dc"}, Spec: kcloudv1alpha1.PowerPolicySpec{
 		MaxPowerWatts: f(9000), MaxCarbonIntensity: f(300), PreferGreen: true,
@@ -56,6 +58,9 @@ func TestPoliciesFor(t *testing.T) {
 		{"WorkloadOptimizer/ai/bert/maxPowerUsage", "WorkloadOptimizer ai/bert maxPowerUsage", model.LimitPowerWatts, 2000, true, kcloudv1alpha1.EnforcementDeny, ""},
 		{"CostPolicy/team/maxCostPerHour", "CostPolicy team", model.LimitCostPerHour, 50, true, kcloudv1alpha1.EnforcementDeny, ""},
 		{"CostPolicy/team/budget", "CostPolicy team", model.LimitBudgetUSD, 400, false, kcloudv1alpha1.EnforcementDeny, model.PeriodWeek},
+		{"CostPolicy/bogus/maxCostPerHour", "CostPolicy bogus", model.LimitCostPerHour, 1, true, kcloudv1alpha1.EnforcementDeny, ""},
+		{"CostPolicy/bogus/selector", `CostPolicy bogus: spec.selector: "Bogus" is not a valid label selector operator; the policy enforces, so it refuses every pod it may cover until the selector is fixed`,
+			model.LimitInvalid, 0, false, kcloudv1alpha1.EnforcementDeny, ""},
 		{"PowerPolicy/dc/maxPowerWatts", "PowerPolicy dc", model.LimitPowerWatts, 9000, true, kcloudv1alpha1.EnforcementScaleDown, ""},
 		{"PowerPolicy/dc/maxCarbonIntensity", "PowerPolicy dc", model.LimitCarbonIntensity, 300, false, kcloudv1alpha1.EnforcementScaleDown, ""},
 		{"PowerPolicy/dc/energyBudget", "PowerPolicy dc", model.LimitEnergyKWh, 380, false, kcloudv1alpha1.EnforcementScaleDown, model.PeriodMonth},

@@ -16,6 +16,9 @@ const (
 	LimitEnergyKWh
 	// LimitCarbonIntensity caps the grid carbon intensity of the node, in gCO2/kWh.
 	LimitCarbonIntensity
+	// LimitInvalid is a limit that cannot be evaluated (an enforcing policy whose selector does not
+	// parse): every node breaks it, so the policy fails closed until it is fixed. Source says why.
+	LimitInvalid
 )
 
 // BudgetHorizonHours is how long a new pod must be affordable from what is left of a budget: a pod
@@ -86,6 +89,8 @@ func CheckLimits(limits []Limit, costPerHour, powerWatts float64, e *Economics) 
 			if carbon > l.Cap+epsilon {
 				msg = fmt.Sprintf("%s: node carbon intensity %.0f gCO2/kWh is above the limit %.0f", l.Source, carbon, l.Cap)
 			}
+		case LimitInvalid:
+			msg = l.Source
 		}
 		if msg != "" {
 			return &Violation{Limit: l, Adds: adds, Message: msg}

@@ -206,6 +206,8 @@ func TestCheckLimits(t *testing.T) {
 			"PowerPolicy dc: energy budget left 0.20 kWh does not cover 1 h of this pod at 300 W"},
 		{"carbon limit", Limit{Source: "PowerPolicy green", Kind: LimitCarbonIntensity, Cap: 100}, 0, 0, 450,
 			"PowerPolicy green: node carbon intensity 450 gCO2/kWh is above the limit 100"},
+		{"a limit that cannot be evaluated holds nowhere, even for a free pod", Limit{Source: "CostPolicy team: spec.selector: bad", Kind: LimitInvalid}, 0, 0, 0,
+			"CostPolicy team: spec.selector: bad"},
 	}
 	unknown := []struct {
 		name    string

@@ -82,6 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.RemainingBudget = nil
 
 	conds := accounting.NewPolicyConditions(&s.Conditions, cp.Generation, cp.Spec.Enforcement)
+	conds.Selector(cp.Spec.Selector != nil, covered.BadSelector)
 	var amount *float64
 	var thresholds []int32
 	if b := cp.Spec.Budget; b != nil {
@@ -95,6 +96,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	conds.Cap(kcloudv1alpha1.ConditionCapExceeded, c != nil, c != nil && covered.CostPerHour > *c,
 		fmt.Sprintf("%d covered pod(s) cost %.4f USD/h against maxCostPerHour %.4f", covered.Pods, covered.CostPerHour, accounting.ValueOr0(c)))
 	conds.FiguresComplete(kcloudv1alpha1.ReasonUnpricedNodes, "price", covered.Unpriced)
+	conds.Departed(covered.Departed)
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})

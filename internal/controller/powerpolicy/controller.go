@@ -91,6 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	s.ObservedGeneration = pp.Generation
 
 	conds := accounting.NewPolicyConditions(&s.Conditions, pp.Generation, pp.Spec.Enforcement)
+	conds.Selector(pp.Spec.Selector != nil, covered.BadSelector)
 	var amount *float64
 	var thresholds []int32
 	if b := pp.Spec.EnergyBudget; b != nil {
@@ -107,6 +108,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	conds.Cap(kcloudv1alpha1.ConditionCarbonExceeded, pp.Spec.MaxCarbonIntensity != nil, len(covered.AboveCarbon) > 0, carbonMsg)
 	conds.FiguresComplete(kcloudv1alpha1.ReasonUnpoweredNodes, "power figure", covered.Unpowered)
+	conds.Departed(covered.Departed)
 
 	if !equality.Semantic.DeepEqual(before, s) {
 		patch := client.MergeFrom(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before})

@@ -62,6 +62,8 @@ type state struct {
 	now       time.Time
 	pods      []*corev1.Pod  // the workload's pods
 	targetErr error          // why the target could not be read, if it could not
+	// selectorErr is why spec.selector does not parse; the pods are found without it.
+	selectorErr error
 	events    []events.Event // recorded once status is written
 	// figures of running pods, in the order of pods
 	running []runningPod

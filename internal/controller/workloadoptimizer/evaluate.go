@@ -295,6 +295,17 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 	within, reason, msg := limitsState(wo)
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
+	if st.selectorErr != nil {
+		note := st.selectorErr.Error() + ": the optimizer finds its pods by their link label and spec.targetRef only until the selector is fixed"
+		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionTrue, kcloudv1alpha1.ReasonSelectorDoesNotParse, note)
+		if was[kcloudv1alpha1.ConditionSelectorInvalid] != metav1.ConditionTrue {
+			st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ConditionSelectorInvalid, Action: "FindPods", Note: note})
+		}
+	} else if wo.Spec.Selector != nil {
+		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionFalse, kcloudv1alpha1.ReasonSelectorParsed, "spec.selector parses")
+	} else {
+		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionSelectorInvalid)
+	}
 	figuresComplete(st, was[kcloudv1alpha1.ConditionFiguresComplete])
 
 	switch {

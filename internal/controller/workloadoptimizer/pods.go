@@ -54,11 +54,13 @@ func (r *Reconciler) findPods(ctx context.Context, st *state) error {
 	}
 	var selectors []labels.Selector
 	if wo.Spec.Selector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(wo.Spec.Selector)
-		if err != nil {
-			return fmt.Errorf("spec.selector: %w", err)
+		// A selector stored before admission checked it: find the pods without it (linking a
+		// superset would put other workloads' pods under this one's limits) and say so.
+		if sel, err := metav1.LabelSelectorAsSelector(wo.Spec.Selector); err != nil {
+			st.selectorErr = fmt.Errorf("spec.selector: %w", err)
+		} else {
+			selectors = append(selectors, sel)
 		}
-		selectors = append(selectors, sel)
 	}
 	if ref := wo.Spec.TargetRef; ref != nil {
 		sel, err := r.targetSelector(ctx, wo.Namespace, ref)

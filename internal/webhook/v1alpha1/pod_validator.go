@@ -81,6 +81,8 @@ func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kclou
 		}
 		var problem string
 		switch {
+		case l.Kind == model.LimitInvalid:
+			problem = l.Source
 		case l.CostPolicy != nil:
 			problem = costProblem(l, cheapest)
 		case l.PowerPolicy != nil:

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,8 +37,13 @@ func (v *WorkloadOptimizerValidator) ValidateCreate(ctx context.Context, wo *kcl
 	return v.validate(ctx, wo, true)
 }
 
-// ValidateUpdate applies the same rules but the spent budget (the workload already exists).
-func (v *WorkloadOptimizerValidator) ValidateUpdate(ctx context.Context, _, wo *kcloudv1alpha1.WorkloadOptimizer) (admission.Warnings, error) {
+// ValidateUpdate applies the same rules but the spent budget (the workload already exists). An
+// update that leaves the spec as it is (a finalizer removed, a label added) is allowed: it cannot
+// break a rule, and an object stored before a rule existed must still be deletable.
+func (v *WorkloadOptimizerValidator) ValidateUpdate(ctx context.Context, old, wo *kcloudv1alpha1.WorkloadOptimizer) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, wo.Spec) {
+		return nil, nil
+	}
 	return v.validate(ctx, wo, false)
 }
 
@@ -62,8 +68,8 @@ func (v *WorkloadOptimizerValidator) validate(ctx context.Context, wo *kcloudv1a
 // the CostPolicies covering it; on creation, no deny-mode policy covering it with its budget spent;
 // its power cap at least what the requested accelerators draw idle.
 func CheckOptimizer(wo *kcloudv1alpha1.WorkloadOptimizer, policies []kcloudv1alpha1.CostPolicy, cat *catalog.Catalog, create bool) field.ErrorList {
-	var errs field.ErrorList
 	spec := field.NewPath("spec")
+	errs := kube.SelectorErrors(wo.Spec.Selector, spec.Child("selector"))
 	for i := range policies {
 		cp := &policies[i]
 		if !coversOptimizer(cp.Spec.PolicyTarget, wo) {
@@ -158,8 +164,11 @@ func (v *CostPolicyValidator) ValidateCreate(ctx context.Context, cp *kcloudv1al
 	return v.validate(ctx, cp)
 }
 
-// ValidateUpdate checks for conflicts.
-func (v *CostPolicyValidator) ValidateUpdate(ctx context.Context, _, cp *kcloudv1alpha1.CostPolicy) (admission.Warnings, error) {
+// ValidateUpdate checks a changed spec; an update that leaves it as it is is allowed.
+func (v *CostPolicyValidator) ValidateUpdate(ctx context.Context, old, cp *kcloudv1alpha1.CostPolicy) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, cp.Spec) {
+		return nil, nil
+	}
 	return v.validate(ctx, cp)
 }
 
@@ -169,6 +178,9 @@ func (v *CostPolicyValidator) ValidateDelete(context.Context, *kcloudv1alpha1.Co
 }
 
 func (v *CostPolicyValidator) validate(ctx context.Context, cp *kcloudv1alpha1.CostPolicy) (admission.Warnings, error) {
+	if errs := kube.SelectorErrors(cp.Spec.Selector, field.NewPath("spec", "selector")); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("CostPolicy").GroupKind(), cp.Name, errs)
+	}
 	if cp.Spec.SpotPolicy != kcloudv1alpha1.SpotRequire && cp.Spec.SpotPolicy != kcloudv1alpha1.SpotAvoid {
 		return nil, nil
 	}
@@ -230,8 +242,12 @@ func (v *PowerPolicyValidator) ValidateCreate(_ context.Context, pp *kcloudv1alp
 	return v.validate(pp)
 }
 
-// ValidateUpdate checks the policy against the catalog.
-func (v *PowerPolicyValidator) ValidateUpdate(_ context.Context, _, pp *kcloudv1alpha1.PowerPolicy) (admission.Warnings, error) {
+// ValidateUpdate checks a changed spec against the catalog; an update that leaves it as it is is
+// allowed.
+func (v *PowerPolicyValidator) ValidateUpdate(_ context.Context, old, pp *kcloudv1alpha1.PowerPolicy) (admission.Warnings, error) {
+	if equality.Semantic.DeepEqual(old.Spec, pp.Spec) {
+		return nil, nil
+	}
 	return v.validate(pp)
 }
 
@@ -241,6 +257,9 @@ func (v *PowerPolicyValidator) ValidateDelete(context.Context, *kcloudv1alpha1.P
 }
 
 func (v *PowerPolicyValidator) validate(pp *kcloudv1alpha1.PowerPolicy) (admission.Warnings, error) {
+	if errs := kube.SelectorErrors(pp.Spec.Selector, field.NewPath("spec", "selector")); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(kcloudv1alpha1.GroupVersion.WithKind("PowerPolicy").GroupKind(), pp.Name, errs)
+	}
 	var warnings admission.Warnings
 	if c := pp.Spec.MaxCarbonIntensity; c != nil {
 		cleanest, region := math.Inf(1), ""

@@ -233,6 +233,7 @@ func TestDenials(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	bogusSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Bogus", Values: []string{"x"}}}}
 	gpuPod := basePod(ns, "new-job")
 	gpuPod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: resource.MustParse("1")}
 	tests := []struct {
@@ -259,6 +260,16 @@ func TestDenials(t *testing.T) {
 		{"deny-mode carbon limit no grid meets", &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "wh-spotless"},
 			Spec: kcloudv1alpha1.PowerPolicySpec{MaxCarbonIntensity: ptr.To(1.0), Enforcement: kcloudv1alpha1.EnforcementDeny}},
 			[]string{"spec.maxCarbonIntensity: Invalid value: 1: is below every grid in the catalog"}},
+		{"CostPolicy selector with an unknown operator", &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "wh-bogus"},
+			Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Selector: bogusSelector}, Enforcement: kcloudv1alpha1.EnforcementDeny}},
+			[]string{`spec.selector.matchExpressions[0].operator: Invalid value: "Bogus": not a valid selector operator`}},
+		{"PowerPolicy selector with an unknown operator", &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "wh-bogus"},
+			Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Selector: bogusSelector}}},
+			[]string{`spec.selector.matchExpressions[0].operator: Invalid value: "Bogus": not a valid selector operator`}},
+		{"optimizer selector with a bad label value", &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: metav1.ObjectMeta{Name: "badsel", Namespace: "wh-team"},
+			Spec: kcloudv1alpha1.WorkloadOptimizerSpec{WorkloadType: kcloudv1alpha1.WorkloadBatch,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "not ok!"}}}},
+			[]string{`spec.selector.matchLabels: Invalid value: "not ok!"`}},
 	}
 	namespace(t, "wh-team")
 	for _, tc := range tests {
