@@ -111,10 +111,12 @@ test-e2e: helm ## End-to-end tests on the local cluster (kcloud dev up, kwok fle
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
 .PHONY: fuzz
-fuzz: ## Fuzz admission decoding and validation, FUZZTIME (default 60s) per target; not part of make test.
-	@for target in FuzzPodAdmission FuzzPolicyValidation; do \
-		echo "fuzzing $$target for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./internal/webhook/v1alpha1/ || exit 1; \
+fuzz: ## Fuzz admission, trace readers, the catalog ConfigMap and node reservations, FUZZTIME (default 60s) per target; not part of make test.
+	@for pair in internal/webhook/v1alpha1:FuzzPodAdmission internal/webhook/v1alpha1:FuzzPolicyValidation \
+		pkg/traces:FuzzReadPods pkg/catalog:FuzzCatalogConfigMap pkg/kube:FuzzNodeReservations; do \
+		pkg=$${pair%%:*}; target=$${pair#*:}; \
+		echo "fuzzing $$target in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
 	done
 
 ##@ Benchmarks

@@ -186,7 +186,13 @@ func parseConfigCSV(key, text string, cols []string, minCols int) ([]configRow, 
 	return rows, nil
 }
 
-// number parses a field; empty gives ok=false. Negative, NaN and infinite values are errors.
+// maxFigure is the largest figure a ConfigMap may give: far above any price (USD/h), watts, carbon
+// intensity, tariff or PUE, and low enough that the catalog's products of a few figures (a curve
+// rounded to milliwatts, an on-premises node's watts x PUE x tariff) stay finite.
+const maxFigure = 1e9
+
+// number parses a field; empty gives ok=false. Negative, NaN, infinite and values above maxFigure
+// are errors.
 func number(col, s string) (v float64, ok bool, err error) {
 	if s == "" {
 		return 0, false, nil
@@ -197,6 +203,9 @@ func number(col, s string) (v float64, ok bool, err error) {
 	}
 	if v < 0 {
 		return 0, false, fmt.Errorf("%s %q is negative", col, s)
+	}
+	if v > maxFigure {
+		return 0, false, fmt.Errorf("%s %q is too large: at most %g", col, s, maxFigure)
 	}
 	return v, true, nil
 }

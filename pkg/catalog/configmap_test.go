@@ -121,6 +121,16 @@ func TestWithConfigMapMalformed(t *testing.T) {
 			want: []string{`configmap key "prices.csv" line 1`, "negative"},
 		},
 		{
+			name: "max watts too large",
+			data: map[string]string{ConfigMapKeyDevices: "Y1,,1e306,,,nvidia.com/gpu\n"},
+			want: []string{`configmap key "devices.csv" line 1`, `max_watts "1e306" is too large: at most 1e+09`},
+		},
+		{
+			name: "pue too large",
+			data: map[string]string{ConfigMapKeySettings: "energy_usd_per_kwh,0.12\npue,1e200\n"},
+			want: []string{`configmap key "settings.csv" line 2`, `pue "1e200" is too large: at most 1e+09`},
+		},
+		{
 			name: "wrong header",
 			data: map[string]string{ConfigMapKeyPrices: "instance_type,region,capacity_type,usd_per_hour\n"},
 			want: []string{`configmap key "prices.csv" line 1`, "header"},

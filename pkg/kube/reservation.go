@@ -72,7 +72,9 @@ func (r Reservation) For(pod *corev1.Pod) bool {
 }
 
 // NodeReservations reads the reservations written on a node, sorted by the time they were made
-// (then key); values that do not parse are skipped.
+// (then key); values that do not parse, name no optimizer or ask for a negative amount (which
+// holding would add to the node's free room) are skipped. One without an expiry is over at once
+// (ActiveReservations).
 func NodeReservations(node *corev1.Node) []Reservation {
 	var out []Reservation
 	for k, v := range node.Annotations {
@@ -81,6 +83,9 @@ func NodeReservations(node *corev1.Node) []Reservation {
 		}
 		var r Reservation
 		if err := json.Unmarshal([]byte(v), &r); err != nil || r.Optimizer == "" {
+			continue
+		}
+		if r.CPUMilli < 0 || r.MemoryMiB < 0 || r.GPUCount < 0 || r.GPUMilli < 0 {
 			continue
 		}
 		r.Key = k

@@ -20,7 +20,8 @@ func TestReservations(t *testing.T) {
 	evicted2.UID, evicted2.Name = "u2", "web-2"
 	r2 := NewReservation(evicted2, "web", model.Pod{CPUMilli: 1000}, t0.Add(time.Minute), t0.Add(6*time.Minute))
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Annotations: map[string]string{
-		r2.Key: r2.Value(), r1.Key: r1.Value(), ReservationAnnotationPrefix + "bad": "{", "other": "x"}}}
+		r2.Key: r2.Value(), r1.Key: r1.Value(), ReservationAnnotationPrefix + "bad": "{", "other": "x",
+		ReservationAnnotationPrefix + "negative": `{"namespace":"ns","optimizer":"web","cpuMilli":-1000,"expires":"2026-11-27T10:05:00Z"}`}}}
 	rs := NodeReservations(node)
 	if diff := cmp.Diff([]Reservation{r1, r2}, rs); diff != "" {
 		t.Fatalf("reservations (-want +got):\n%s", diff)

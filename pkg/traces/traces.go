@@ -142,6 +142,15 @@ func (t *table) float(column string) (v float64, ok bool, err error) {
 	return v, true, nil
 }
 
+// whole converts a column's figure, already scaled, to an integer; one too large for an int64 is an
+// error (a float conversion out of range would give a negative number).
+func (t *table) whole(column string, v float64) (int64, error) {
+	if v >= math.MaxInt64 { // 2^63 as a float64, the first value an int64 cannot hold
+		return 0, t.errorf(column, "%q is too large", t.str(column))
+	}
+	return int64(v), nil
+}
+
 // ReadNodes reads an openb node list (sn, cpu_milli, memory_mib, gpu, model).
 func ReadNodes(path string) ([]Node, error) {
 	t, err := openTable(path, "sn", "cpu_milli", "memory_mib", "gpu")
@@ -246,15 +255,19 @@ func readOpenb(path string) ([]Pod, error) {
 }
 
 func readTimes(t *table, p *Pod) error {
-	if c, ok, err := t.float("creation_time"); err != nil {
-		return err
-	} else if ok {
-		p.Created = int64(c)
-	}
-	if d, ok, err := t.float("deletion_time"); err != nil {
-		return err
-	} else if ok {
-		p.Deleted = int64(d)
+	for _, tm := range []struct {
+		column string
+		to     *int64
+	}{{"creation_time", &p.Created}, {"deletion_time", &p.Deleted}} {
+		v, ok, err := t.float(tm.column)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if *tm.to, err = t.whole(tm.column, v); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -287,9 +300,17 @@ func readDLRM(path string) ([]Pod, error) {
 		if gpu != math.Trunc(gpu) {
 			return nil, t.errorf("gpu_request", "want whole GPUs, got %v", gpu)
 		}
-		p.CPUMilli = int64(math.Round(cpu * 1000))
-		p.MemoryMiB = int64(math.Round(mem * 1024))
-		p.NumGPU = int(gpu)
+		if p.CPUMilli, err = t.whole("cpu_request", math.Round(cpu*1000)); err != nil {
+			return nil, err
+		}
+		if p.MemoryMiB, err = t.whole("memory_request", math.Round(mem*1024)); err != nil {
+			return nil, err
+		}
+		n, err := t.whole("gpu_request", gpu)
+		if err != nil {
+			return nil, err
+		}
+		p.NumGPU = int(n)
 		if p.NumGPU > 0 {
 			p.GPUMilli = 1000
 		}
