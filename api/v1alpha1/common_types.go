@@ -93,6 +93,12 @@ const (
 	ReasonTargetNotFound               = "TargetNotFound"
 )
 
+// FinalizerAccounting holds a deleted pod that a CostPolicy, a PowerPolicy or an optimizer's budget
+// charges until every one of those ledgers has accounted the pod's time up to its end, so no second
+// it ran is lost to a deletion between two accountings or while the operator is down. The operator
+// removes it within one accounting; see docs/designs/accounting.md to release it by hand.
+const FinalizerAccounting = "kcloud.io/accounting"
+
 // FinalizerCleanup lets the operator remove what it added to a workload (the link label on its
 // pods) before a WorkloadOptimizer goes away.
 const FinalizerCleanup = "kcloud.io/cleanup"

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/rest"
@@ -35,8 +36,10 @@ func main() {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (in-cluster: the pod's namespace).")
+	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a standby replica waits before taking a lease its leader stopped renewing; the leader renews within two thirds of it.")
 	fs.DurationVar(&o.ReoptimizeInterval, "reoptimize-interval", 0, "How often a WorkloadOptimizer is re-evaluated without events (default 5m).")
 	fs.DurationVar(&o.AccountingInterval, "accounting-interval", 0, "How often policies account spend and energy (default 1m).")
+	fs.DurationVar(&o.AccountingSettle, "accounting-settle", 2*time.Second, "How far accounting trails the clock, so the cache has seen every pod start and deletion in the time it charges.")
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
 	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", "", "Catalog ConfigMap (namespace/name) with the user's prices, device power and carbon, watched with its price source ConfigMap <name>-price-source; a missing one means the defaults; empty: the embedded catalog only. Name the same one in the scheduler's KcloudOptimizerArgs.catalogConfigMap.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")

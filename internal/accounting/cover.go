@@ -36,6 +36,9 @@ type Covered struct {
 	BadSelector error
 	// Departed lists the covered pods on deleted nodes, charged at the node's last known figures.
 	Departed []string
+	// HeldUntil is the latest end of the deleted pods the accounting finalizer holds: until the
+	// ledger has accounted past it, one of them waits to go.
+	HeldUntil time.Time
 }
 
 // Cover adds up the pods a policy target covers. Pods that ran within [from, now) are charged their
@@ -57,7 +60,7 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 			return
 		case err != nil:
 			// The node's figures cannot be worked out (its facts do not read): shown, not dropped.
-			fig = cluster.Figures{Node: pod.Spec.NodeName, Unpriced: err.Error(), Unpowered: err.Error()}
+			fig = cluster.Figures{Node: pod.Spec.NodeName, Running: cluster.RunInterval(pod), Unpriced: err.Error(), Unpowered: err.Error()}
 		}
 		if fig.Departed != "" {
 			c.Departed = append(c.Departed, fmt.Sprintf("%s/%s: %s", pod.Namespace, pod.Name, fig.Departed))
@@ -67,6 +70,9 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 		}
 		if fig.Unpowered != "" {
 			c.Unpowered = append(c.Unpowered, fmt.Sprintf("%s/%s on %s: %s", pod.Namespace, pod.Name, fig.Node, fig.Unpowered))
+		}
+		if Held(pod) && fig.Running.End.After(c.HeldUntil) {
+			c.HeldUntil = fig.Running.End
 		}
 		hours := fig.Running.HoursWithin(from, now)
 		kwh := fig.PowerWatts * hours / 1000
@@ -96,4 +102,18 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 		return Covered{}, firstErr
 	}
 	return c, nil
+}
+
+// NextAccounting is how long to wait before the next accounting: the interval, or less when a held
+// pod's end will be behind the settle delay sooner (then it can go).
+func NextAccounting(c Covered, accountedUntil, now time.Time, settle, interval time.Duration) time.Duration {
+	if !c.HeldUntil.After(accountedUntil) {
+		return interval
+	}
+	// The accounting that covers HeldUntil runs once now-settle, truncated to the second, reaches it.
+	wait := c.HeldUntil.Add(settle + time.Second).Sub(now)
+	if wait <= 0 {
+		wait = 100 * time.Millisecond
+	}
+	return min(wait, interval)
 }

@@ -57,7 +57,7 @@ func TestCover(t *testing.T) {
 		pod("ml", "other-team", map[string]string{"team": "web"}, corev1.PodRunning, from, nil), // not selected
 		pod("web", "elsewhere", ml, corev1.PodRunning, from, nil),                               // another namespace
 		pod("ml", "pending", ml, corev1.PodPending, from, nil),                                  // never ran
-		deleted(pod("ml", "deleted", ml, corev1.PodRunning, from.Add(-time.Hour), nil), half),  // half, then held by the finalizer
+		deleted(pod("ml", "deleted", ml, corev1.PodRunning, from.Add(-time.Hour), nil), half),   // half, then held by the finalizer
 	} {
 		if err := pods.Add(p); err != nil {
 			t.Fatal(err)

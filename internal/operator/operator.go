@@ -39,6 +39,7 @@ import (
 	"kcloud.io/optimizer/internal/controller/autoscaler"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
 	"kcloud.io/optimizer/internal/controller/nodeeconomics"
+	"kcloud.io/optimizer/internal/controller/podaccounting"
 	"kcloud.io/optimizer/internal/controller/powerpolicy"
 	"kcloud.io/optimizer/internal/controller/rebalancer"
 	"kcloud.io/optimizer/internal/controller/workloadoptimizer"
@@ -68,15 +69,21 @@ type Options struct {
 	// /healthz is probed every 30 seconds into kcloud_core_scheduler_up and a log line on change.
 	CoreSchedulerURL string
 
-	MetricsAddr             string // ":8443"; "0" disables
-	MetricsSecure           bool   // HTTPS with Kubernetes authentication and authorization
-	ProbeAddr               string // ":8081"
-	LeaderElect             bool
+	MetricsAddr   string // ":8443"; "0" disables
+	MetricsSecure bool   // HTTPS with Kubernetes authentication and authorization
+	ProbeAddr     string // ":8081"
+	LeaderElect   bool
+	// LeaseDuration is the leader-election lease (controller-runtime's 15s when zero); the leader
+	// renews within two thirds of it and standbys retry every tenth of it.
+	LeaseDuration           time.Duration
 	LeaderElectionNamespace string
 	ReoptimizeInterval      time.Duration // WorkloadOptimizers without events (default 5m)
 	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
-	Workers                 int           // concurrent WorkloadOptimizer reconciles
-	PrometheusURL           string        // telemetry; the catalog model alone when empty
+	// AccountingSettle is how far the ledgers trail the clock, so that the cache has seen every pod
+	// start and deletion within the time they charge (the flag's default is 2s; zero: none).
+	AccountingSettle time.Duration
+	Workers          int    // concurrent WorkloadOptimizer reconciles
+	PrometheusURL    string // telemetry; the catalog model alone when empty
 	// PriceSource is where node prices come from besides the catalog (--price-source): "" or "none",
 	// or "opencost" (OpenCost's node cost series in the Prometheus at PrometheusURL), polled every
 	// PriceSourceInterval (default pricesource.DefaultInterval).
@@ -237,6 +244,9 @@ func managerOptions(cfg *rest.Config, o Options, ref watch.Ref) (ctrl.Options, e
 		LeaderElectionID:              o.OperatorName + ".kcloud.io",
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 leaseOr(o.LeaseDuration, 1, 1),
+		RenewDeadline:                 leaseOr(o.LeaseDuration, 2, 3),
+		RetryPeriod:                   leaseOr(o.LeaseDuration, 1, 10),
 		GracefulShutdownTimeout:       &o.GracefulShutdown,
 		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.MetricsSecure},
 		Cache: cache.Options{
@@ -353,20 +363,27 @@ func (a *assembly) controllers(ctx context.Context) error {
 		return fmt.Errorf("indexing pods: %w", err)
 	}
 	wo := &workloadoptimizer.Reconciler{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Fleet: a.fleet, Recorder: a.recorder,
-		Clock: o.Clock, Interval: o.ReoptimizeInterval}
+		Clock: o.Clock, Interval: o.ReoptimizeInterval, Settle: o.AccountingSettle}
 	if ref := a.catalogRef; !ref.IsZero() {
 		wo.Catalog = []types.NamespacedName{ref.Key(), ref.PriceSource().Key()}
 	}
 	if err := wo.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("WorkloadOptimizer controller: %w", err)
 	}
-	cp := &costpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	cp := &costpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval, Settle: o.AccountingSettle}
 	if err := cp.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("CostPolicy controller: %w", err)
 	}
-	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval}
+	pp := &powerpolicy.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder, Clock: o.Clock, Interval: o.AccountingInterval, Settle: o.AccountingSettle}
 	if err := pp.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PowerPolicy controller: %w", err)
+	}
+	if err := podaccounting.SetupIndexes(ctx, mgr); err != nil {
+		return fmt.Errorf("indexing pods held for accounting: %w", err)
+	}
+	held := &podaccounting.Reconciler{Client: mgr.GetClient(), Interval: o.AccountingInterval}
+	if err := held.SetupWithManager(mgr, o.Workers); err != nil {
+		return fmt.Errorf("pod accounting controller: %w", err)
 	}
 	ne := &nodeeconomics.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder}
 	if err := ne.SetupWithManager(mgr); err != nil {
@@ -519,6 +536,15 @@ func leaseLock(cfg *rest.Config, o Options) (resourcelock.Interface, error) {
 	id := o.PodName + "_" + uuid.NewString()[:8]
 	return resourcelock.New(resourcelock.LeasesResourceLock, ns, o.OperatorName+".kcloud.io", cs.CoreV1(), cs.CoordinationV1(),
 		resourcelock.ResourceLockConfig{Identity: id})
+}
+
+// leaseOr is num/den of the lease duration, or nil (controller-runtime's default) without one.
+func leaseOr(lease time.Duration, num, den int64) *time.Duration {
+	if lease <= 0 {
+		return nil
+	}
+	d := lease * time.Duration(num) / time.Duration(den)
+	return &d
 }
 
 // trimPod keeps what the operator reads of a pod: metadata, placement, requests, affinity,

@@ -119,6 +119,26 @@ func InvalidSelectorLimit(source, id string, err error) PodLimit {
 		ID: id + "/selector"}
 }
 
+// Covering lists the policies that cover a pod, in the order given.
+func (ps *Policies) Covering(pod *corev1.Pod) ([]*kcloudv1alpha1.CostPolicy, []*kcloudv1alpha1.PowerPolicy) {
+	if ps == nil {
+		return nil, nil
+	}
+	var costs []*kcloudv1alpha1.CostPolicy
+	var powers []*kcloudv1alpha1.PowerPolicy
+	for _, c := range ps.cost {
+		if c.covers(pod) {
+			costs = append(costs, c.p)
+		}
+	}
+	for _, c := range ps.power {
+		if c.covers(pod) {
+			powers = append(powers, c.p)
+		}
+	}
+	return costs, powers
+}
+
 // PoliciesOf is NewPolicies over list items.
 func PoliciesOf(cost []kcloudv1alpha1.CostPolicy, power []kcloudv1alpha1.PowerPolicy) *Policies {
 	cps := make([]*kcloudv1alpha1.CostPolicy, len(cost))

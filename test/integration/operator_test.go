@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -99,8 +100,15 @@ func runningPod(t *testing.T, ns, name, node string, started time.Time, labels m
 	if err := k8sClient.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &metav1.Time{Time: started}}
-	if err := k8sClient.Status().Update(context.Background(), p); err != nil {
+	// The operator may add its accounting finalizer meanwhile: write the status over the latest.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
+			return err
+		}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, StartTime: &metav1.Time{Time: started}}
+		return k8sClient.Status().Update(context.Background(), p)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return p

@@ -37,7 +37,7 @@ func TestStoredInvalidSelectors(t *testing.T) {
 		Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}, Selector: bogus},
 			Budget: &kcloudv1alpha1.CostBudget{Amount: 100, Period: kcloudv1alpha1.BudgetPeriodDay}, Enforcement: kcloudv1alpha1.EnforcementDeny}}
 	pp := &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "op-badsel"},
-		Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}, Selector: bogus}}}
+		Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}, Selector: bogus}, PreferGreen: true}}
 	wo := &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: metav1.ObjectMeta{Name: "badsel", Namespace: ns},
 		Spec: kcloudv1alpha1.WorkloadOptimizerSpec{WorkloadType: kcloudv1alpha1.WorkloadTraining, Selector: bogus}}
 	for _, o := range []client.Object{cp, pp, wo} {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +40,9 @@ type Reconciler struct {
 	// Interval is how often spend is accounted (default 1 minute); a pod deleted between two
 	// accountings is charged up to the earlier one.
 	Interval time.Duration
+	// Settle is how far accounting trails the clock: the cache has seen every pod start and
+	// deletion up to now-Settle, so none of that time is charged wrongly.
+	Settle time.Duration
 }
 
 // Reconcile accounts the policy's spend up to now.
@@ -52,7 +56,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("reading CostPolicy %s: %w", req.Name, err)
 	}
 	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
-	now := r.Clock.Now().Truncate(time.Second)
+	now := r.Clock.Now().Add(-r.Settle).Truncate(time.Second)
 	before := cp.Status.DeepCopy()
 	s := &cp.Status
 
@@ -99,7 +103,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	conds.Departed(covered.Departed)
 
 	if !equality.Semantic.DeepEqual(before, s) {
-		patch := client.MergeFrom(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before})
+		// Only over the status it was computed from (optimistic lock): a stale write, say by a
+		// replica that has just lost the lease, would drop what pods released since were charged.
+		patch := client.MergeFromWithOptions(&kcloudv1alpha1.CostPolicy{ObjectMeta: cp.ObjectMeta, Status: *before}, client.MergeFromWithOptimisticLock{})
 		if err := r.Client.Status().Patch(ctx, cp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of CostPolicy %s: %w", cp.Name, err)
 		}
@@ -108,7 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
 	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
 	log.FromContext(ctx).V(1).Info("Accounted policy", "costPolicy", klog.KObj(cp), "spend", s.CurrentSpend, "costPerHour", s.CurrentCostPerHour, "pods", s.CoveredPods)
-	return reconcile.Result{RequeueAfter: r.interval()}, nil
+	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered, ledger.AccountedUntil, r.Clock.Now(), r.Settle, r.interval())}, nil
 }
 
 func (r *Reconciler) interval() time.Duration {
@@ -118,10 +124,26 @@ func (r *Reconciler) interval() time.Duration {
 	return r.Interval
 }
 
-// SetupWithManager reconciles on spec changes and then every interval.
+// SetupWithManager reconciles on spec changes, on a covered pod's deletion, and then every interval.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("costpolicy").
 		For(&kcloudv1alpha1.CostPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A deleted pod the accounting finalizer holds is accounted to its end at once, so it goes.
+		Watches(&corev1.Pod{}, accounting.CoveringPolicies(r.targets), builder.WithPredicates(accounting.NowHeld)).
 		Complete(r)
+}
+
+// targets lists the policies and their targets from the cache.
+func (r *Reconciler) targets(ctx context.Context) ([]client.Object, []kcloudv1alpha1.PolicyTarget, error) {
+	list := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return nil, nil, err
+	}
+	objs := make([]client.Object, len(list.Items))
+	targets := make([]kcloudv1alpha1.PolicyTarget, len(list.Items))
+	for i := range list.Items {
+		objs[i], targets[i] = &list.Items[i], list.Items[i].Spec.PolicyTarget
+	}
+	return objs, targets, nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,9 @@ type Reconciler struct {
 	Clock    clock.PassiveClock
 	// Interval is how often energy is accounted (default 1 minute).
 	Interval time.Duration
+	// Settle is how far accounting trails the clock: the cache has seen every pod start and
+	// deletion up to now-Settle, so none of that time is charged wrongly.
+	Settle time.Duration
 }
 
 // Reconcile accounts the policy's energy and emissions up to now.
@@ -53,7 +57,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, fmt.Errorf("reading PowerPolicy %s: %w", req.Name, err)
 	}
 	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
-	now := r.Clock.Now().Truncate(time.Second)
+	now := r.Clock.Now().Add(-r.Settle).Truncate(time.Second)
 	before := pp.Status.DeepCopy()
 	s := &pp.Status
 
@@ -111,7 +115,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	conds.Departed(covered.Departed)
 
 	if !equality.Semantic.DeepEqual(before, s) {
-		patch := client.MergeFrom(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before})
+		// Only over the status it was computed from (optimistic lock): a stale write, say by a
+		// replica that has just lost the lease, would drop what pods released since were charged.
+		patch := client.MergeFromWithOptions(&kcloudv1alpha1.PowerPolicy{ObjectMeta: pp.ObjectMeta, Status: *before}, client.MergeFromWithOptimisticLock{})
 		if err := r.Client.Status().Patch(ctx, pp, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of PowerPolicy %s: %w", pp.Name, err)
 		}
@@ -125,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	return reconcile.Result{RequeueAfter: interval}, nil
+	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered, next.AccountedUntil, r.Clock.Now(), r.Settle, interval)}, nil
 }
 
 func first(s []string, n int) []string {
@@ -135,10 +141,26 @@ func first(s []string, n int) []string {
 	return s
 }
 
-// SetupWithManager reconciles on spec changes and then every interval.
+// SetupWithManager reconciles on spec changes, on a covered pod's deletion, and then every interval.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("powerpolicy").
 		For(&kcloudv1alpha1.PowerPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A deleted pod the accounting finalizer holds is accounted to its end at once, so it goes.
+		Watches(&corev1.Pod{}, accounting.CoveringPolicies(r.targets), builder.WithPredicates(accounting.NowHeld)).
 		Complete(r)
+}
+
+// targets lists the policies and their targets from the cache.
+func (r *Reconciler) targets(ctx context.Context) ([]client.Object, []kcloudv1alpha1.PolicyTarget, error) {
+	list := &kcloudv1alpha1.PowerPolicyList{}
+	if err := r.Client.List(ctx, list); err != nil {
+		return nil, nil, err
+	}
+	objs := make([]client.Object, len(list.Items))
+	targets := make([]kcloudv1alpha1.PolicyTarget, len(list.Items))
+	for i := range list.Items {
+		objs[i], targets[i] = &list.Items[i], list.Items[i].Spec.PolicyTarget
+	}
+	return objs, targets, nil
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/accounting"
 	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/events"
 	"kcloud.io/optimizer/internal/metrics"
@@ -37,6 +38,8 @@ type Reconciler struct {
 	Clock    clock.PassiveClock
 	// Interval is how often a workload is re-evaluated without any event (default 5 minutes).
 	Interval time.Duration
+	// Settle is how far the budget's accounting trails the clock (costpolicy.Reconciler.Settle).
+	Settle time.Duration
 	// Weights and TargetWorkload are kcloud-scheduler's score weights and target workload (its
 	// plugin args), so that the best placement is the one the scheduler would choose; nil and ""
 	// take the scheduler's defaults.
@@ -60,10 +63,12 @@ type Reconciler struct {
 type state struct {
 	wo        *kcloudv1alpha1.WorkloadOptimizer
 	now       time.Time
-	pods      []*corev1.Pod  // the workload's pods
-	targetErr error          // why the target could not be read, if it could not
+	pods      []*corev1.Pod // the workload's pods
+	targetErr error         // why the target could not be read, if it could not
 	// selectorErr is why spec.selector does not parse; the pods are found without it.
 	selectorErr error
+	// heldUntil is the latest end of the workload's deleted pods the accounting finalizer holds.
+	heldUntil time.Time
 	events    []events.Event // recorded once status is written
 	// figures of running pods, in the order of pods
 	running []runningPod
@@ -127,7 +132,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	if changed(before, &wo.Status) {
 		wo.Status.LastOptimized = ptrTime(st.now)
-		patch := ctrl.MergeFrom(&kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: wo.ObjectMeta, Status: *before})
+		base := &kcloudv1alpha1.WorkloadOptimizer{ObjectMeta: wo.ObjectMeta, Status: *before}
+		patch := ctrl.MergeFrom(base)
+		if wo.Status.Budget != nil {
+			// A budget's ledger is written only over the status it was computed from: a stale write
+			// would drop what another accounting already charged (pods released since).
+			patch = ctrl.MergeFromWithOptions(base, ctrl.MergeFromWithOptimisticLock{})
+		}
 		if err := r.Client.Status().Patch(ctx, wo, patch); err != nil {
 			return reconcile.Result{}, fmt.Errorf("writing status of WorkloadOptimizer %s: %w", req, err)
 		}
@@ -136,7 +147,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	r.observe(st)
 	log.FromContext(ctx).V(1).Info("Evaluated workload", "workloadOptimizer", klog.KObj(wo), "phase", wo.Status.Phase,
 		"costPerHour", wo.Status.CurrentCost, "watts", wo.Status.CurrentPower, "score", wo.Status.OptimizationScore)
-	return reconcile.Result{RequeueAfter: r.interval()}, nil
+	next := r.interval()
+	if b := wo.Status.Budget; b != nil && st.heldUntil.After(b.AccountedUntil.Time) {
+		// A held pod goes once the budget has accounted its end: look again as soon as it can.
+		next = accounting.NextAccounting(accounting.Covered{HeldUntil: st.heldUntil}, b.AccountedUntil.Time, r.Clock.Now(), r.Settle, next)
+	}
+	return reconcile.Result{RequeueAfter: next}, nil
 }
 
 func (r *Reconciler) interval() time.Duration {

@@ -191,7 +191,7 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 		start, until, spent = &b.PeriodStart, &b.AccountedUntil, b.Spend
 	}
 	// Whole seconds: status keeps times to the second, and a restart must resume exactly there.
-	now := st.now.Truncate(time.Second)
+	now := st.now.Add(-r.Settle).Truncate(time.Second)
 	ledger, from, err := accounting.ResumeLedger(start, until, spent, now, kube.PeriodOf(c.BudgetPeriod))
 	if err != nil {
 		return fmt.Errorf("spec.costConstraints.budgetPeriod: %w", err)
@@ -214,7 +214,11 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 			}
 			rate = fig.CostPerHour
 		}
-		ledger.Amount += rate * cluster.RunInterval(p).HoursWithin(from, now)
+		run := cluster.RunInterval(p)
+		if accounting.Held(p) && run.End.After(st.heldUntil) {
+			st.heldUntil = run.End
+		}
+		ledger.Amount += rate * run.HoursWithin(from, now)
 	}
 	if now.After(ledger.AccountedUntil) {
 		ledger.AccountedUntil = now

@@ -16,9 +16,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/accounting"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/kube"
 )
@@ -70,20 +72,50 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("kcloud: WorkloadOptimizers not read, pod left unchanged: %v", err))
 	}
 	wo := OptimizerFor(pod, list.Items)
-	if wo == nil {
-		return admission.Allowed("")
+	var warnings []string
+	if wo != nil {
+		var offers map[corev1.ResourceName]int64
+		if m.Offers != nil {
+			offers = m.Offers(ctx)
+		}
+		cat, _ := m.Catalog.Current()
+		warnings = Apply(pod, wo, cat, offers)
 	}
-	var offers map[corev1.ResourceName]int64
-	if m.Offers != nil {
-		offers = m.Offers(ctx)
+	// The accounting finalizer from the start, so even a pod deleted before the operator's leader
+	// sees it is charged (the controller adds it to pods admitted without it).
+	charged, err := m.charged(ctx, pod, ns, wo)
+	if err != nil {
+		warnings = append(warnings, fmt.Sprintf("kcloud: policies not read, no accounting finalizer: %v", err))
 	}
-	cat, _ := m.Catalog.Current()
-	warnings := Apply(pod, wo, cat, offers)
+	if charged {
+		controllerutil.AddFinalizer(pod, kcloudv1alpha1.FinalizerAccounting)
+	}
+	if wo == nil && !charged {
+		return admission.Allowed("").WithWarnings(warnings...)
+	}
 	out, err := json.Marshal(pod)
 	if err != nil {
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("kcloud: pod not encoded, left unchanged: %v", err))
 	}
 	return admission.PatchResponseFromRaw(req.Object.Raw, out).WithWarnings(warnings...)
+}
+
+// charged reports whether a ledger charges the pod: a policy covers it, or its optimizer has a budget.
+func (m *PodMutator) charged(ctx context.Context, pod *corev1.Pod, ns string, wo *kcloudv1alpha1.WorkloadOptimizer) (bool, error) {
+	costs := &kcloudv1alpha1.CostPolicyList{}
+	if err := m.Client.List(ctx, costs); err != nil {
+		return false, err
+	}
+	powers := &kcloudv1alpha1.PowerPolicyList{}
+	if err := m.Client.List(ctx, powers); err != nil {
+		return false, err
+	}
+	in := pod
+	if in.Namespace == "" {
+		in = pod.DeepCopy()
+		in.Namespace = ns
+	}
+	return len(accounting.LedgersOf(in, kube.PoliciesOf(costs.Items, powers.Items), wo)) > 0, nil
 }
 
 // OptimizerFor picks the optimizer that covers a pod: the one its label or annotation names, else

@@ -31,14 +31,15 @@ func storeOf(t *testing.T, objs map[schema.GroupVersionResource][]any) *policySt
 }
 
 // A policy's cap covers the pods its target selects: the pod itself, and the others whose usage
-// counts against it; a policy that does not select the pod, or whose selector does not parse, adds
-// nothing.
+// counts against it; a policy that does not select the pod adds nothing, and one whose selector
+// does not parse fails closed over what its valid part selects (a limit no node meets).
 func TestPolicyLimitsAndWhoSharesThem(t *testing.T) {
 	cap, watts := 3.0, 500.0
 	target := func(key, value string) kcloudv1alpha1.PolicyTarget {
 		return kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{key: value}}}
 	}
-	bad := kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Near"}}}}
+	bad := kcloudv1alpha1.PolicyTarget{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"},
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Near"}}}}
 	cost := func(name string, t kcloudv1alpha1.PolicyTarget) any {
 		return &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: t, MaxCostPerHour: &cap, Enforcement: kcloudv1alpha1.EnforcementDeny}}
@@ -64,6 +65,13 @@ func TestPolicyLimitsAndWhoSharesThem(t *testing.T) {
 	}
 	if pp.Limits[0].Kind != model.LimitCostPerHour || pp.Limits[1].Kind != model.LimitPowerWatts {
 		t.Errorf("kinds: %v, %v", pp.Limits[0].Kind, pp.Limits[1].Kind)
+	}
+	var kinds []model.LimitKind
+	for _, l := range s.policyFor(labelled("db-1", map[string]string{"app": "db"})).Limits {
+		kinds = append(kinds, l.Kind)
+	}
+	if diff := cmp.Diff([]model.LimitKind{model.LimitCostPerHour, model.LimitCostPerHour, model.LimitInvalid}, kinds); diff != "" {
+		t.Errorf("db pod's limit kinds: db-cap, then broken's cap and its invalid selector (-want +got):\n%s", diff)
 	}
 	for _, tc := range []struct {
 		pod        *corev1.Pod

@@ -1,0 +1,164 @@
+// Package podaccounting keeps the accounting finalizer (kcloudv1alpha1.FinalizerAccounting) on the
+// pods a ledger charges, and takes it off a deleted pod once every ledger charging it (its
+// CostPolicies, PowerPolicies and optimizer budget) has accounted the pod's run to its end. The
+// ledgers themselves are the policy and optimizer controllers'; this one only decides when a pod
+// may go, so a deletion between two accountings, or while the operator is down, loses nothing.
+package podaccounting
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/accounting"
+	"kcloud.io/optimizer/pkg/kube"
+)
+
+// IndexHeld indexes the deleted pods the accounting finalizer holds, so a ledger's new status finds
+// the pods waiting on it without walking every pod.
+const IndexHeld = "kcloud.io/accounting-held"
+
+// SetupIndexes registers the index of held pods.
+func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHeld, func(o client.Object) []string {
+		if accounting.Held(o) {
+			return []string{"true"}
+		}
+		return nil
+	})
+}
+
+// Reconciler adds and removes the accounting finalizer of one pod at a time.
+type Reconciler struct {
+	Client client.Client
+	// Interval is the accounting interval: a held pod is looked at again after it even if no
+	// ledger's status changed (default 1 minute).
+	Interval time.Duration
+}
+
+// Reconcile puts the finalizer on a charged pod, or takes it off a deleted one that every ledger
+// has accounted to its end (or that no ledger charges any more).
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	pod := &corev1.Pod{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	has := controllerutil.ContainsFinalizer(pod, kcloudv1alpha1.FinalizerAccounting)
+	deleting := pod.DeletionTimestamp != nil
+	if deleting && !has {
+		return reconcile.Result{}, nil
+	}
+	ledgers, err := r.ledgers(ctx, pod)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	switch {
+	case !deleting && !has && len(ledgers) > 0 && !kube.NodeOverhead(pod):
+		return reconcile.Result{}, r.patch(ctx, pod, controllerutil.AddFinalizer)
+	case !deleting && has && len(ledgers) == 0:
+		return reconcile.Result{}, r.patch(ctx, pod, controllerutil.RemoveFinalizer) // nothing charges it any more
+	case deleting:
+		if ok, waiting := accounting.Released(pod, ledgers); !ok {
+			log.FromContext(ctx).V(1).Info("Holding deleted pod until it is accounted", "pod", klog.KObj(pod), "waiting", waiting)
+			return reconcile.Result{RequeueAfter: r.interval()}, nil
+		}
+		return reconcile.Result{}, r.patch(ctx, pod, controllerutil.RemoveFinalizer)
+	}
+	return reconcile.Result{}, nil
+}
+
+// ledgers lists the ledgers that charge the pod, from the cache.
+func (r *Reconciler) ledgers(ctx context.Context, pod *corev1.Pod) ([]accounting.PodLedger, error) {
+	costs := &kcloudv1alpha1.CostPolicyList{}
+	if err := r.Client.List(ctx, costs); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: listing CostPolicies: %w", pod.Namespace, pod.Name, err)
+	}
+	powers := &kcloudv1alpha1.PowerPolicyList{}
+	if err := r.Client.List(ctx, powers); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: listing PowerPolicies: %w", pod.Namespace, pod.Name, err)
+	}
+	var wo *kcloudv1alpha1.WorkloadOptimizer
+	if name := pod.Labels[kube.LabelOptimizer]; name != "" {
+		wo = &kcloudv1alpha1.WorkloadOptimizer{}
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: name}, wo); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("pod %s/%s: reading WorkloadOptimizer %s: %w", pod.Namespace, pod.Name, name, err)
+			}
+			wo = nil
+		}
+	}
+	return accounting.LedgersOf(pod, kube.PoliciesOf(costs.Items, powers.Items), wo), nil
+}
+
+// patch adds or removes the finalizer under optimistic locking: a pod changed meanwhile is read again.
+func (r *Reconciler) patch(ctx context.Context, pod *corev1.Pod, change func(client.Object, string) bool) error {
+	before := pod.DeepCopy()
+	change(pod, kcloudv1alpha1.FinalizerAccounting)
+	if err := r.Client.Patch(ctx, pod, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("pod %s/%s: updating finalizer %s: %w", pod.Namespace, pod.Name, kcloudv1alpha1.FinalizerAccounting, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) interval() time.Duration {
+	if r.Interval <= 0 {
+		return time.Minute
+	}
+	return r.Interval
+}
+
+// SetupWithManager reconciles pods whose coverage or deletion changes, and the held pods again
+// whenever a ledger's status moves.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	heldPods := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		list := &corev1.PodList{}
+		if err := r.Client.List(ctx, list, client.MatchingFields{IndexHeld: "true"}, client.UnsafeDisableDeepCopy); err != nil {
+			log.FromContext(ctx).Error(err, "Listing pods held for accounting")
+			return nil
+		}
+		out := make([]reconcile.Request, len(list.Items))
+		for i := range list.Items {
+			out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+		}
+		return out
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("podaccounting").
+		For(&corev1.Pod{}, builder.WithPredicates(podChanged)).
+		Watches(&kcloudv1alpha1.CostPolicy{}, heldPods).
+		Watches(&kcloudv1alpha1.PowerPolicy{}, heldPods).
+		Watches(&kcloudv1alpha1.WorkloadOptimizer{}, heldPods).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, workers)}).
+		Complete(r)
+}
+
+// podChanged passes pod updates that can change whether a ledger charges the pod or whether it may
+// go: its labels, its node, its phase, its deletion and its finalizers.
+var podChanged = predicate.Funcs{
+	UpdateFunc: func(e ctrlevent.UpdateEvent) bool {
+		o, n := e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod)
+		return o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase || o.Namespace != n.Namespace ||
+			!labels.Equals(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+			accounting.Held(o) != accounting.Held(n) || controllerutil.ContainsFinalizer(o, kcloudv1alpha1.FinalizerAccounting) != controllerutil.ContainsFinalizer(n, kcloudv1alpha1.FinalizerAccounting)
+	},
+}

@@ -1,0 +1,510 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/catalog"
+	"kcloud.io/optimizer/pkg/devcluster"
+)
+
+// TestChaosAccounting: a stream of covered pods, long and short (some shorter than the accounting
+// interval), created and deleted at random under a CostPolicy and a PowerPolicy, while two
+// leader-electing operator replicas are killed with SIGKILL in turn, kube-apiserver restarts once and
+// a node with pods on it is deleted. The truth is the test's own record of each pod's run (the start
+// the apiserver showed, the deletion it returned) times the price table's figures for its node; the
+// ledgers must match it. `make chaos` runs it for longer (KCLOUD_CHAOS_DURATION).
+func TestChaosAccounting(t *testing.T) {
+	dur := 150 * time.Second
+	if v := os.Getenv("KCLOUD_CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("KCLOUD_CHAOS_DURATION: %v", err)
+		}
+		dur = d
+	}
+	ctx := context.Background()
+	c := crClient(t)
+	ns := namespace(t, "e2e-chaos")
+	cp := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "e2e-chaos"},
+		Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}},
+			Budget: &kcloudv1alpha1.CostBudget{Amount: 1e6, Period: kcloudv1alpha1.BudgetPeriodMonth}}}
+	pp := &kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "e2e-chaos"},
+		Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{ns}},
+			EnergyBudget: &kcloudv1alpha1.EnergyBudget{KilowattHours: 1e6, Period: kcloudv1alpha1.BudgetPeriodMonth}}}
+	for _, o := range []client.Object{cp, pp} {
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Delete(context.Background(), o) })
+	}
+	spare := spareNode(t, ctx)
+	spareGone := make(chan struct{})
+
+	ops := newReplicas(t)
+	defer ops.restoreSuiteOperator()
+	leaders := watchLeader(t, ctx)
+
+	// The stream: each pod runs for a random time, then the test deletes it and records its run.
+	rec := &record{runs: map[string]*podRun{}}
+	streamCtx, stopStream := context.WithTimeout(ctx, dur)
+	defer stopStream()
+	var wg sync.WaitGroup
+	chaosDone := make(chan struct{})
+	go func() { // the chaos, beside the stream: kills in turn, the spare node once, the apiserver once
+		defer close(chaosDone)
+		nodeAt, apiAt := time.Now().Add(dur/3), time.Now().Add(dur*2/3)
+		for streamCtx.Err() == nil {
+			switch {
+			case !nodeAt.IsZero() && time.Now().After(nodeAt):
+				nodeAt = time.Time{}
+				if err := suite.Client.CoreV1().Nodes().Delete(ctx, spare.Name, metav1.DeleteOptions{}); err != nil {
+					t.Errorf("deleting node %s: %v", spare.Name, err)
+				}
+				close(spareGone) // its pods are deleted at once, as a drain would
+				t.Logf("deleted node %s with its pods", spare.Name)
+				time.Sleep(8 * time.Second) // no kill before the leader has charged them (docs/designs/accounting.md)
+			case !apiAt.IsZero() && time.Now().After(apiAt):
+				apiAt = time.Time{}
+				ops.restartAPIServer(ctx)
+			default:
+				ops.kill(ops.kills % 2)
+				time.Sleep(killEvery)
+			}
+		}
+	}()
+	rng := rand.New(rand.NewPCG(19, 2026))
+	for i := 0; streamCtx.Err() == nil; i++ {
+		name := fmt.Sprintf("p%04d", i)
+		life := time.Duration(500+rng.IntN(2500)) * time.Millisecond // shorter than the 2s interval
+		if rng.IntN(3) > 0 {
+			life = time.Duration(5+rng.IntN(30)) * time.Second
+		}
+		p := kcloudPod(ns, name, gpus(1))
+		var gone <-chan struct{}
+		if i%7 == 3 {
+			select {
+			case <-spareGone:
+			default:
+				p.Spec.NodeName, gone = spare.Name, spareGone // some on the node that goes
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); rec.run(t, ctx, p, life, gone) }()
+		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		rec.waitBelow(6)
+	}
+	wg.Wait()
+	<-chaosDone
+	changes := leaders()
+
+	// Every pod goes once its ledgers have charged it; then the ledgers must equal the record.
+	waitPods(t, ns, 3*time.Minute, func(ps []corev1.Pod) bool { return len(ps) == 0 })
+	var spend, kwh float64
+	var last time.Time
+	for _, r := range rec.runs {
+		h := r.end.Sub(r.start).Hours()
+		spend += r.usdPerHour * h
+		kwh += r.watts * h / 1000
+		if r.end.After(last) {
+			last = r.end
+		}
+	}
+	eventually(t, time.Minute, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), cp); err != nil {
+			return err
+		}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(pp), pp); err != nil {
+			return err
+		}
+		if cp.Status.AccountedUntil == nil || cp.Status.AccountedUntil.Time.Before(last) || pp.Status.AccountedUntil == nil || pp.Status.AccountedUntil.Time.Before(last) {
+			return errorf("ledgers not yet past the last deletion " + last.Format(time.RFC3339))
+		}
+		return nil
+	})
+	spendErr := 100 * math.Abs(cp.Status.CurrentSpend-spend) / spend
+	energyErr := 100 * math.Abs(pp.Status.EnergyThisPeriodKWh-kwh) / kwh
+	t.Logf("%d pods ran; ledger spend %.6f USD against %.6f recorded; energy %.6f kWh against %.6f", len(rec.runs), cp.Status.CurrentSpend, spend, pp.Status.EnergyThisPeriodKWh, kwh)
+	fmt.Printf("spend_error_pct=%.4f energy_error_pct=%.4f kills=%d leader_changes=%d overshoot_usd=n/a\n", spendErr, energyErr, ops.kills, changes)
+	if spendErr > 0.1 || energyErr > 0.1 {
+		t.Errorf("spend error %.4f%%, energy error %.4f%%: want at most 0.1%%", spendErr, energyErr)
+	}
+	minKills, minChanges := 3, 1
+	if dur >= 10*time.Minute {
+		minKills, minChanges = 20, 5
+	}
+	if ops.kills < minKills || changes < minChanges {
+		t.Errorf("%d kills and %d leader changes in %s: want at least %d and %d", ops.kills, changes, dur, minKills, minChanges)
+	}
+}
+
+// killEvery is the pause between two kills.
+const killEvery = 4 * time.Second
+
+// spareNode adds a kwok node like one of the fleet's GPU nodes, for the test to delete.
+func spareNode(t *testing.T, ctx context.Context) *corev1.Node {
+	t.Helper()
+	nodes, err := suite.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var like *corev1.Node
+	for i := range nodes.Items {
+		if q := nodes.Items[i].Status.Allocatable[catalog.ResourceNVIDIAGPU]; q.Value() > 0 && len(nodes.Items[i].Spec.Taints) == 0 {
+			like = &nodes.Items[i]
+			break
+		}
+	}
+	if like == nil {
+		t.Fatal("no untainted GPU node to copy")
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "e2e-chaos-spare", Labels: map[string]string{}, Annotations: map[string]string{}}}
+	for k, v := range like.Labels {
+		n.Labels[k] = v
+	}
+	n.Labels[corev1.LabelHostname] = n.Name
+	for k, v := range like.Annotations {
+		n.Annotations[k] = v
+	}
+	created, err := suite.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = like.Status
+	if _, err := suite.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = suite.Client.CoreV1().Nodes().Delete(context.Background(), n.Name, metav1.DeleteOptions{}) })
+	return created
+}
+
+// replicas are two leader-electing operators in place of the suite's one, behind a proxy on the
+// port the webhook configurations name.
+type replicas struct {
+	t       *testing.T
+	cluster *devcluster.Cluster
+	bin     string
+	suite   []string // the suite operator's arguments, less those StartOperator sets
+	pids    [2]int
+	ports   [2]int
+	proxy   net.Listener
+	kills   int
+	stopped bool
+	proxyMu sync.Mutex
+}
+
+func newReplicas(t *testing.T) *replicas {
+	t.Helper()
+	proc := operatorProcess(t)
+	st, err := devcluster.ReadState(suite.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replicas{t: t, cluster: &devcluster.Cluster{State: *st, Dir: suite.StateDir}, bin: filepath.Join(suite.BinDir, "kcloud-operator")}
+	webhookPort := ""
+	for _, a := range proc.Args {
+		if !strings.HasPrefix(a, "--kubeconfig=") && !strings.HasPrefix(a, "--metrics-") && !strings.HasPrefix(a, "--health-probe-") {
+			r.suite = append(r.suite, a)
+		}
+		if v, ok := strings.CutPrefix(a, "--webhook-port="); ok {
+			webhookPort = v
+		}
+	}
+	if err := syscall.Kill(proc.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if devcluster.Alive(proc.PID) {
+			return errorf("operator still alive")
+		}
+		return nil
+	})
+	if r.proxy, err = net.Listen("tcp", "127.0.0.1:"+webhookPort); err != nil {
+		t.Fatal(err)
+	}
+	go r.serveProxy()
+	for i := range 2 {
+		r.start(i)
+	}
+	return r
+}
+
+// start runs replica i with the suite's arguments, its own webhook port and leader election.
+func (r *replicas) start(i int) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	var args []string
+	for _, a := range r.suite {
+		if !strings.HasPrefix(a, "--webhook-port=") {
+			args = append(args, a)
+		}
+	}
+	args = append(args, "--webhook-port="+strconv.Itoa(port), "--leader-elect", "--leader-election-namespace="+devcluster.OperatorNamespace,
+		"--leader-elect-lease-duration=3s")
+	if err := r.cluster.StartOperator(context.Background(), r.bin, args...); err != nil {
+		r.t.Fatal(err)
+	}
+	for _, p := range r.cluster.State.Processes {
+		if p.Name == "kcloud-operator" {
+			r.pids[i] = p.PID
+		}
+	}
+	r.proxyMu.Lock()
+	r.ports[i] = port
+	r.proxyMu.Unlock()
+}
+
+// kill sends SIGKILL to replica i and starts it again.
+func (r *replicas) kill(i int) {
+	_ = syscall.Kill(r.pids[i], syscall.SIGKILL)
+	for devcluster.Alive(r.pids[i]) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.kills++
+	r.start(i)
+}
+
+// serveProxy forwards each webhook connection to the first replica that takes it.
+func (r *replicas) serveProxy() {
+	for {
+		in, err := r.proxy.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer in.Close()
+			r.proxyMu.Lock()
+			ports := r.ports
+			r.proxyMu.Unlock()
+			for _, port := range ports {
+				out, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
+				if err != nil {
+					continue
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+				return
+			}
+		}()
+	}
+}
+
+// restartAPIServer stops kube-apiserver and starts it again with the same arguments.
+func (r *replicas) restartAPIServer(ctx context.Context) {
+	var api *devcluster.Process
+	for _, p := range r.cluster.State.Processes {
+		if p.Name == "kube-apiserver" && devcluster.Alive(p.PID) {
+			api = p
+		}
+	}
+	if api == nil {
+		r.t.Error("no kube-apiserver in the cluster state")
+		return
+	}
+	_ = syscall.Kill(api.PID, syscall.SIGTERM)
+	for devcluster.Alive(api.PID) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := r.cluster.Start(filepath.Join(os.Getenv("KCLOUD_BIN_DIR"), "kube-apiserver"), "kube-apiserver", api.Args...); err != nil {
+		r.t.Errorf("restarting kube-apiserver: %v", err)
+		return
+	}
+	eventually(r.t, 2*time.Minute, func() error {
+		_, err := suite.Client.Discovery().ServerVersion()
+		return err
+	})
+	r.t.Log("kube-apiserver restarted")
+}
+
+// stop kills both replicas and closes the proxy.
+func (r *replicas) stop() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	for _, pid := range r.pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for devcluster.Alive(pid) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	r.proxy.Close()
+}
+
+// restoreSuiteOperator puts the suite's single operator back for the tests that follow.
+func (r *replicas) restoreSuiteOperator() {
+	r.stop()
+	if err := r.cluster.StartOperator(context.Background(), r.bin, r.suite...); err != nil {
+		r.t.Errorf("restarting the suite's operator: %v", err)
+	}
+}
+
+// watchLeader counts the changes of the operator lease's holder until the returned func is called.
+func watchLeader(t *testing.T, ctx context.Context) func() int {
+	done := make(chan struct{})
+	result := make(chan int, 1)
+	go func() {
+		holder, changes := "", 0
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				result <- changes
+				return
+			case <-tick.C:
+			}
+			var l coordinationv1.Lease
+			got, err := suite.Client.CoordinationV1().Leases(devcluster.OperatorNamespace).Get(ctx, "kcloud-operator.kcloud.io", metav1.GetOptions{})
+			if err != nil || got.Spec.HolderIdentity == nil || *got.Spec.HolderIdentity == "" {
+				continue
+			}
+			l = *got
+			if h := *l.Spec.HolderIdentity; h != holder {
+				if holder != "" {
+					changes++
+				}
+				holder = h
+			}
+		}
+	}()
+	return func() int { close(done); return <-result }
+}
+
+// podRun is one pod's run as the test saw it.
+type podRun struct {
+	start, end time.Time
+	usdPerHour float64
+	watts      float64
+}
+
+type record struct {
+	mu      sync.Mutex
+	runs    map[string]*podRun
+	running int
+}
+
+func (r *record) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.runs)
+}
+
+// waitBelow waits until fewer than n pods of the stream are alive.
+func (r *record) waitBelow(n int) {
+	for {
+		r.mu.Lock()
+		k := r.running
+		r.mu.Unlock()
+		if k < n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// run creates a pod, lets it run for life once it is Running, deletes it and records the run.
+func (r *record) run(t *testing.T, ctx context.Context, p *corev1.Pod, life time.Duration, gone <-chan struct{}) {
+	r.mu.Lock()
+	r.running++
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running--
+		r.mu.Unlock()
+	}()
+	pods := suite.Client.CoreV1().Pods(p.Namespace)
+	if _, err := createRetrying(ctx, p); err != nil {
+		t.Errorf("creating %s: %v", p.Name, err)
+		return
+	}
+	var started *corev1.Pod
+	var run podRun
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		got, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
+		if err == nil && got.Status.Phase == corev1.PodRunning && got.Status.StartTime != nil {
+			// The node's figures from the price table now: the node may be gone at the end.
+			node, err := suite.Client.CoreV1().Nodes().Get(ctx, got.Spec.NodeName, metav1.GetOptions{})
+			if err != nil {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			started = got
+			run.start = got.Status.StartTime.Time
+			run.usdPerHour, run.watts = expectedFigures(t, got, node)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if started != nil {
+		select {
+		case <-time.After(life):
+		case <-gone:
+		}
+	}
+	zero := int64(0)
+	for {
+		err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		if err == nil || apierrors.IsNotFound(err) {
+			break
+		}
+		time.Sleep(time.Second) // the apiserver is restarting
+	}
+	if started == nil {
+		return // never ran: nothing to charge
+	}
+	// The deletion as the apiserver recorded it (the finalizer holds the pod), or the one the pod
+	// GC made first when its node went.
+	for {
+		got, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			t.Errorf("pod %s was gone before the test read its deletion: its finalizer did not hold it", p.Name)
+			return
+		}
+		if err == nil && got.DeletionTimestamp != nil {
+			run.end = got.DeletionTimestamp.Time
+			r.mu.Lock()
+			r.runs[p.Name] = &run
+			r.mu.Unlock()
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func createRetrying(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
+	var err error
+	for range 30 {
+		var out *corev1.Pod
+		if out, err = suite.Client.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err == nil || apierrors.IsAlreadyExists(err) {
+			return out, nil
+		}
+		time.Sleep(time.Second)
+	}
+	return nil, err
+}
