@@ -5,6 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 GO ?= go
 CONTROLLER_GEN := $(GO) tool controller-gen
 FUZZTIME ?= 60s
+CHAOS_DURATION ?= 20m
 # Control-plane binaries are built from the module graph; the script prints their directory.
 WITH_ASSETS = assets=$$(./hack/build-controlplane.sh) && KUBEBUILDER_ASSETS="$$assets"
 KUBECTL = bin/controlplane/current/kubectl
@@ -109,6 +110,11 @@ test-integration: prometheus ## Integration tests only (envtest with binaries bu
 .PHONY: test-e2e
 test-e2e: helm ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after; the chart and `make deploy` included.
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+.PHONY: chaos
+chaos: ## Money under chaos: covered pods streamed for CHAOS_DURATION (default 20m) while operator replicas are killed, the apiserver restarts and a node goes; last line spend_error_pct=X energy_error_pct=Y kills=N leader_changes=M overshoot_usd=Z (make test-e2e runs 150s of it).
+	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" KCLOUD_CHAOS_DURATION=$(CHAOS_DURATION) \
+		$(GO) test -timeout 90m -count=1 -v -run '^TestChaosAccounting$$' ./test/e2e/
 
 .PHONY: fuzz
 fuzz: ## Fuzz admission, trace readers, the catalog ConfigMap and node reservations, FUZZTIME (default 60s) per target; not part of make test.

@@ -23,6 +23,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newSimulateCommand(), newSimulateAutoscaleCommand(), newDevCommand(), newRunCommand())
+	root.AddCommand(newSimulateCommand(), newSimulateAutoscaleCommand(), newDevCommand(), newRunCommand(), newReleaseHeldCommand())
 	return root
 }

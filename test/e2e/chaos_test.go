@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
@@ -189,8 +190,16 @@ func spareNode(t *testing.T, ctx context.Context) *corev1.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	created.Status = like.Status
-	if _, err := suite.Client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error { // kwok writes the new node too
+		cur, err := suite.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.Capacity, cur.Status.Allocatable = like.Status.Capacity, like.Status.Allocatable
+		created, err = suite.Client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = suite.Client.CoreV1().Nodes().Delete(context.Background(), n.Name, metav1.DeleteOptions{}) })
@@ -238,9 +247,11 @@ func newReplicas(t *testing.T) *replicas {
 		}
 		return nil
 	})
-	if r.proxy, err = net.Listen("tcp", "127.0.0.1:"+webhookPort); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 30*time.Second, func() error { // the dead operator's socket may linger a moment
+		var err error
+		r.proxy, err = net.Listen("tcp", "127.0.0.1:"+webhookPort)
+		return err
+	})
 	go r.serveProxy()
 	for i := range 2 {
 		r.start(i)

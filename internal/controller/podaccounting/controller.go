@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -148,7 +149,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 		Watches(&kcloudv1alpha1.CostPolicy{}, heldPods).
 		Watches(&kcloudv1alpha1.PowerPolicy{}, heldPods).
 		Watches(&kcloudv1alpha1.WorkloadOptimizer{}, heldPods).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, workers)}).
+		// Every replica, not only the leader: a pod created while the leader is down (and its
+		// webhook call failed) must be held before it is deleted, and a release is safe from any
+		// replica, since it reads only the ledgers' stored status.
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, workers), NeedLeaderElection: ptr.To(false)}).
 		Complete(r)
 }
 
