@@ -266,7 +266,7 @@ func (r *replicas) start(i int) {
 		r.t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	_ = l.Close()
 	var args []string
 	for _, a := range r.suite {
 		if !strings.HasPrefix(a, "--webhook-port=") {
@@ -278,7 +278,7 @@ func (r *replicas) start(i int) {
 	if err := r.cluster.StartOperator(context.Background(), r.bin, args...); err != nil {
 		r.t.Fatal(err)
 	}
-	for _, p := range r.cluster.State.Processes {
+	for _, p := range r.cluster.Processes {
 		if p.Name == "kcloud-operator" {
 			r.pids[i] = p.PID
 		}
@@ -306,7 +306,7 @@ func (r *replicas) serveProxy() {
 			return
 		}
 		go func() {
-			defer in.Close()
+			defer func() { _ = in.Close() }()
 			r.proxyMu.Lock()
 			ports := r.ports
 			r.proxyMu.Unlock()
@@ -315,7 +315,7 @@ func (r *replicas) serveProxy() {
 				if err != nil {
 					continue
 				}
-				defer out.Close()
+				defer func() { _ = out.Close() }()
 				go func() { _, _ = io.Copy(out, in) }()
 				_, _ = io.Copy(in, out)
 				return
@@ -327,7 +327,7 @@ func (r *replicas) serveProxy() {
 // restartAPIServer stops kube-apiserver and starts it again with the same arguments.
 func (r *replicas) restartAPIServer(ctx context.Context) {
 	var api *devcluster.Process
-	for _, p := range r.cluster.State.Processes {
+	for _, p := range r.cluster.Processes {
 		if p.Name == "kube-apiserver" && devcluster.Alive(p.PID) {
 			api = p
 		}
@@ -363,7 +363,7 @@ func (r *replicas) stop() {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	r.proxy.Close()
+	_ = r.proxy.Close()
 }
 
 // restoreSuiteOperator puts the suite's single operator back for the tests that follow.
@@ -417,12 +417,6 @@ type record struct {
 	mu      sync.Mutex
 	runs    map[string]*podRun
 	running int
-}
-
-func (r *record) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.runs)
 }
 
 // waitBelow waits until fewer than n pods of the stream are alive.

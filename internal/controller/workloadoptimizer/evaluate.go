@@ -299,17 +299,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 	within, reason, msg := limitsState(wo)
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
-	if st.selectorErr != nil {
-		note := st.selectorErr.Error() + ": the optimizer finds its pods by their link label and spec.targetRef only until the selector is fixed"
-		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionTrue, kcloudv1alpha1.ReasonSelectorDoesNotParse, note)
-		if was[kcloudv1alpha1.ConditionSelectorInvalid] != metav1.ConditionTrue {
-			st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ConditionSelectorInvalid, Action: "FindPods", Note: note})
-		}
-	} else if wo.Spec.Selector != nil {
-		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionFalse, kcloudv1alpha1.ReasonSelectorParsed, "spec.selector parses")
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, kcloudv1alpha1.ConditionSelectorInvalid)
-	}
+	selectorValid(st, set, was[kcloudv1alpha1.ConditionSelectorInvalid])
 	figuresComplete(st, was[kcloudv1alpha1.ConditionFiguresComplete])
 
 	switch {
@@ -343,6 +333,23 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 		set(kcloudv1alpha1.ConditionCostOptimized, metav1.ConditionUnknown, kcloudv1alpha1.ReasonTargetNotFound, st.targetErr.Error())
 	}
 	return nil
+}
+
+// selectorValid sets SelectorInvalid from whether spec.selector parses, with an event when it turns
+// true; an optimizer without a selector has no such condition.
+func selectorValid(st *state, set func(string, metav1.ConditionStatus, string, string), was metav1.ConditionStatus) {
+	switch {
+	case st.selectorErr != nil:
+		note := st.selectorErr.Error() + ": the optimizer finds its pods by their link label and spec.targetRef only until the selector is fixed"
+		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionTrue, kcloudv1alpha1.ReasonSelectorDoesNotParse, note)
+		if was != metav1.ConditionTrue {
+			st.events = append(st.events, events.Event{Type: corev1.EventTypeWarning, Reason: kcloudv1alpha1.ConditionSelectorInvalid, Action: "FindPods", Note: note})
+		}
+	case st.wo.Spec.Selector != nil:
+		set(kcloudv1alpha1.ConditionSelectorInvalid, metav1.ConditionFalse, kcloudv1alpha1.ReasonSelectorParsed, "spec.selector parses")
+	default:
+		meta.RemoveStatusCondition(&st.wo.Status.Conditions, kcloudv1alpha1.ConditionSelectorInvalid)
+	}
 }
 
 // figuresComplete sets FiguresComplete from the running pods whose node has no price or no power
