@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -99,9 +100,17 @@ func TestDeletedPodsChargedOnce(t *testing.T) {
 			return fmt.Errorf("still there (%v)", err)
 		})
 	}
+	// advance moves the operator's clock, never ahead of real time (the apiserver stamps deletions
+	// with real time; a clock ahead of it would charge pods for time before they were deleted).
+	advance := func(at time.Time) {
+		if at.Before(time.Now().Add(time.Minute)) {
+			time.Sleep(time.Until(at))
+		}
+		clk.SetTime(at)
+	}
 	spendAt := func(at time.Time) {
 		t.Helper()
-		clk.SetTime(at)
+		advance(at)
 		w := want(at)
 		waitFor(t, fmt.Sprintf("spend %.6f at %s", w, at.Format(time.RFC3339)), func() error {
 			got := &kcloudv1alpha1.CostPolicy{}
@@ -112,7 +121,11 @@ func TestDeletedPodsChargedOnce(t *testing.T) {
 				return fmt.Errorf("accountedUntil %v", u)
 			}
 			if math.Abs(got.Status.CurrentSpend-w) > 1e-9 {
-				return fmt.Errorf("spend %.9f, want %.9f", got.Status.CurrentSpend, w)
+				figures := ""
+				if c := meta.FindStatusCondition(got.Status.Conditions, kcloudv1alpha1.ConditionFiguresComplete); c != nil {
+					figures = c.Message
+				}
+				return fmt.Errorf("spend %.9f, want %.9f (FiguresComplete: %s)", got.Status.CurrentSpend, w, figures)
 			}
 			return nil
 		})
@@ -130,21 +143,24 @@ func TestDeletedPodsChargedOnce(t *testing.T) {
 	// The operator's now passes the deletion once its cache has seen it, as real time would (this
 	// suite runs without the settle delay, which covers that in production).
 	time.Sleep(time.Second)
-	clk.SetTime(runs["short"].end.Add(5 * time.Second))
+	advance(runs["short"].end.Add(5 * time.Second))
 	waitGone(short)
 	spendAt(runs["short"].end.Add(5 * time.Second))
 
 	// A pod whose node goes first: charged at the node's last known price.
-	orphan := start("orphan", "op-final-c", runs["short"].end)
+	// It starts at the operator's now (after the last accounting) and is deleted a few seconds of
+	// real time later, so its run is after what the ledger has already accounted.
+	orphan := start("orphan", "op-final-c", clk.Now())
 	waitHeld(orphan)
 	if err := k8sClient.Delete(ctx, nodes["op-final-c"]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Until(runs["orphan"].start.Add(3 * time.Second)))
 	del(orphan)
 	time.Sleep(time.Second)
-	clk.SetTime(runs["orphan"].end.Add(2 * time.Second))
+	advance(runs["orphan"].end.Add(2 * time.Second))
 	waitGone(orphan)
+	spendAt(runs["orphan"].end.Add(2 * time.Second))
 
 	// A pod deleted while the operator is stopped stays until the operator is back.
 	stop()
@@ -154,12 +170,31 @@ func TestDeletedPodsChargedOnce(t *testing.T) {
 		t.Fatalf("pod deleted while the operator is down is gone (%v): its last interval is lost", err)
 	}
 	last := runs["long"].end.Add(10 * time.Second)
-	clk.SetTime(last)
+	advance(last)
 	startStoppableOperator(t, clk)
 	waitGone(long)
 	spendAt(last)
 	// Nothing more is charged once every pod is gone.
 	spendAt(last.Add(time.Hour))
+
+	// A pod that no ledger charges any more (its policies deleted) loses the finalizer.
+	kept := start("kept", "op-final-a", last)
+	waitHeld(kept)
+	for _, o := range []client.Object{cp, pp} {
+		if err := k8sClient.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "finalizer off kept once nothing charges it", func() error {
+		got := &corev1.Pod{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(kept), got); err != nil {
+			return err
+		}
+		if slices.Contains(got.Finalizers, kcloudv1alpha1.FinalizerAccounting) {
+			return fmt.Errorf("finalizers %v", got.Finalizers)
+		}
+		return nil
+	})
 }
 
 // startStoppableOperator starts the operator and returns what stops it (also run at the end).

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,10 +37,22 @@ import (
 // the pods waiting on it without walking every pod.
 const IndexHeld = "kcloud.io/accounting-held"
 
-// SetupIndexes registers the index of held pods.
+// IndexCarrying indexes every pod that carries the accounting finalizer, so a ledger that goes away
+// finds the pods it no longer charges.
+const IndexCarrying = "kcloud.io/accounting-carrying"
+
+// SetupIndexes registers the indexes of held pods and of pods carrying the finalizer.
 func SetupIndexes(ctx context.Context, mgr ctrl.Manager) error {
-	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHeld, func(o client.Object) []string {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexHeld, func(o client.Object) []string {
 		if accounting.Held(o) {
+			return []string{"true"}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexCarrying, func(o client.Object) []string {
+		if controllerutil.ContainsFinalizer(o, kcloudv1alpha1.FinalizerAccounting) {
 			return []string{"true"}
 		}
 		return nil
@@ -131,18 +144,29 @@ func (r *Reconciler) interval() time.Duration {
 // SetupWithManager reconciles pods whose coverage or deletion changes, and the held pods again
 // whenever a ledger's status moves.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
-	heldPods := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+	pods := func(ctx context.Context, index string, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		list := &corev1.PodList{}
-		if err := r.Client.List(ctx, list, client.MatchingFields{IndexHeld: "true"}, client.UnsafeDisableDeepCopy); err != nil {
-			log.FromContext(ctx).Error(err, "Listing pods held for accounting")
-			return nil
+		if err := r.Client.List(ctx, list, client.MatchingFields{index: "true"}, client.UnsafeDisableDeepCopy); err != nil {
+			log.FromContext(ctx).Error(err, "Listing pods that carry the accounting finalizer")
+			return
 		}
-		out := make([]reconcile.Request, len(list.Items))
 		for i := range list.Items {
-			out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
-		return out
-	})
+	}
+	// A ledger's new status may let held pods go; a ledger that goes away may leave pods that
+	// nothing charges any more, which then lose the finalizer.
+	heldPods := handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, _ ctrlevent.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			pods(ctx, IndexHeld, q)
+		},
+		UpdateFunc: func(ctx context.Context, _ ctrlevent.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			pods(ctx, IndexHeld, q)
+		},
+		DeleteFunc: func(ctx context.Context, _ ctrlevent.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			pods(ctx, IndexCarrying, q)
+		},
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("podaccounting").
 		For(&corev1.Pod{}, builder.WithPredicates(podChanged)).
