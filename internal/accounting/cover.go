@@ -104,14 +104,14 @@ func Cover(ctx context.Context, f *cluster.Fleet, target kcloudv1alpha1.PolicyTa
 	return c, nil
 }
 
-// NextAccounting is how long to wait before the next accounting: the interval, or less when a held
-// pod's end will be behind the settle delay sooner (then it can go).
-func NextAccounting(c Covered, accountedUntil, now time.Time, settle, interval time.Duration) time.Duration {
-	if !c.HeldUntil.After(accountedUntil) {
+// NextAccounting is how long to wait before the next accounting: the interval, or less when the
+// latest end of the held pods (heldUntil) will be behind the settle delay sooner (then they can go).
+func NextAccounting(heldUntil, accountedUntil, now time.Time, settle, interval time.Duration) time.Duration {
+	if !heldUntil.After(accountedUntil) {
 		return interval
 	}
 	// The accounting that covers HeldUntil runs once now-settle, truncated to the second, reaches it.
-	wait := c.HeldUntil.Add(settle + time.Second).Sub(now)
+	wait := heldUntil.Add(settle + time.Second).Sub(now)
 	if wait <= 0 {
 		wait = 100 * time.Millisecond
 	}

@@ -93,22 +93,55 @@ var NowHeld = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
-// CoveringPolicies maps a pod to the requests of the policies (listed by list) whose target covers it.
-func CoveringPolicies(list func(context.Context) ([]client.Object, []kcloudv1alpha1.PolicyTarget, error)) handler.EventHandler {
+// PoliciesFrom reads the cluster's CostPolicies and PowerPolicies from the cache, uncopied: the
+// result only reads them (kube.Policies), for one decision.
+func PoliciesFrom(ctx context.Context, c client.Reader) (*kube.Policies, error) {
+	costs := &kcloudv1alpha1.CostPolicyList{}
+	if err := c.List(ctx, costs, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing CostPolicies: %w", err)
+	}
+	powers := &kcloudv1alpha1.PowerPolicyList{}
+	if err := c.List(ctx, powers, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing PowerPolicies: %w", err)
+	}
+	return kube.PoliciesOf(costs.Items, powers.Items), nil
+}
+
+// CoveringCostPolicies maps a pod to the CostPolicies that cover it.
+func CoveringCostPolicies(c client.Reader) handler.EventHandler {
+	return covering(c, func(costs []*kcloudv1alpha1.CostPolicy, _ []*kcloudv1alpha1.PowerPolicy) []client.Object {
+		out := make([]client.Object, len(costs))
+		for i, p := range costs {
+			out[i] = p
+		}
+		return out
+	})
+}
+
+// CoveringPowerPolicies maps a pod to the PowerPolicies that cover it.
+func CoveringPowerPolicies(c client.Reader) handler.EventHandler {
+	return covering(c, func(_ []*kcloudv1alpha1.CostPolicy, powers []*kcloudv1alpha1.PowerPolicy) []client.Object {
+		out := make([]client.Object, len(powers))
+		for i, p := range powers {
+			out[i] = p
+		}
+		return out
+	})
+}
+
+func covering(c client.Reader, pick func([]*kcloudv1alpha1.CostPolicy, []*kcloudv1alpha1.PowerPolicy) []client.Object) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		pod, ok := o.(*corev1.Pod)
 		if !ok {
 			return nil
 		}
-		objs, targets, err := list(ctx)
+		policies, err := PoliciesFrom(ctx, c)
 		if err != nil {
 			return nil
 		}
 		var out []reconcile.Request
-		for i, t := range targets {
-			if kube.Coverage(t)(pod) {
-				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(objs[i])})
-			}
+		for _, p := range pick(policies.Covering(pod)) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(p)})
 		}
 		return out
 	})

@@ -229,11 +229,9 @@ func newReplicas(t *testing.T) *replicas {
 		t.Fatal(err)
 	}
 	r := &replicas{t: t, cluster: &devcluster.Cluster{State: *st, Dir: suite.StateDir}, bin: filepath.Join(suite.BinDir, "kcloud-operator")}
+	r.suite = restartArgs(proc)
 	webhookPort := ""
-	for _, a := range proc.Args {
-		if !strings.HasPrefix(a, "--kubeconfig=") && !strings.HasPrefix(a, "--metrics-") && !strings.HasPrefix(a, "--health-probe-") {
-			r.suite = append(r.suite, a)
-		}
+	for _, a := range r.suite {
 		if v, ok := strings.CutPrefix(a, "--webhook-port="); ok {
 			webhookPort = v
 		}

@@ -356,6 +356,18 @@ func operatorProcess(t *testing.T) *devcluster.Process {
 	return last
 }
 
+// restartArgs are an operator process's arguments less those StartOperator sets again (the
+// kubeconfig and new ports for metrics and probes).
+func restartArgs(p *devcluster.Process) []string {
+	var keep []string
+	for _, a := range p.Args {
+		if !strings.HasPrefix(a, "--kubeconfig=") && !strings.HasPrefix(a, "--metrics-") && !strings.HasPrefix(a, "--health-probe-") {
+			keep = append(keep, a)
+		}
+	}
+	return keep
+}
+
 // expectedSpend is what the policy's pods cost from the period start (or their own start) to
 // until, at the catalog price of their nodes.
 func expectedSpend(t *testing.T, pods []corev1.Pod, periodStart, until time.Time) float64 {
@@ -453,12 +465,7 @@ func TestBudgetSurvivesOperatorRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cluster := &devcluster.Cluster{State: *st, Dir: suite.StateDir}
-	var keep []string
-	for _, a := range proc.Args { // StartOperator picks new ports for these
-		if !strings.HasPrefix(a, "--kubeconfig=") && !strings.HasPrefix(a, "--metrics-") && !strings.HasPrefix(a, "--health-probe-") {
-			keep = append(keep, a)
-		}
-	}
+	keep := restartArgs(proc)
 	restarted := time.Now()
 	if err := cluster.StartOperator(ctx, filepath.Join(suite.BinDir, "kcloud-operator"), keep...); err != nil {
 		t.Fatal(err)

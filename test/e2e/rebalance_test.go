@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,12 +66,7 @@ func restartOperator(t *testing.T, extra ...string) func() {
 		}
 	}
 	orig := operatorProcess(t)
-	var keep []string
-	for _, a := range orig.Args { // StartOperator picks new ports for these
-		if !strings.HasPrefix(a, "--kubeconfig=") && !strings.HasPrefix(a, "--metrics-") && !strings.HasPrefix(a, "--health-probe-") {
-			keep = append(keep, a)
-		}
-	}
+	keep := restartArgs(orig)
 	stop(orig)
 	start(append(append([]string{}, keep...), extra...))
 	return func() {

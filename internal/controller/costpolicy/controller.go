@@ -114,7 +114,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
 	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
 	log.FromContext(ctx).V(1).Info("Accounted policy", "costPolicy", klog.KObj(cp), "spend", s.CurrentSpend, "costPerHour", s.CurrentCostPerHour, "pods", s.CoveredPods)
-	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered, ledger.AccountedUntil, r.Clock.Now(), r.Settle, r.interval())}, nil
+	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered.HeldUntil, ledger.AccountedUntil, r.Clock.Now(), r.Settle, r.interval())}, nil
 }
 
 func (r *Reconciler) interval() time.Duration {
@@ -130,20 +130,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("costpolicy").
 		For(&kcloudv1alpha1.CostPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A deleted pod the accounting finalizer holds is accounted to its end at once, so it goes.
-		Watches(&corev1.Pod{}, accounting.CoveringPolicies(r.targets), builder.WithPredicates(accounting.NowHeld)).
+		Watches(&corev1.Pod{}, accounting.CoveringCostPolicies(r.Client), builder.WithPredicates(accounting.NowHeld)).
 		Complete(r)
-}
-
-// targets lists the policies and their targets from the cache.
-func (r *Reconciler) targets(ctx context.Context) ([]client.Object, []kcloudv1alpha1.PolicyTarget, error) {
-	list := &kcloudv1alpha1.CostPolicyList{}
-	if err := r.Client.List(ctx, list); err != nil {
-		return nil, nil, err
-	}
-	objs := make([]client.Object, len(list.Items))
-	targets := make([]kcloudv1alpha1.PolicyTarget, len(list.Items))
-	for i := range list.Items {
-		objs[i], targets[i] = &list.Items[i], list.Items[i].Spec.PolicyTarget
-	}
-	return objs, targets, nil
 }

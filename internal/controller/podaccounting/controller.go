@@ -100,13 +100,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 // ledgers lists the ledgers that charge the pod, from the cache.
 func (r *Reconciler) ledgers(ctx context.Context, pod *corev1.Pod) ([]accounting.PodLedger, error) {
-	costs := &kcloudv1alpha1.CostPolicyList{}
-	if err := r.Client.List(ctx, costs); err != nil {
-		return nil, fmt.Errorf("pod %s/%s: listing CostPolicies: %w", pod.Namespace, pod.Name, err)
-	}
-	powers := &kcloudv1alpha1.PowerPolicyList{}
-	if err := r.Client.List(ctx, powers); err != nil {
-		return nil, fmt.Errorf("pod %s/%s: listing PowerPolicies: %w", pod.Namespace, pod.Name, err)
+	policies, err := accounting.PoliciesFrom(ctx, r.Client)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	var wo *kcloudv1alpha1.WorkloadOptimizer
 	if name := pod.Labels[kube.LabelOptimizer]; name != "" {
@@ -118,7 +114,7 @@ func (r *Reconciler) ledgers(ctx context.Context, pod *corev1.Pod) ([]accounting
 			wo = nil
 		}
 	}
-	return accounting.LedgersOf(pod, kube.PoliciesOf(costs.Items, powers.Items), wo), nil
+	return accounting.LedgersOf(pod, policies, wo), nil
 }
 
 // patch adds or removes the finalizer under optimistic locking: a pod changed meanwhile is read again.
@@ -187,6 +183,6 @@ var podChanged = predicate.Funcs{
 		o, n := e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod)
 		return o.Spec.NodeName != n.Spec.NodeName || o.Status.Phase != n.Status.Phase || o.Namespace != n.Namespace ||
 			!labels.Equals(o.Labels, n.Labels) || (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
-			accounting.Held(o) != accounting.Held(n) || controllerutil.ContainsFinalizer(o, kcloudv1alpha1.FinalizerAccounting) != controllerutil.ContainsFinalizer(n, kcloudv1alpha1.FinalizerAccounting)
+			controllerutil.ContainsFinalizer(o, kcloudv1alpha1.FinalizerAccounting) != controllerutil.ContainsFinalizer(n, kcloudv1alpha1.FinalizerAccounting)
 	},
 }

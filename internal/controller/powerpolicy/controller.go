@@ -131,7 +131,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if interval <= 0 {
 		interval = time.Minute
 	}
-	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered, next.AccountedUntil, r.Clock.Now(), r.Settle, interval)}, nil
+	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered.HeldUntil, next.AccountedUntil, r.Clock.Now(), r.Settle, interval)}, nil
 }
 
 func first(s []string, n int) []string {
@@ -147,20 +147,6 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("powerpolicy").
 		For(&kcloudv1alpha1.PowerPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A deleted pod the accounting finalizer holds is accounted to its end at once, so it goes.
-		Watches(&corev1.Pod{}, accounting.CoveringPolicies(r.targets), builder.WithPredicates(accounting.NowHeld)).
+		Watches(&corev1.Pod{}, accounting.CoveringPowerPolicies(r.Client), builder.WithPredicates(accounting.NowHeld)).
 		Complete(r)
-}
-
-// targets lists the policies and their targets from the cache.
-func (r *Reconciler) targets(ctx context.Context) ([]client.Object, []kcloudv1alpha1.PolicyTarget, error) {
-	list := &kcloudv1alpha1.PowerPolicyList{}
-	if err := r.Client.List(ctx, list); err != nil {
-		return nil, nil, err
-	}
-	objs := make([]client.Object, len(list.Items))
-	targets := make([]kcloudv1alpha1.PolicyTarget, len(list.Items))
-	for i := range list.Items {
-		objs[i], targets[i] = &list.Items[i], list.Items[i].Spec.PolicyTarget
-	}
-	return objs, targets, nil
 }

@@ -150,7 +150,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	next := r.interval()
 	if b := wo.Status.Budget; b != nil && st.heldUntil.After(b.AccountedUntil.Time) {
 		// A held pod goes once the budget has accounted its end: look again as soon as it can.
-		next = accounting.NextAccounting(accounting.Covered{HeldUntil: st.heldUntil}, b.AccountedUntil.Time, r.Clock.Now(), r.Settle, next)
+		next = accounting.NextAccounting(st.heldUntil, b.AccountedUntil.Time, r.Clock.Now(), r.Settle, next)
 	}
 	return reconcile.Result{RequeueAfter: next}, nil
 }

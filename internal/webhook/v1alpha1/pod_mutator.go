@@ -102,12 +102,8 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 
 // charged reports whether a ledger charges the pod: a policy covers it, or its optimizer has a budget.
 func (m *PodMutator) charged(ctx context.Context, pod *corev1.Pod, ns string, wo *kcloudv1alpha1.WorkloadOptimizer) (bool, error) {
-	costs := &kcloudv1alpha1.CostPolicyList{}
-	if err := m.Client.List(ctx, costs); err != nil {
-		return false, err
-	}
-	powers := &kcloudv1alpha1.PowerPolicyList{}
-	if err := m.Client.List(ctx, powers); err != nil {
+	policies, err := accounting.PoliciesFrom(ctx, m.Client)
+	if err != nil {
 		return false, err
 	}
 	in := pod
@@ -115,7 +111,7 @@ func (m *PodMutator) charged(ctx context.Context, pod *corev1.Pod, ns string, wo
 		in = pod.DeepCopy()
 		in.Namespace = ns
 	}
-	return len(accounting.LedgersOf(in, kube.PoliciesOf(costs.Items, powers.Items), wo)) > 0, nil
+	return len(accounting.LedgersOf(in, policies, wo)) > 0, nil
 }
 
 // OptimizerFor picks the optimizer that covers a pod: the one its label or annotation names, else
