@@ -80,6 +80,9 @@ const (
 	ReasonBudgetExhausted  = "BudgetExhausted"
 	ReasonWithinCap        = "WithinCap"
 	ReasonCapExceeded      = "CapExceeded"
+	// ReasonEvictedOverBudget is the event on a pod the budget guard evicts: it was created after
+	// a deny-mode budget covering it had run out, and admission did not refuse it.
+	ReasonEvictedOverBudget = "EvictedOverBudget"
 )
 
 // Condition reasons of WorkloadOptimizer.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -35,8 +36,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/internal/accounting"
 	"kcloud.io/optimizer/internal/cluster"
 	"kcloud.io/optimizer/internal/controller/autoscaler"
+	"kcloud.io/optimizer/internal/controller/budgetguard"
 	"kcloud.io/optimizer/internal/controller/costpolicy"
 	"kcloud.io/optimizer/internal/controller/nodeeconomics"
 	"kcloud.io/optimizer/internal/controller/podaccounting"
@@ -50,6 +53,7 @@ import (
 	webhookv1alpha1 "kcloud.io/optimizer/internal/webhook/v1alpha1"
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/catalog/watch"
+	"kcloud.io/optimizer/pkg/kube"
 )
 
 // Options configure the operator. Environment variables fill the four the product description
@@ -301,6 +305,8 @@ type assembly struct {
 	// fleet is the controllers' shared view of the cluster.
 	pods, nodes cluster.Store
 	fleet       *cluster.Fleet
+	// budgets judges deny-mode budgets at an instant, for the pod webhook and the budget guard.
+	budgets *accounting.Budgets
 	// catalog is what every part prices with: o.Catalog, or the watched store over it.
 	catalog catalog.Provider
 	// catalogRef is o.CatalogConfigMap, parsed; zero when none is named.
@@ -352,6 +358,7 @@ func (a *assembly) fleets(ctx context.Context) error {
 	}
 	a.fleet = cluster.New(a.mgr.GetClient(), cluster.Options{Catalog: a.catalog, Telemetry: a.source, Clock: a.o.Clock,
 		Pods: a.pods, Nodes: a.nodes})
+	a.budgets = &accounting.Budgets{Fleet: a.fleet}
 	return nil
 }
 
@@ -384,6 +391,11 @@ func (a *assembly) controllers(ctx context.Context) error {
 	held := &podaccounting.Reconciler{Client: mgr.GetClient(), Interval: o.AccountingInterval}
 	if err := held.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("pod accounting controller: %w", err)
+	}
+	guard := &budgetguard.Reconciler{Client: mgr.GetClient(), Budgets: a.budgets, Recorder: a.recorder,
+		Exempt: []string{metav1.NamespaceSystem, o.LeaderElectionNamespace}}
+	if err := guard.SetupWithManager(mgr, o.Workers); err != nil {
+		return fmt.Errorf("budget guard: %w", err)
 	}
 	ne := &nodeeconomics.Reconciler{Client: mgr.GetClient(), Fleet: a.fleet, Recorder: a.recorder}
 	if err := ne.SetupWithManager(mgr); err != nil {
@@ -450,7 +462,10 @@ func (a *assembly) webhooks(context.Context) error {
 			return err
 		}
 	}
-	if err := webhookv1alpha1.Setup(a.mgr, webhookv1alpha1.Deps{Catalog: a.catalog, Offers: a.fleet.Offers, Cheapest: a.fleet.Cheapest}); err != nil {
+	if err := webhookv1alpha1.Setup(a.mgr, webhookv1alpha1.Deps{Catalog: a.catalog, Offers: a.fleet.Offers, Cheapest: a.fleet.Cheapest,
+		Spent: func(ctx context.Context, limits []kube.PodLimit) ([]string, error) {
+			return a.budgets.Spent(ctx, limits, a.o.Clock.Now())
+		}}); err != nil {
 		return err
 	}
 	return a.mgr.AddReadyzCheck("webhook-server", a.mgr.GetWebhookServer().StartedChecker())

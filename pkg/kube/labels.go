@@ -13,6 +13,9 @@ const (
 	// AnnotationWorkloadType says what a pod is: training, serving, inference or batch. The pod
 	// mutator writes the optimizer's workloadType unless the user set one.
 	AnnotationWorkloadType = "kcloud.io/workload-type"
+	// AnnotationIgnore set to "true" opts a pod out of the pod webhooks and the budget guard (the
+	// webhooks' matchConditions name it in their CEL expressions).
+	AnnotationIgnore = "kcloud.io/ignore"
 
 	// LabelGang groups the pods of a job that must be placed all together or not at all.
 	LabelGang = "kcloud.io/gang"

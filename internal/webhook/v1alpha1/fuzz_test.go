@@ -87,7 +87,7 @@ func FuzzPodAdmission(f *testing.F) {
 				t.Fatalf("Apply is not idempotent (-once +twice):\n%s", diff)
 			}
 		}
-		CheckPod(pod, costs, powers, func() (model.Totals, bool) { return model.Totals{CostPerHour: 1, PowerWatts: 50}, true })
+		CheckPod(pod, costs, powers, func() (model.Totals, bool) { return model.Totals{CostPerHour: 1, PowerWatts: 50}, true }, nil)
 	})
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
@@ -19,12 +19,17 @@ import (
 // Cheapest is the least a pod can cost and draw anywhere in the fleet (see cluster.Fleet.Cheapest).
 type Cheapest func(ctx context.Context, pod *corev1.Pod) (model.Totals, bool, error)
 
+// Spent lists the deny-mode budgets among a pod's limits that have run out now, with why
+// (accounting.Budgets.Spent at the operator's clock).
+type Spent func(ctx context.Context, limits []kube.PodLimit) ([]string, error)
+
 // PodValidator refuses pods that a deny-mode CostPolicy or PowerPolicy has no room for: its budget
 // or energy is spent, or the pod's cheapest possible placement would take the covered pods over
 // the hourly cost cap or the power cap.
 type PodValidator struct {
 	Client   client.Reader
 	Cheapest Cheapest
+	Spent    Spent
 }
 
 var _ admission.Validator[*corev1.Pod] = &PodValidator{}
@@ -52,17 +57,29 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 		t, ok, err := v.Cheapest(ctx, pod)
 		return t, ok && err == nil
 	}
-	if problems := CheckPod(pod, costs.Items, powers.Items, least); len(problems) > 0 {
+	spent := func(limits []kube.PodLimit) []string {
+		if v.Spent == nil {
+			return nil
+		}
+		msgs, err := v.Spent(ctx, limits)
+		if err != nil {
+			// fail open, as for a failed cache read; the budget guard judges the pod again
+			log.FromContext(ctx).Error(err, "Judging the pod's deny-mode budgets", "pod", klog.KObj(pod))
+		}
+		return msgs
+	}
+	if problems := CheckPod(pod, costs.Items, powers.Items, least, spent); len(problems) > 0 {
 		return nil, fmt.Errorf("pod %s/%s refused: %s", pod.Namespace, podName(pod), strings.Join(problems, "; "))
 	}
 	return nil, nil
 }
 
 // CheckPod lists why the deny-mode policies covering a new pod have no room for it. least is the
-// least the pod can cost and draw in the fleet, asked for only when a cap needs it. The limits are
-// the scheduler's (kube.Policies); the webhook judges them against the policies' status, before the
-// pod has a node.
-func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kcloudv1alpha1.PowerPolicy, least func() (model.Totals, bool)) []string {
+// least the pod can cost and draw in the fleet, asked for only when a cap needs it; spent lists
+// the budgets among the limits that have run out (nil: none judged). The limits are the
+// scheduler's (kube.Policies); the webhook judges the caps against the policies' status, before
+// the pod has a node.
+func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kcloudv1alpha1.PowerPolicy, least func() (model.Totals, bool), spent func([]kube.PodLimit) []string) []string {
 	var problems []string
 	var cached *model.Totals
 	var known bool
@@ -92,6 +109,9 @@ func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kclou
 			problems = append(problems, problem)
 		}
 	}
+	if spent != nil {
+		problems = append(problems, spent(pp.Limits)...)
+	}
 	return problems
 }
 
@@ -99,11 +119,6 @@ func CheckPod(pod *corev1.Pod, costs []kcloudv1alpha1.CostPolicy, powers []kclou
 func costProblem(l *kube.PodLimit, cheapest func() (model.Totals, bool)) string {
 	cp := l.CostPolicy
 	switch l.Kind {
-	case model.LimitBudgetUSD:
-		if l.Cap <= 0 {
-			return fmt.Sprintf("%s (enforcement deny): budget of %.2f USD per %s is spent (%.2f USD since %s)",
-				l.Source, cp.Spec.Budget.Amount, l.Period, cp.Status.CurrentSpend, since(cp.Status.PeriodStart))
-		}
 	case model.LimitCostPerHour:
 		if least, ok := cheapest(); ok && cp.Status.CurrentCostPerHour+least.CostPerHour > l.Cap {
 			return fmt.Sprintf("%s (enforcement deny): maxCostPerHour %.2f USD/h: covered pods cost %.2f USD/h and this pod adds at least %.2f USD/h",
@@ -117,11 +132,6 @@ func costProblem(l *kube.PodLimit, cheapest func() (model.Totals, bool)) string 
 func powerProblem(l *kube.PodLimit, cheapest func() (model.Totals, bool)) string {
 	pp := l.PowerPolicy
 	switch l.Kind {
-	case model.LimitEnergyKWh:
-		if pp.Status.PeriodStart != nil && l.Cap <= 0 {
-			return fmt.Sprintf("%s (enforcement deny): energy budget of %.2f kWh per %s is spent (%.2f kWh since %s)",
-				l.Source, pp.Spec.EnergyBudget.KilowattHours, l.Period, pp.Status.EnergyThisPeriodKWh, since(pp.Status.PeriodStart))
-		}
 	case model.LimitPowerWatts:
 		if least, ok := cheapest(); ok && pp.Status.CurrentPowerWatts+least.PowerWatts > l.Cap {
 			return fmt.Sprintf("%s (enforcement deny): maxPowerWatts %.0f W: covered pods draw %.0f W and this pod adds at least %.0f W",
@@ -146,11 +156,4 @@ func podName(pod *corev1.Pod) string {
 		return pod.Name
 	}
 	return pod.GenerateName + "*"
-}
-
-func since(t *metav1.Time) string {
-	if t.IsZero() {
-		return "the period start"
-	}
-	return t.UTC().Format(time.RFC3339)
 }

@@ -38,7 +38,7 @@ func TestCheckPodInvalidSelector(t *testing.T) {
 		{"warn", kcloudv1alpha1.EnforcementWarn, pod("ai", "ml"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := strings.Join(CheckPod(tc.pod, []kcloudv1alpha1.CostPolicy{policy(tc.mode)}, nil, least), "; ")
+			got := strings.Join(CheckPod(tc.pod, []kcloudv1alpha1.CostPolicy{policy(tc.mode)}, nil, least, nil), "; ")
 			if got != tc.want {
 				t.Errorf("problems %q, want %q", got, tc.want)
 			}

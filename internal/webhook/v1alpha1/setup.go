@@ -42,6 +42,7 @@ type Deps struct {
 	Catalog  catalog.Provider
 	Offers   Offers
 	Cheapest Cheapest
+	Spent    Spent
 }
 
 // Setup registers every webhook on the manager's webhook server.
@@ -49,7 +50,7 @@ func Setup(mgr ctrl.Manager, d Deps) error {
 	c := mgr.GetClient()
 	srv := mgr.GetWebhookServer()
 	srv.Register(PathMutatePod, &admission.Webhook{Handler: &PodMutator{Client: c, Catalog: d.Catalog, Offers: d.Offers}})
-	srv.Register(PathValidatePod, admission.WithValidator[*corev1.Pod](mgr.GetScheme(), &PodValidator{Client: c, Cheapest: d.Cheapest}))
+	srv.Register(PathValidatePod, admission.WithValidator[*corev1.Pod](mgr.GetScheme(), &PodValidator{Client: c, Cheapest: d.Cheapest, Spent: d.Spent}))
 	if err := ctrl.NewWebhookManagedBy(mgr, &kcloudv1alpha1.WorkloadOptimizer{}).
 		WithValidator(&WorkloadOptimizerValidator{Client: c, Catalog: d.Catalog}).Complete(); err != nil {
 		return fmt.Errorf("WorkloadOptimizer webhook: %w", err)
