@@ -228,8 +228,12 @@ func (pp *PodPolicy) addCostPolicy(cp *kcloudv1alpha1.CostPolicy, covers func(*c
 	if cp.Spec.MaxCostPerHour != nil {
 		pp.Limits = append(pp.Limits, limit(model.LimitCostPerHour, "maxCostPerHour", *cp.Spec.MaxCostPerHour, covers))
 	}
-	if b := cp.Spec.Budget; b != nil && cp.Status.RemainingBudget != nil {
-		l := limit(model.LimitBudgetUSD, "budget", *cp.Status.RemainingBudget, nil)
+	if b := cp.Spec.Budget; b != nil {
+		left := b.Amount // nothing accounted yet: the ledger's first accounting says what is spent
+		if cp.Status.RemainingBudget != nil {
+			left = *cp.Status.RemainingBudget
+		}
+		l := limit(model.LimitBudgetUSD, "budget", left, nil)
 		l.Period = PeriodOf(b.Period)
 		pp.Limits = append(pp.Limits, l)
 	}

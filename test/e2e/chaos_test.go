@@ -58,7 +58,12 @@ func TestChaosAccounting(t *testing.T) {
 	// under a deny-mode budget that about three of them spend in 40% of the run.
 	denyNS := namespace(t, "e2e-chaos-deny")
 	denyNode := spareNode(t, ctx, "e2e-chaos-deny")
-	denyRate, _ := expectedFigures(t, denyPod(denyNS, "template", denyNode.Name), denyNode)
+	// The rate of a deny pod as admission makes it (a dry run goes through the mutating webhook).
+	template, err := suite.Client.CoreV1().Pods(denyNS).Create(ctx, denyPod(denyNS, "template", denyNode.Name), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	denyRate, _ := expectedFigures(t, template, denyNode)
 	deny := &kcloudv1alpha1.CostPolicy{ObjectMeta: metav1.ObjectMeta{Name: "e2e-chaos-deny"},
 		Spec: kcloudv1alpha1.CostPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{denyNS}},
 			Enforcement: kcloudv1alpha1.EnforcementDeny,
@@ -601,7 +606,7 @@ func (r *record) run(t *testing.T, ctx context.Context, p *corev1.Pod, life time
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	evicted := started != nil && r.live(ctx, p, life, gone)
+	evicted := started != nil && r.live(t, ctx, p, life, gone)
 	if evicted {
 		r.mu.Lock()
 		r.evicted++
@@ -644,7 +649,7 @@ func (r *record) run(t *testing.T, ctx context.Context, p *corev1.Pod, life time
 }
 
 // live waits out a pod's life, or until it is gone or deleted by someone else (evicted: then true).
-func (r *record) live(ctx context.Context, p *corev1.Pod, life time.Duration, gone <-chan struct{}) bool {
+func (r *record) live(t *testing.T, ctx context.Context, p *corev1.Pod, life time.Duration, gone <-chan struct{}) bool {
 	end := time.After(life)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -658,6 +663,7 @@ func (r *record) live(ctx context.Context, p *corev1.Pod, life time.Duration, go
 		}
 		got, err := suite.Client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
 		if (err == nil && got.DeletionTimestamp != nil) || apierrors.IsNotFound(err) {
+			t.Logf("pod %s/%s deleted by someone else (%v)", p.Namespace, p.Name, err)
 			return true
 		}
 	}
@@ -666,7 +672,7 @@ func (r *record) live(ctx context.Context, p *corev1.Pod, life time.Duration, go
 // createRetrying creates a pod, trying again while the apiserver is away; a refusal is returned.
 func createRetrying(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
 	var err error
-	for range 30 {
+	for range 120 { // the restarted apiserver takes up to 2 minutes (restartAPIServer)
 		var out *corev1.Pod
 		if out, err = suite.Client.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err == nil || apierrors.IsAlreadyExists(err) {
 			return out, nil

@@ -139,12 +139,13 @@ func TestReplicaLimits(t *testing.T) {
 			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
 			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementDeny, 5, budgetOf(kcloudv1alpha1.BudgetPeriodWeek, 168))},
 			want:     with(func(l *model.ReplicaLimits) { l.RemainingBudget, l.BudgetHoursLeft = ptr.To(168.0), 84 })},
-		{name: "a policy's budget without a status yet is ignored",
+		// Nothing accounted yet: the whole 1000 USD over the 12 hours left of the day at noon.
+		{name: "a policy's budget without a status yet is whole",
 			spec: kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
 			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementDeny, 5, func(p *kcloudv1alpha1.CostPolicy) {
 				p.Spec.Budget = &kcloudv1alpha1.CostBudget{Amount: 1000, Period: kcloudv1alpha1.BudgetPeriodDay}
 			})},
-			want: base},
+			want: with(func(l *model.ReplicaLimits) { l.RemainingBudget, l.BudgetHoursLeft = ptr.To(1000.0), 12 })},
 		{name: "tighter of two budgets by affordable rate: the policy's",
 			spec:   kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling(), CostConstraints: dayBudget},
 			status: kcloudv1alpha1.WorkloadOptimizerStatus{Budget: budgetStatus},
