@@ -24,7 +24,9 @@ import (
 // stored ledger, the budget is spent from that instant on and not before it.
 func TestBudgetsSpent(t *testing.T) {
 	day := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	at := func(h, m, s int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second) }
+	at := func(h, m, s int) time.Time {
+		return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second)
+	}
 	rl := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("16Gi"),
 		catalog.ResourceNVIDIAGPU: resource.MustParse("1")}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "t4", ResourceVersion: "1", Labels: map[string]string{

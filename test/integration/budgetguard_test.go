@@ -56,7 +56,7 @@ func TestBudgetGuard(t *testing.T) {
 	})
 	time.Sleep(time.Until(t0.Add(6 * time.Second)))
 	follow()
-	late := runningPod(t, ns, "late", node.Name, time.Now(), nil)                // created after: evicted
+	late := runningPod(t, ns, "late", node.Name, time.Now(), nil)              // created after: evicted
 	free := runningPod(t, "op-guard-free", "free", node.Name, time.Now(), nil) // no budget covers it
 	waitFor(t, "late evicted", func() error {
 		follow()
