@@ -101,7 +101,7 @@ func (b *Budgets) judge(ctx context.Context, lg *ledger, t time.Time) (string, e
 	case lg.start == nil || lg.until == nil || lg.start.Time.Before(periodStart) || lg.until.Time.Before(periodStart):
 		used, err := sum(periodStart, t) // the stored ledger is of an earlier period, or there is none
 		return reached(used), err
-	case lg.start.Time.After(periodStart):
+	case lg.start.After(periodStart):
 		return "", nil
 	case !t.Before(lg.until.Time):
 		used, err := sum(lg.until.Time, t)
