@@ -38,6 +38,7 @@ type ledger struct {
 	start, until  *metav1.Time
 	amount, limit float64
 	period        model.Period
+	unit          string
 	of            func(Covered) float64
 }
 
@@ -53,20 +54,20 @@ func (b *Budgets) Spent(ctx context.Context, limits []kube.PodLimit, t time.Time
 			continue
 		}
 		var lg ledger
-		var unit, what string
+		var what string
 		switch {
 		case l.Kind == model.LimitBudgetUSD && l.CostPolicy != nil && l.CostPolicy.Spec.Budget != nil:
 			cp := l.CostPolicy
 			lg = ledger{key: "CostPolicy/" + cp.Name, version: cp.ResourceVersion, target: cp.Spec.PolicyTarget,
 				start: cp.Status.PeriodStart, until: cp.Status.AccountedUntil, amount: cp.Status.CurrentSpend,
-				limit: cp.Spec.Budget.Amount, period: l.Period, of: func(c Covered) float64 { return c.SpendUSD }}
-			unit, what = "USD", "budget"
+				limit: cp.Spec.Budget.Amount, period: l.Period, unit: "USD", of: func(c Covered) float64 { return c.SpendUSD }}
+			what = "budget"
 		case l.Kind == model.LimitEnergyKWh && l.PowerPolicy != nil && l.PowerPolicy.Spec.EnergyBudget != nil:
 			pp := l.PowerPolicy
 			lg = ledger{key: "PowerPolicy/" + pp.Name, version: pp.ResourceVersion, target: pp.Spec.PolicyTarget,
 				start: pp.Status.PeriodStart, until: pp.Status.AccountedUntil, amount: pp.Status.EnergyThisPeriodKWh,
-				limit: pp.Spec.EnergyBudget.KilowattHours, period: l.Period, of: func(c Covered) float64 { return c.EnergyKWh }}
-			unit, what = "kWh", "energy budget"
+				limit: pp.Spec.EnergyBudget.KilowattHours, period: l.Period, unit: "kWh", of: func(c Covered) float64 { return c.EnergyKWh }}
+			what = "energy budget"
 		default:
 			continue
 		}
@@ -75,7 +76,7 @@ func (b *Budgets) Spent(ctx context.Context, limits []kube.PodLimit, t time.Time
 			return nil, fmt.Errorf("%s: %w", lg.key, err)
 		}
 		if msg != "" {
-			spent = append(spent, fmt.Sprintf("%s (enforcement deny): %s of %.2f %s per %s is spent (%s)", l.Source, what, lg.limit, unit, l.Period, msg))
+			spent = append(spent, fmt.Sprintf("%s (enforcement deny): %s of %.2f %s per %s is spent (%s)", l.Source, what, lg.limit, lg.unit, l.Period, msg))
 		}
 	}
 	return spent, nil
@@ -95,7 +96,7 @@ func (b *Budgets) judge(ctx context.Context, lg *ledger, t time.Time) (string, e
 		if used < lg.limit {
 			return ""
 		}
-		return fmt.Sprintf("%.4f by %s", used, t.UTC().Format(time.RFC3339))
+		return fmt.Sprintf("%.4f %s by %s", used, lg.unit, t.UTC().Format(time.RFC3339))
 	}
 	switch {
 	case lg.start == nil || lg.until == nil || lg.start.Time.Before(periodStart) || lg.until.Time.Before(periodStart):

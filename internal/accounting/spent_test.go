@@ -70,14 +70,41 @@ func TestBudgetsSpent(t *testing.T) {
 		want string // a fragment of the verdict; "" not spent
 	}{
 		{"ledger at 10:30, before the crossing", policy(deny, tm(day), tm(at(10, 30, 0)), 0.263), at(10, 45, 30), ""},
-		{"ledger at 10:30, after the crossing", policy(deny, tm(day), tm(at(10, 30, 0)), 0.263), at(10, 45, 45), "budget of 0.40 USD per day is spent (0.4011 by 2026-12-02T10:45:45Z)"},
+		{"ledger at 10:30, after the crossing", policy(deny, tm(day), tm(at(10, 30, 0)), 0.263), at(10, 45, 45), "budget of 0.40 USD per day is spent (0.4011 USD by 2026-12-02T10:45:45Z)"},
 		{"ledger at 11:00, before the crossing", policy(deny, tm(day), tm(at(11, 0, 0)), 0.526), at(10, 45, 36), ""},
 		{"ledger at 11:00, after the crossing", policy(deny, tm(day), tm(at(11, 0, 0)), 0.526), at(10, 45, 39), "is spent (reached at 2026-12-02T10:45:3"},
 		{"ledger at 10:30 not spent, asked at 10:20", policy(deny, tm(day), tm(at(10, 30, 0)), 0.263), at(10, 20, 0), ""},
-		{"no ledger yet", policy(deny, nil, nil, 0), at(10, 50, 0), "is spent (0.4383 by"},
-		{"yesterday's ledger", policy(deny, yesterday, tm(yesterday.Add(time.Hour)), 5), at(10, 50, 0), "is spent (0.4383 by"},
+		{"no ledger yet", policy(deny, nil, nil, 0), at(10, 50, 0), "is spent (0.4383 USD by"},
+		{"yesterday's ledger", policy(deny, yesterday, tm(yesterday.Add(time.Hour)), 5), at(10, 50, 0), "is spent (0.4383 USD by"},
 		{"asked for yesterday", policy(deny, tm(day), tm(at(11, 0, 0)), 0.526), day.Add(-time.Minute), ""},
 		{"warn mode", policy(warn, tm(day), tm(at(11, 0, 0)), 0.526), at(10, 50, 0), ""},
+	}
+	// An energy budget by the same rule: a pod drawing anything for 50 minutes spends 1 Wh, and no
+	// T4 node draws 1 MWh in an hour.
+	energy := func(kwh float64) kcloudv1alpha1.PowerPolicy {
+		return kcloudv1alpha1.PowerPolicy{ObjectMeta: metav1.ObjectMeta{Name: "ml-energy", ResourceVersion: "1"},
+			Spec: kcloudv1alpha1.PowerPolicySpec{PolicyTarget: kcloudv1alpha1.PolicyTarget{Namespaces: []string{"ml"}}, Enforcement: deny,
+				EnergyBudget: &kcloudv1alpha1.EnergyBudget{KilowattHours: kwh, Period: kcloudv1alpha1.BudgetPeriodDay}}}
+	}
+	for _, tc := range []struct {
+		name string
+		pp   kcloudv1alpha1.PowerPolicy
+		want string
+	}{
+		{"energy budget spent", energy(0.001), "PowerPolicy ml-energy (enforcement deny): energy budget of 0.00 kWh per day is spent ("},
+		{"energy budget left", energy(1000), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			limits := kube.PoliciesOf(nil, []kcloudv1alpha1.PowerPolicy{tc.pp}).For(newPod, nil).Limits
+			got, err := (&Budgets{Fleet: f}).Spent(ctx, limits, at(10, 50, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			verdict := strings.Join(got, "; ")
+			if (tc.want == "") != (verdict == "") || !strings.Contains(verdict, tc.want) {
+				t.Errorf("verdict %q, want %q", verdict, tc.want)
+			}
+		})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
