@@ -69,7 +69,9 @@ type state struct {
 	selectorErr error
 	// heldUntil is the latest end of the workload's deleted pods the accounting finalizer holds.
 	heldUntil time.Time
-	events    []events.Event // recorded once status is written
+	// unpricedEnded names the ended pods the budget could not price ("pod on node: why").
+	unpricedEnded []string
+	events        []events.Event // recorded once status is written
 	// figures of running pods, in the order of pods
 	running []runningPod
 	current totals

@@ -2,6 +2,7 @@ package workloadoptimizer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -209,8 +210,15 @@ func (r *Reconciler) accountBudget(ctx context.Context, st *state) error {
 		if rate == 0 {
 			// Finished pods are no longer running: price them from their node all the same.
 			fig, err := r.Fleet.PodFigures(ctx, p, nil)
-			if err != nil {
+			switch {
+			case errors.Is(err, cluster.ErrNotSynced):
+				return fmt.Errorf("pod %s: %w", p.Name, err) // nothing is accounted from half a cache
+			case err != nil:
+				// Shown in FiguresComplete, not dropped: the budget leaves this pod's cost out.
+				st.unpricedEnded = append(st.unpricedEnded, fmt.Sprintf("%s on %s: %s", p.Name, p.Spec.NodeName, err))
 				continue
+			case fig.Unpriced != "":
+				st.unpricedEnded = append(st.unpricedEnded, fmt.Sprintf("%s on %s: %s", p.Name, fig.Node, fig.Unpriced))
 			}
 			rate = fig.CostPerHour
 		}
@@ -353,9 +361,11 @@ func selectorValid(st *state, set func(string, metav1.ConditionStatus, string, s
 }
 
 // figuresComplete sets FiguresComplete from the running pods whose node has no price or no power
-// figure: currentCost and currentPower leave those out.
+// figure (currentCost and currentPower leave those out), and the ended pods the budget could not
+// price.
 func figuresComplete(st *state, was metav1.ConditionStatus) {
-	var unpriced, unpowered []string
+	unpriced := slices.Clone(st.unpricedEnded)
+	var unpowered []string
 	for _, rp := range st.running {
 		if rp.fig.Unpriced != "" {
 			unpriced = append(unpriced, fmt.Sprintf("%s on %s: %s", rp.pod.Name, rp.fig.Node, rp.fig.Unpriced))
