@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -69,6 +70,8 @@ func main() {
 	fs.StringVar(&namespace, "operator-namespace", inClusterNamespace(), "Namespace of the operator: where the certificate Secret lives.")
 	fs.StringVar(&service, "webhook-service-name", "kcloud-webhook-service", "Service the apiserver calls the webhooks through (the serving certificate's names).")
 	fs.StringVar(&secret, "webhook-secret-name", "kcloud-webhook-certs", "Secret holding the self-managed CA and serving certificate.")
+	var skipNamespaces string
+	fs.StringVar(&skipNamespaces, "pod-webhook-skip-namespaces", "", "Comma-separated namespaces, besides kube-system and the operator's, whose pods the pod webhooks skip; the webhook configurations' namespaceSelector must name the same (the chart sets both from webhook.skipNamespaces). The budget guard skips them too.")
 	fs.StringVar(&extraIPs, "webhook-extra-ips", "", "Comma-separated IPs the serving certificate also names (local clusters calling a URL on loopback).")
 	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zo.BindFlags(fs)
@@ -81,6 +84,12 @@ func main() {
 
 	if err := o.FromEnv(os.Getenv); err != nil {
 		fail(err)
+	}
+	o.PodWebhookSkipNamespaces = []string{metav1.NamespaceSystem, namespace}
+	for _, ns := range strings.Split(skipNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			o.PodWebhookSkipNamespaces = append(o.PodWebhookSkipNamespaces, ns)
+		}
 	}
 	switch certMode {
 	case "self":

@@ -81,6 +81,10 @@ type Options struct {
 	// renews within two thirds of it and standbys retry every tenth of it.
 	LeaseDuration           time.Duration
 	LeaderElectionNamespace string
+	// PodWebhookSkipNamespaces are the namespaces whose pods the pod webhooks skip (their
+	// configurations' namespaceSelector); the budget guard skips them too (default: kube-system and
+	// LeaderElectionNamespace).
+	PodWebhookSkipNamespaces []string
 	ReoptimizeInterval      time.Duration // WorkloadOptimizers without events (default 5m)
 	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
 	// AccountingSettle is how far the ledgers trail the clock, so that the cache has seen every pod
@@ -393,7 +397,10 @@ func (a *assembly) controllers(ctx context.Context) error {
 		return fmt.Errorf("pod accounting controller: %w", err)
 	}
 	guard := &budgetguard.Reconciler{Client: mgr.GetClient(), Budgets: a.budgets, Recorder: a.recorder,
-		Exempt: []string{metav1.NamespaceSystem, o.LeaderElectionNamespace}}
+		Exempt: o.PodWebhookSkipNamespaces}
+	if len(guard.Exempt) == 0 {
+		guard.Exempt = []string{metav1.NamespaceSystem, o.LeaderElectionNamespace}
+	}
 	if err := guard.SetupWithManager(mgr, o.Workers); err != nil {
 		return fmt.Errorf("budget guard: %w", err)
 	}

@@ -25,7 +25,7 @@ type Spent func(ctx context.Context, limits []kube.PodLimit) ([]string, error)
 
 // PodValidator refuses pods that a deny-mode CostPolicy or PowerPolicy has no room for: its budget
 // or energy is spent, or the pod's cheapest possible placement would take the covered pods over
-// the hourly cost cap or the power cap.
+// the hourly cost cap or the power cap. DaemonSet and mirror pods are never refused.
 type PodValidator struct {
 	Client   client.Reader
 	Cheapest Cheapest
@@ -41,6 +41,9 @@ func (v *PodValidator) ValidateCreate(ctx context.Context, pod *corev1.Pod) (adm
 			pod = pod.DeepCopy()
 			pod.Namespace = req.Namespace
 		}
+	}
+	if kube.NodeOverhead(pod) {
+		return nil, nil // a DaemonSet's or a mirror pod: refusing it would only leave a node without it
 	}
 	costs := &kcloudv1alpha1.CostPolicyList{}
 	powers := &kcloudv1alpha1.PowerPolicyList{}

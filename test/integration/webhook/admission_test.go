@@ -290,4 +290,11 @@ func TestDenials(t *testing.T) {
 	if err := k8s.Create(ctx, free); err != nil {
 		t.Errorf("pod outside every deny-mode policy refused: %v", err)
 	}
+	// A DaemonSet's pod under the spent budget is admitted: refusing it leaves a node without it.
+	ds := basePod(ns, "node-agent")
+	ds.Spec.Containers[0].Resources.Limits = corev1.ResourceList{catalog.ResourceNVIDIAGPU: resource.MustParse("1")}
+	ds.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "node-agent", UID: "0b6c7d52-1b1f-4c8e-9d3a-6a1f2c3d4e5f", Controller: ptr.To(true)}}
+	if err := k8s.Create(ctx, ds); err != nil {
+		t.Errorf("DaemonSet pod under a spent deny-mode budget refused: %v", err)
+	}
 }
