@@ -85,12 +85,7 @@ func main() {
 	if err := o.FromEnv(os.Getenv); err != nil {
 		fail(err)
 	}
-	o.PodWebhookSkipNamespaces = []string{metav1.NamespaceSystem, namespace}
-	for _, ns := range strings.Split(skipNamespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			o.PodWebhookSkipNamespaces = append(o.PodWebhookSkipNamespaces, ns)
-		}
-	}
+	o.PodWebhookSkipNamespaces = skipped(namespace, skipNamespaces)
 	switch certMode {
 	case "self":
 		co := &certs.Options{Namespace: namespace, SecretName: secret, ServiceName: service}
@@ -129,6 +124,18 @@ func main() {
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}
+}
+
+// skipped is what the pod webhooks skip: kube-system, the operator's namespace and a
+// comma-separated list.
+func skipped(operatorNamespace, list string) []string {
+	out := []string{metav1.NamespaceSystem, operatorNamespace}
+	for _, ns := range strings.Split(list, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 // inClusterNamespace is the pod's namespace when running in a cluster, else the chart's default.

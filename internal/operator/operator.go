@@ -85,8 +85,8 @@ type Options struct {
 	// configurations' namespaceSelector); the budget guard skips them too (default: kube-system and
 	// LeaderElectionNamespace).
 	PodWebhookSkipNamespaces []string
-	ReoptimizeInterval      time.Duration // WorkloadOptimizers without events (default 5m)
-	AccountingInterval      time.Duration // policies' spend and energy (default 1m)
+	ReoptimizeInterval       time.Duration // WorkloadOptimizers without events (default 5m)
+	AccountingInterval       time.Duration // policies' spend and energy (default 1m)
 	// AccountingSettle is how far the ledgers trail the clock, so that the cache has seen every pod
 	// start and deletion within the time they charge (the flag's default is 2s; zero: none).
 	AccountingSettle time.Duration
