@@ -71,7 +71,7 @@ func main() {
 	fs.StringVar(&service, "webhook-service-name", "kcloud-webhook-service", "Service the apiserver calls the webhooks through (the serving certificate's names).")
 	fs.StringVar(&secret, "webhook-secret-name", "kcloud-webhook-certs", "Secret holding the self-managed CA and serving certificate.")
 	var skipNamespaces string
-	fs.StringVar(&skipNamespaces, "pod-webhook-skip-namespaces", "", "Comma-separated namespaces, besides kube-system and the operator's, whose pods the pod webhooks skip; the webhook configurations' namespaceSelector must name the same (the chart sets both from webhook.skipNamespaces). The budget guard skips them too.")
+	fs.StringVar(&skipNamespaces, "pod-webhook-skip-namespaces", "cert-manager,gpu-operator,nvidia-gpu-operator,monitoring,kepler", "Comma-separated namespaces, besides kube-system and the operator's, whose pods the pod webhooks skip, as the webhook configurations' namespaceSelector names them (the chart sets both from webhook.skipNamespaces). The budget guard skips them too.")
 	fs.StringVar(&extraIPs, "webhook-extra-ips", "", "Comma-separated IPs the serving certificate also names (local clusters calling a URL on loopback).")
 	zo := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zo.BindFlags(fs)
