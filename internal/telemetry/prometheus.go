@@ -1,14 +1,13 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,33 +23,56 @@ const (
 	DefaultTimeout          = 5 * time.Second
 	DefaultMaxAge           = 30 * time.Second
 	DefaultKeplerRateWindow = time.Minute
-	DefaultKeplerMetric     = "kepler_container_joules_total"
+	DefaultRememberFor      = time.Hour
 )
 
-// Metric names of NVIDIA's dcgm-exporter: power in W and utilization in percent, one series per GPU.
+// Kepler versions whose series PrometheusConfig.Kepler names.
 const (
-	dcgmPowerMetric = "DCGM_FI_DEV_POWER_USAGE"
-	dcgmUtilMetric  = "DCGM_FI_DEV_GPU_UTIL"
+	// Kepler010 is Kepler 0.10 and later: kepler_pod_cpu_joules_total, the pod's share of the active
+	// (above idle) energy of each RAPL zone, and, where Kepler's GPU support is enabled,
+	// kepler_pod_gpu_joules_total, its share of its GPUs' active energy.
+	Kepler010 = "0.10"
+	// Kepler09 is Kepler 0.9 and earlier: kepler_container_joules_total, all of a container's energy
+	// (package, DRAM, GPU and other components, idle share included).
+	Kepler09 = "0.9"
 )
 
-// PrometheusConfig says where Prometheus is and how fresh readings must be.
+// Series read from Prometheus. dcgm-exporter: power in W (a sample), energy in mJ (a counter since the
+// driver loaded; not every exporter configuration collects it), utilization in percent, one series per
+// GPU (or MIG instance). Kepler: joules counters.
+const (
+	dcgmPowerMetric    = "DCGM_FI_DEV_POWER_USAGE"
+	dcgmEnergyMetric   = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+	dcgmUtilMetric     = "DCGM_FI_DEV_GPU_UTIL"
+	keplerPodCPUMetric = "kepler_pod_cpu_joules_total"
+	keplerPodGPUMetric = "kepler_pod_gpu_joules_total"
+	kepler09Metric     = "kepler_container_joules_total"
+	// keplerHostZones are the RAPL zones summed for a pod's host power: package (a socket's cores and
+	// uncore, aggregated over sockets) and dram. Kepler also exports core, uncore, pp0 and pp1, which
+	// lie within package, and psys, which spans package, DRAM and more: adding any of them would count
+	// the same energy twice.
+	keplerHostZones = "package|dram"
+)
+
+// PrometheusConfig says where Prometheus is, how to reach it and how fresh readings must be.
 type PrometheusConfig struct {
 	// URL is Prometheus's base URL, e.g. http://prometheus.monitoring:9090 (required).
 	URL string
+	// HTTP is the bearer token and TLS settings of the connection.
+	HTTP HTTPConfig
 	// Timeout bounds each query, on the client and on the server (default 5s).
 	Timeout time.Duration
 	// MaxAge is how long PodReadings serves a fetched set (and its error) before asking Prometheus again,
 	// so that many reconciles share one round of queries (default 30s).
 	MaxAge time.Duration
-	// BearerTokenFile, when set, is read on every request (so rotated tokens are picked up) and sent as
-	// `Authorization: Bearer <token>`, as a service-account token or an auth proxy needs.
-	BearerTokenFile string
-	// KeplerRateWindow is the range over which Kepler's energy counter is turned into watts (default 1m;
-	// it should span at least two scrapes).
+	// KeplerRateWindow is the range over which energy counters (Kepler's, DCGM's) are turned into
+	// watts (default 1m; it should span at least two scrapes).
 	KeplerRateWindow time.Duration
-	// KeplerMetric is Kepler's per-container energy counter in joules (default kepler_container_joules_total,
-	// all components; kepler_container_gpu_joules_total counts the accelerator alone where Kepler has it).
-	KeplerMetric string
+	// Kepler is the Kepler version whose series are read: Kepler010 (the default) or Kepler09.
+	Kepler string
+	// RememberFor is how long a pod's last reading is kept, with its time, after Prometheus stops
+	// reporting the pod (default 1h), so that callers can tell a stale measurement from none.
+	RememberFor time.Duration
 	// Clock decides when cached readings are stale (default the real clock); tests inject a fake one.
 	Clock clock.PassiveClock
 }
@@ -62,8 +84,9 @@ type Prometheus struct {
 	url          string // redacted, for errors
 	timeout      time.Duration
 	maxAge       time.Duration
+	rememberFor  time.Duration
 	clock        clock.PassiveClock
-	keplerQuery  string
+	queries      powerQueries
 	refreshToken chan struct{} // a one-slot semaphore: whoever holds it refreshes, the others wait for it
 
 	mu     sync.Mutex // guards cached
@@ -85,58 +108,77 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("telemetry: Prometheus URL %q is not an absolute http:// or https:// URL", cfg.URL)
 	}
-	if cfg.Timeout < 0 || cfg.MaxAge < 0 || cfg.KeplerRateWindow < 0 {
-		return nil, fmt.Errorf("telemetry: Prometheus Timeout (%v), MaxAge (%v) and KeplerRateWindow (%v) must not be negative",
-			cfg.Timeout, cfg.MaxAge, cfg.KeplerRateWindow)
+	if cfg.Timeout < 0 || cfg.MaxAge < 0 || cfg.KeplerRateWindow < 0 || cfg.RememberFor < 0 {
+		return nil, fmt.Errorf("telemetry: Prometheus Timeout (%v), MaxAge (%v), KeplerRateWindow (%v) and RememberFor (%v) must not be negative",
+			cfg.Timeout, cfg.MaxAge, cfg.KeplerRateWindow, cfg.RememberFor)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DefaultMaxAge
-	}
-	if cfg.KeplerRateWindow == 0 {
-		cfg.KeplerRateWindow = DefaultKeplerRateWindow
-	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	cfg.MaxAge = cmp.Or(cfg.MaxAge, DefaultMaxAge)
+	cfg.KeplerRateWindow = cmp.Or(cfg.KeplerRateWindow, DefaultKeplerRateWindow)
+	cfg.RememberFor = cmp.Or(cfg.RememberFor, DefaultRememberFor)
 	if cfg.KeplerRateWindow < time.Second {
 		return nil, fmt.Errorf("telemetry: Prometheus KeplerRateWindow %v is shorter than 1s", cfg.KeplerRateWindow)
 	}
-	if cfg.KeplerMetric == "" {
-		cfg.KeplerMetric = DefaultKeplerMetric
-	}
-	if !model.LegacyValidation.IsValidMetricName(cfg.KeplerMetric) {
-		return nil, fmt.Errorf("telemetry: Prometheus KeplerMetric %q is not a metric name", cfg.KeplerMetric)
+	queries, err := newPowerQueries(cmp.Or(cfg.Kepler, Kepler010), model.Duration(cfg.KeplerRateWindow))
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
-	rt := promapi.DefaultRoundTripper
-	if cfg.BearerTokenFile != "" {
-		// Fail at start-up rather than on every query when the file is missing.
-		if _, err := os.ReadFile(cfg.BearerTokenFile); err != nil {
-			return nil, fmt.Errorf("telemetry: Prometheus BearerTokenFile: %w", err)
-		}
-		rt = bearerTokenFile{path: cfg.BearerTokenFile, next: rt}
+	rt, err := cfg.HTTP.RoundTripper()
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: Prometheus client for %s: %w", u.Redacted(), err)
 	}
 	client, err := promapi.NewClient(promapi.Config{Address: cfg.URL, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: Prometheus client for %s: %w", u.Redacted(), err)
 	}
 	return &Prometheus{
-		api:     promv1.NewAPI(client),
-		url:     u.Redacted(),
-		timeout: cfg.Timeout,
-		maxAge:  cfg.MaxAge,
-		clock:   cfg.Clock,
-		// Summed by pod: Kepler counts per container (and per mode, dynamic and idle, in some versions).
-		keplerQuery: fmt.Sprintf(`sum by (container_namespace, pod_name) (rate(%s{pod_name!=""}[%s]))`,
-			cfg.KeplerMetric, model.Duration(cfg.KeplerRateWindow)),
+		api:          promv1.NewAPI(client),
+		url:          u.Redacted(),
+		timeout:      cfg.Timeout,
+		maxAge:       cfg.MaxAge,
+		rememberFor:  cfg.RememberFor,
+		clock:        cfg.Clock,
+		queries:      queries,
 		refreshToken: make(chan struct{}, 1),
 	}, nil
 }
 
-// PodReadings returns measured power per pod: DCGM's where the DCGM exporter maps GPUs to the pod, else
-// Kepler's. The result (and error) of one refresh is served to every caller for MaxAge.
+// powerQueries are the PromQL expressions of one refresh; an empty one is not sent.
+type powerQueries struct {
+	dcgmPower, dcgmEnergy, dcgmUtil string
+	keplerHost, keplerGPU           string // Kepler010
+	keplerWhole                     string // Kepler09
+}
+
+func newPowerQueries(kepler string, window model.Duration) (powerQueries, error) {
+	q := powerQueries{
+		dcgmPower: dcgmPowerMetric,
+		// mJ/s is mW: per GPU, with the GPU's labels, like the power samples it replaces.
+		dcgmEnergy: fmt.Sprintf("rate(%s[%s]) / 1000", dcgmEnergyMetric, window),
+		dcgmUtil:   dcgmUtilMetric,
+	}
+	// Summed by pod: per zone (and per state, running or terminated, as a pod's series move).
+	switch kepler {
+	case Kepler010:
+		q.keplerHost = fmt.Sprintf(`sum by (pod_namespace, pod_name) (rate(%s{pod_name!="",zone=~"%s"}[%s]))`,
+			keplerPodCPUMetric, keplerHostZones, window)
+		q.keplerGPU = fmt.Sprintf(`sum by (pod_namespace, pod_name) (rate(%s{pod_name!=""}[%s]))`, keplerPodGPUMetric, window)
+	case Kepler09:
+		// Summed by pod: Kepler 0.9 counts per container and per mode (dynamic and idle).
+		q.keplerWhole = fmt.Sprintf(`sum by (container_namespace, pod_name) (rate(%s{pod_name!=""}[%s]))`, kepler09Metric, window)
+	default:
+		return q, fmt.Errorf("telemetry: Kepler version %q: want %s (0.10 and later) or %s (0.9 and earlier)", kepler, Kepler010, Kepler09)
+	}
+	return q, nil
+}
+
+// PodReadings returns measured power per pod (see merge), each with the time it was measured. A pod
+// Prometheus no longer reports keeps its last reading, with that reading's time, for RememberFor; so
+// does every pod while Prometheus fails. The result (and error) of one refresh is served to every
+// caller for MaxAge.
 func (p *Prometheus) PodReadings(ctx context.Context) (map[types.NamespacedName]Reading, error) {
 	if s := p.fresh(); s != nil {
 		return s.readings, s.err
@@ -152,13 +194,24 @@ func (p *Prometheus) PodReadings(ctx context.Context) (map[types.NamespacedName]
 		return s.readings, s.err
 	}
 	start := p.clock.Now()
-	readings, err := p.fetch(ctx)
+	readings, err := p.fetch(ctx, start)
 	// A caller that gave up must not leave its cancellation cached for everyone else.
-	if ctx.Err() == nil {
-		p.mu.Lock()
-		p.cached = &snapshot{at: start, readings: readings, err: err}
-		p.mu.Unlock()
+	if ctx.Err() != nil {
+		return readings, err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cached != nil {
+		for pod, r := range p.cached.readings {
+			if _, now := readings[pod]; !now && start.Sub(r.At) < p.rememberFor {
+				if readings == nil {
+					readings = map[types.NamespacedName]Reading{}
+				}
+				readings[pod] = r
+			}
+		}
+	}
+	p.cached = &snapshot{at: start, readings: readings, err: err}
 	return readings, err
 }
 
@@ -227,30 +280,58 @@ func (p *Prometheus) vector(ctx context.Context, promQL string) (model.Vector, e
 	return vec, nil
 }
 
-// fetch runs the three queries in parallel and merges them; a failed query costs only its own part.
-func (p *Prometheus) fetch(ctx context.Context) (map[types.NamespacedName]Reading, error) {
-	queries := []string{dcgmPowerMetric, dcgmUtilMetric, p.keplerQuery}
-	results := make([]model.Vector, len(queries))
-	errs := make([]error, len(queries))
+// fetch runs the refresh's queries in parallel and merges them, as measured at at; a failed query
+// costs only its own part.
+func (p *Prometheus) fetch(ctx context.Context, at time.Time) (map[types.NamespacedName]Reading, error) {
+	q := p.queries
+	exprs := []*string{&q.dcgmPower, &q.dcgmEnergy, &q.dcgmUtil, &q.keplerHost, &q.keplerGPU, &q.keplerWhole}
+	results := make([]model.Vector, len(exprs))
+	errs := make([]error, len(exprs))
+	failed := 0
 	var wg sync.WaitGroup
-	for i, q := range queries {
-		wg.Go(func() { results[i], errs[i] = p.vector(ctx, q) })
+	for i, e := range exprs {
+		if *e == "" {
+			continue
+		}
+		wg.Go(func() { results[i], errs[i] = p.vector(ctx, *e) })
 	}
 	wg.Wait()
-	if errs[0] != nil && errs[1] != nil && errs[2] != nil {
+	sent := 0
+	for i, e := range exprs {
+		if *e != "" {
+			sent++
+			if errs[i] != nil {
+				failed++
+			}
+		}
+	}
+	if failed == sent {
 		return nil, errors.Join(errs...)
 	}
-	return merge(results[0], results[1], results[2]), errors.Join(errs...)
+	v := measured{dcgmPower: results[0], dcgmEnergy: results[1], dcgmUtil: results[2],
+		keplerHost: results[3], keplerGPU: results[4], keplerWhole: results[5]}
+	return v.merge(at), errors.Join(errs...)
 }
 
-// merge builds readings from DCGM power and utilization per GPU and Kepler watts per pod. DCGM wins for
-// a pod both report: it measures the accelerator itself, Kepler estimates. DCGM utilization is kept for
-// Kepler-powered pods too. A pod with utilization but no power anywhere gets no reading, since callers
-// need watts.
-func merge(dcgmPower, dcgmUtil, kepler model.Vector) map[types.NamespacedName]Reading {
-	power := perPodGPUs(dcgmPower)
-	util := perPodGPUs(dcgmUtil)
-	out := make(map[types.NamespacedName]Reading, len(power)+len(kepler))
+// measured are the answers of one refresh.
+type measured struct {
+	dcgmPower, dcgmEnergy, dcgmUtil    model.Vector // per GPU
+	keplerHost, keplerGPU, keplerWhole model.Vector // per pod
+}
+
+// merge builds readings, measured at at, from:
+//   - DCGM, per GPU: the rate of its energy counter where the exporter has one, else its sampled power;
+//     summed over the pod's GPUs, covering the accelerators whole (idle included);
+//   - Kepler 0.10+, per pod: its GPU counter (the accelerators' active power) for a pod DCGM does not
+//     report, and its CPU counter's package and DRAM zones (the host's active power) for any pod;
+//   - Kepler 0.9, per pod: the container counter (everything the pod draws) for a pod DCGM does not
+//     report (where DCGM does, its figure for the accelerators is kept and the host is modelled).
+//
+// DCGM utilization is kept for Kepler-powered pods too. A pod with utilization but no power anywhere
+// gets no reading, since callers need watts.
+func (v measured) merge(at time.Time) map[types.NamespacedName]Reading {
+	out := map[types.NamespacedName]Reading{}
+	util := perPodGPUs(v.dcgmUtil)
 	utilization := func(pod types.NamespacedName) float64 {
 		gpus := util[pod]
 		if len(gpus) == 0 {
@@ -262,23 +343,55 @@ func merge(dcgmPower, dcgmUtil, kepler model.Vector) map[types.NamespacedName]Re
 		}
 		return sum / float64(len(gpus)) / 100
 	}
-	for pod, gpus := range power {
+	// Energy where the GPU has it, the sample elsewhere; a GPU is one key in either.
+	gpus := perPodGPUs(v.dcgmPower)
+	for pod, energy := range perPodGPUs(v.dcgmEnergy) {
+		if gpus[pod] == nil {
+			gpus[pod] = map[string]float64{}
+		}
+		maps.Copy(gpus[pod], energy)
+	}
+	for pod, devices := range gpus {
 		var watts float64
-		for _, w := range gpus {
+		for _, w := range devices {
 			watts += w
 		}
-		out[pod] = Reading{Watts: watts, GPUUtilization: utilization(pod), Source: SourceDCGM}
+		out[pod] = Reading{Watts: watts, Covers: Accelerators, GPUUtilization: utilization(pod), Source: SourceDCGM, At: at}
 	}
-	for _, s := range kepler {
-		pod := types.NamespacedName{Namespace: string(s.Metric["container_namespace"]), Name: string(s.Metric["pod_name"])}
+	add := func(vec model.Vector, nsLabel model.LabelName, parts Parts, onlyUnmeasured bool) {
+		for pod, w := range perPod(vec, nsLabel) {
+			r, ok := out[pod]
+			switch {
+			case !ok:
+				out[pod] = Reading{Watts: w, Covers: parts, GPUUtilization: utilization(pod), Source: SourceKepler, At: at}
+			case onlyUnmeasured || r.Covers&parts != 0: // DCGM (or Kepler's other counter) measured it already
+			default:
+				r.Watts += w
+				r.Covers |= parts
+				if r.Source == SourceDCGM {
+					r.Source = SourceDCGMKepler
+				}
+				out[pod] = r
+			}
+		}
+	}
+	add(v.keplerGPU, "pod_namespace", AcceleratorActive, true)
+	add(v.keplerHost, "pod_namespace", HostActive, false)
+	add(v.keplerWhole, "container_namespace", AllParts, true)
+	return out
+}
+
+// perPod is Kepler's per-pod watts, keyed by nsLabel and pod_name; series without a pod, and NaN ones,
+// are left out.
+func perPod(vec model.Vector, nsLabel model.LabelName) map[types.NamespacedName]float64 {
+	out := map[types.NamespacedName]float64{}
+	for _, s := range vec {
+		pod := types.NamespacedName{Namespace: string(s.Metric[nsLabel]), Name: string(s.Metric["pod_name"])}
 		w := float64(s.Value)
 		if pod.Namespace == "" || pod.Name == "" || math.IsNaN(w) {
 			continue
 		}
-		if _, ok := out[pod]; ok {
-			continue
-		}
-		out[pod] = Reading{Watts: w, GPUUtilization: utilization(pod), Source: SourceKepler}
+		out[pod] += w
 	}
 	return out
 }
@@ -320,8 +433,8 @@ func perPodGPUs(vec model.Vector) map[types.NamespacedName]map[string]float64 {
 	return out
 }
 
-// gpuKey identifies the device behind a DCGM series: its UUID (and MIG instance) when exported, else the
-// host and index, else the whole label set.
+// gpuKey identifies the device behind a DCGM series, whichever metric it is of: its UUID (and MIG
+// instance) when exported, else the host and index, else the label set without the metric's name.
 func gpuKey(m model.Metric) string {
 	switch {
 	case m["UUID"] != "":
@@ -329,27 +442,10 @@ func gpuKey(m model.Metric) string {
 	case m["gpu"] != "" && m["Hostname"] != "":
 		return "host/" + string(m["Hostname"]) + "/" + string(m["gpu"]) + "/" + string(m["GPU_I_ID"])
 	default:
-		return "series/" + m.String()
+		labels := m.Clone()
+		delete(labels, model.MetricNameLabel)
+		return "series/" + labels.String()
 	}
-}
-
-// bearerTokenFile sends the token in path with every request.
-type bearerTokenFile struct {
-	path string
-	next http.RoundTripper
-}
-
-func (b bearerTokenFile) RoundTrip(req *http.Request) (*http.Response, error) {
-	token, err := os.ReadFile(b.path)
-	if err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close()
-		}
-		return nil, fmt.Errorf("reading Prometheus bearer token: %w", err)
-	}
-	req = req.Clone(req.Context())
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	return b.next.RoundTrip(req)
 }
 
 // Sample is one point of a range query.

@@ -124,23 +124,41 @@ func gpu(ns, pod, uuid string, v float64, extra ...string) series {
 	return series{labels: l, value: v}
 }
 
+// keplerPod is a Kepler 0.10 per-pod series, summed by pod as the query does.
 func keplerPod(ns, pod string, watts float64) series {
+	return series{labels: map[string]string{"pod_namespace": ns, "pod_name": pod}, value: watts}
+}
+
+// kepler09Pod is a Kepler 0.9 per-pod series.
+func kepler09Pod(ns, pod string, watts float64) series {
 	return series{labels: map[string]string{"container_namespace": ns, "pod_name": pod}, value: watts}
 }
 
 func nn(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
 
 const (
-	powerKey  = "DCGM_FI_DEV_POWER_USAGE"
-	utilKey   = "DCGM_FI_DEV_GPU_UTIL"
-	keplerKey = "kepler_container_joules_total"
+	powerKey      = "DCGM_FI_DEV_POWER_USAGE"
+	energyKey     = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+	utilKey       = "DCGM_FI_DEV_GPU_UTIL"
+	keplerCPUKey  = "kepler_pod_cpu_joules_total"
+	keplerGPUKey  = "kepler_pod_gpu_joules_total"
+	kepler09Key   = "kepler_container_joules_total"
+	queriesPerRun = 5 // with Kepler 0.10: DCGM power, energy and utilization, Kepler CPU and GPU
 )
+
+// failing answers every query of a refresh with an error.
+func failing(status int) map[string]answer {
+	return map[string]answer{powerKey: {status: status}, energyKey: {status: status}, utilKey: {status: status},
+		keplerCPUKey: {status: status}, keplerGPUKey: {status: status}}
+}
 
 var nan = math.NaN()
 
 func TestPodReadings(t *testing.T) {
+	const dcgm, both = SourceDCGM, SourceDCGMKepler
 	tests := []struct {
 		name    string
+		kepler  string
 		answers map[string]answer
 		want    map[types.NamespacedName]Reading
 		wantErr []string // substrings of the error; none means no error
@@ -151,8 +169,19 @@ func TestPodReadings(t *testing.T) {
 			utilKey:  {vector: []series{gpu("team-a", "train-0", "GPU-1", 90), gpu("team-a", "train-0", "GPU-2", 70)}},
 		},
 		want: map[types.NamespacedName]Reading{
-			nn("team-a", "train-0"): {Watts: 430.75, GPUUtilization: 0.8, Source: SourceDCGM},
-			nn("team-a", "serve-0"): {Watts: 90, GPUUtilization: nan, Source: SourceDCGM},
+			nn("team-a", "train-0"): {Watts: 430.75, Covers: Accelerators, GPUUtilization: 0.8, Source: dcgm},
+			nn("team-a", "serve-0"): {Watts: 90, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
+		},
+	}, {
+		name: "a GPU's energy counter replaces its power sample; GPUs without one keep the sample",
+		answers: map[string]answer{
+			powerKey:  {vector: []series{gpu("a", "p", "GPU-1", 250), gpu("a", "p", "GPU-2", 100), gpu("b", "q", "GPU-3", 80)}},
+			energyKey: {vector: []series{gpu("a", "p", "GPU-1", 231.5), gpu("c", "r", "GPU-4", 40)}},
+		},
+		want: map[types.NamespacedName]Reading{
+			nn("a", "p"): {Watts: 231.5 + 100, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
+			nn("b", "q"): {Watts: 80, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
+			nn("c", "r"): {Watts: 40, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
 		},
 	}, {
 		name: "exported_ labels name the workload in a job whose target labels took namespace and pod",
@@ -167,8 +196,8 @@ func TestPodReadings(t *testing.T) {
 			}},
 		},
 		want: map[types.NamespacedName]Reading{
-			nn("team-b", "infer-0"): {Watts: 120, GPUUtilization: 0.35, Source: SourceDCGM},
-			nn("team-c", "train-1"): {Watts: 300, GPUUtilization: nan, Source: SourceDCGM},
+			nn("team-b", "infer-0"): {Watts: 120, Covers: Accelerators, GPUUtilization: 0.35, Source: dcgm},
+			nn("team-c", "train-1"): {Watts: 300, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
 		},
 	}, {
 		name: "the same GPU scraped by two jobs counts once",
@@ -176,52 +205,63 @@ func TestPodReadings(t *testing.T) {
 			powerKey: {vector: []series{gpu("a", "p", "GPU-1", 200), gpu("a", "p", "GPU-1", 200, "job", "dcgm-2"), gpu("a", "p", "GPU-2", 100)}},
 			utilKey:  {vector: []series{gpu("a", "p", "GPU-1", 50), gpu("a", "p", "GPU-1", 50, "job", "dcgm-2"), gpu("a", "p", "GPU-2", 20)}},
 		},
-		want: map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 300, GPUUtilization: 0.35, Source: SourceDCGM}},
+		want: map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 300, Covers: Accelerators, GPUUtilization: 0.35, Source: dcgm}},
 	}, {
-		name: "Kepler covers pods DCGM does not report; DCGM wins where both do; DCGM utilization still applies",
+		name: "Kepler 0.10 adds the host's active power to DCGM's; its GPU counter covers pods DCGM does not report",
 		answers: map[string]answer{
-			powerKey:  {vector: []series{gpu("a", "gpu-pod", "GPU-1", 210)}},
-			utilKey:   {vector: []series{gpu("a", "gpu-pod", "GPU-1", 40), gpu("a", "util-only", "GPU-7", 10)}},
-			keplerKey: {vector: []series{keplerPod("a", "gpu-pod", 55), keplerPod("b", "cpu-pod", 42.5), keplerPod("a", "util-only", 75)}},
+			powerKey:     {vector: []series{gpu("a", "gpu-pod", "GPU-1", 210)}},
+			utilKey:      {vector: []series{gpu("a", "gpu-pod", "GPU-1", 40), gpu("a", "util-only", "GPU-7", 10)}},
+			keplerCPUKey: {vector: []series{keplerPod("a", "gpu-pod", 55), keplerPod("b", "cpu-pod", 42.5), keplerPod("a", "kepler-gpu", 12)}},
+			keplerGPUKey: {vector: []series{keplerPod("a", "gpu-pod", 190), keplerPod("a", "kepler-gpu", 150), keplerPod("a", "util-only", 75)}},
 		},
 		want: map[types.NamespacedName]Reading{
-			nn("a", "gpu-pod"):   {Watts: 210, GPUUtilization: 0.4, Source: SourceDCGM},
-			nn("b", "cpu-pod"):   {Watts: 42.5, GPUUtilization: nan, Source: SourceKepler},
-			nn("a", "util-only"): {Watts: 75, GPUUtilization: 0.1, Source: SourceKepler},
+			nn("a", "gpu-pod"):    {Watts: 210 + 55, Covers: Accelerators | HostActive, GPUUtilization: 0.4, Source: both},
+			nn("b", "cpu-pod"):    {Watts: 42.5, Covers: HostActive, GPUUtilization: nan, Source: SourceKepler},
+			nn("a", "kepler-gpu"): {Watts: 150 + 12, Covers: AcceleratorActive | HostActive, GPUUtilization: nan, Source: SourceKepler},
+			nn("a", "util-only"):  {Watts: 75, Covers: AcceleratorActive, GPUUtilization: 0.1, Source: SourceKepler},
+		},
+	}, {
+		name:   "Kepler 0.9's container counter is the whole pod, used where DCGM does not report it",
+		kepler: Kepler09,
+		answers: map[string]answer{
+			powerKey:    {vector: []series{gpu("a", "gpu-pod", "GPU-1", 210)}},
+			kepler09Key: {vector: []series{kepler09Pod("a", "gpu-pod", 300), kepler09Pod("b", "cpu-pod", 42.5)}},
+			// A 0.10 series must not be read in 0.9 mode.
+			keplerCPUKey: {vector: []series{keplerPod("c", "ignored", 1)}},
+		},
+		want: map[types.NamespacedName]Reading{
+			nn("a", "gpu-pod"): {Watts: 210, Covers: Accelerators, GPUUtilization: nan, Source: dcgm},
+			nn("b", "cpu-pod"): {Watts: 42.5, Covers: AllParts, GPUUtilization: nan, Source: SourceKepler},
 		},
 	}, {
 		name: "series without a pod, and NaN samples, give no reading",
 		answers: map[string]answer{
-			powerKey:  {vector: []series{gpu("", "", "GPU-1", 70), gpu("a", "p", "GPU-2", nan), gpu("a", "q", "GPU-3", 100), gpu("a", "q", "GPU-4", nan)}},
-			utilKey:   {vector: []series{gpu("a", "q", "GPU-3", nan)}},
-			keplerKey: {vector: []series{keplerPod("", "x", 10), keplerPod("a", "", 10), keplerPod("a", "nan", nan)}},
+			powerKey:     {vector: []series{gpu("", "", "GPU-1", 70), gpu("a", "p", "GPU-2", nan), gpu("a", "q", "GPU-3", 100), gpu("a", "q", "GPU-4", nan)}},
+			utilKey:      {vector: []series{gpu("a", "q", "GPU-3", nan)}},
+			keplerCPUKey: {vector: []series{keplerPod("", "x", 10), keplerPod("a", "", 10), keplerPod("a", "nan", nan)}},
 		},
-		want: map[types.NamespacedName]Reading{nn("a", "q"): {Watts: 100, GPUUtilization: nan, Source: SourceDCGM}},
+		want: map[types.NamespacedName]Reading{nn("a", "q"): {Watts: 100, Covers: Accelerators, GPUUtilization: nan, Source: dcgm}},
 	}, {
 		name: "a failed Kepler query keeps DCGM readings and names the query",
 		answers: map[string]answer{
-			powerKey:  {vector: []series{gpu("a", "p", "GPU-1", 200)}},
-			keplerKey: {status: http.StatusServiceUnavailable},
+			powerKey:     {vector: []series{gpu("a", "p", "GPU-1", 200)}},
+			keplerCPUKey: {status: http.StatusServiceUnavailable},
 		},
-		want:    map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 200, GPUUtilization: nan, Source: SourceDCGM}},
-		wantErr: []string{keplerKey, "503"},
+		want:    map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 200, Covers: Accelerators, GPUUtilization: nan, Source: dcgm}},
+		wantErr: []string{keplerCPUKey, "503"},
 	}, {
 		name: "a failed DCGM power query keeps Kepler readings with DCGM utilization",
 		answers: map[string]answer{
-			powerKey:  {status: http.StatusBadRequest},
-			utilKey:   {vector: []series{gpu("a", "p", "GPU-1", 60)}},
-			keplerKey: {vector: []series{keplerPod("a", "p", 180)}},
+			powerKey:     {status: http.StatusBadRequest},
+			utilKey:      {vector: []series{gpu("a", "p", "GPU-1", 60)}},
+			keplerCPUKey: {vector: []series{keplerPod("a", "p", 180)}},
 		},
-		want:    map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 180, GPUUtilization: 0.6, Source: SourceKepler}},
+		want:    map[types.NamespacedName]Reading{nn("a", "p"): {Watts: 180, Covers: HostActive, GPUUtilization: 0.6, Source: SourceKepler}},
 		wantErr: []string{"`" + powerKey + "`"},
 	}, {
-		name: "every query failing returns no readings",
-		answers: map[string]answer{
-			powerKey:  {status: http.StatusInternalServerError},
-			utilKey:   {status: http.StatusInternalServerError},
-			keplerKey: {status: http.StatusInternalServerError},
-		},
-		wantErr: []string{powerKey, utilKey, keplerKey},
+		name:    "every query failing returns no readings",
+		answers: failing(http.StatusInternalServerError),
+		wantErr: []string{powerKey, energyKey, utilKey, keplerCPUKey, keplerGPUKey},
 	}, {
 		name:    "an answer that is not a vector is an error",
 		answers: map[string]answer{powerKey: {matrix: true}},
@@ -231,12 +271,17 @@ func TestPodReadings(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newFakePrometheus(t, tc.answers)
-			p, err := NewPrometheus(PrometheusConfig{URL: srv.URL})
+			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			p, err := NewPrometheus(PrometheusConfig{URL: srv.URL, Kepler: tc.kepler, Clock: clocktesting.NewFakeClock(at)})
 			if err != nil {
 				t.Fatal(err)
 			}
+			for pod, r := range tc.want {
+				r.At = at
+				tc.want[pod] = r
+			}
 			got, err := p.PodReadings(context.Background())
-			if diff := cmp.Diff(tc.want, got, cmpopts.EquateNaNs(), cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateNaNs(), cmpopts.EquateApprox(0, 1e-9), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("readings (-want +got):\n%s", diff)
 			}
 			switch {
@@ -260,10 +305,13 @@ func TestQueriesSent(t *testing.T) {
 		cfg  PrometheusConfig
 		want []string
 	}{{
-		want: []string{powerKey, utilKey, `sum by (container_namespace, pod_name) (rate(kepler_container_joules_total{pod_name!=""}[1m]))`},
+		want: []string{powerKey, utilKey, `rate(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION[1m]) / 1000`,
+			`sum by (pod_namespace, pod_name) (rate(kepler_pod_cpu_joules_total{pod_name!="",zone=~"package|dram"}[1m]))`,
+			`sum by (pod_namespace, pod_name) (rate(kepler_pod_gpu_joules_total{pod_name!=""}[1m]))`},
 	}, {
-		cfg:  PrometheusConfig{KeplerRateWindow: 90 * time.Second, KeplerMetric: "kepler_container_gpu_joules_total"},
-		want: []string{powerKey, utilKey, `sum by (container_namespace, pod_name) (rate(kepler_container_gpu_joules_total{pod_name!=""}[1m30s]))`},
+		cfg: PrometheusConfig{KeplerRateWindow: 90 * time.Second, Kepler: Kepler09},
+		want: []string{powerKey, utilKey, `rate(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION[1m30s]) / 1000`,
+			`sum by (container_namespace, pod_name) (rate(kepler_container_joules_total{pod_name!=""}[1m30s]))`},
 	}} {
 		srv := newFakePrometheus(t, nil)
 		tc.cfg.URL = srv.URL
@@ -303,22 +351,28 @@ func TestPodReadingsCache(t *testing.T) {
 			t.Errorf("%s: %d requests so far, want %d", step, n, wantRequests)
 		}
 	}
-	expect("first call", 100, false, 3)
+	const n = queriesPerRun
+	expect("first call", 100, false, n)
 	srv.set(map[string]answer{powerKey: {vector: []series{gpu("a", "p", "GPU-1", 150)}}})
 	clk.Step(time.Minute - time.Nanosecond)
-	expect("within MaxAge", 100, false, 3)
+	expect("within MaxAge", 100, false, n)
 	clk.Step(time.Nanosecond)
-	expect("at MaxAge", 150, false, 6)
+	expect("at MaxAge", 150, false, 2*n)
 
-	// Failures are cached too, so a broken Prometheus is not asked once per reconcile.
-	srv.set(map[string]answer{powerKey: {status: 500}, utilKey: {status: 500}, keplerKey: {status: 500}})
+	// Failures are cached too, so a broken Prometheus is not asked once per reconcile; the last
+	// readings are kept meanwhile, with the time they were measured.
+	measuredAt := clk.Now()
+	srv.set(failing(500))
 	clk.Step(time.Minute)
-	expect("failing", 0, true, 9)
+	expect("failing", 150, true, 3*n)
+	if r, _ := p.PodReadings(ctx); !r[nn("a", "p")].At.Equal(measuredAt) {
+		t.Errorf("failing: the kept reading says it was measured at %v, want %v", r[nn("a", "p")].At, measuredAt)
+	}
 	srv.set(map[string]answer{powerKey: {vector: []series{gpu("a", "p", "GPU-1", 175)}}})
 	clk.Step(30 * time.Second)
-	expect("failure still cached", 0, true, 9)
+	expect("failure still cached", 150, true, 3*n)
 	clk.Step(30 * time.Second)
-	expect("recovered", 175, false, 12)
+	expect("recovered", 175, false, 4*n)
 
 	// A caller's cancellation is not cached for the others.
 	clk.Step(time.Minute)
@@ -328,7 +382,7 @@ func TestPodReadingsCache(t *testing.T) {
 		t.Error("cancelled context: no error")
 	}
 	before := len(srv.requests())
-	expect("after a cancelled call", 175, false, before+3)
+	expect("after a cancelled call", 175, false, before+n)
 
 	// Concurrent callers share one refresh.
 	clk.Step(time.Minute)
@@ -342,8 +396,8 @@ func TestPodReadingsCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := len(srv.requests()) - before; n != 3 {
-		t.Errorf("20 concurrent callers sent %d queries, want 3 (one refresh)", n)
+	if got := len(srv.requests()) - before; got != n {
+		t.Errorf("20 concurrent callers sent %d queries, want %d (one refresh)", got, n)
 	}
 }
 
@@ -415,7 +469,7 @@ func TestBearerTokenFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPrometheus(PrometheusConfig{URL: srv.URL, BearerTokenFile: file})
+	p, err := NewPrometheus(PrometheusConfig{URL: srv.URL, HTTP: HTTPConfig{BearerTokenFile: file}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,8 +506,12 @@ func TestNewPrometheusValidation(t *testing.T) {
 		{cfg: PrometheusConfig{URL: "http://p", Timeout: -time.Second}, wantErr: "must not be negative"},
 		{cfg: PrometheusConfig{URL: "http://p", MaxAge: -time.Second}, wantErr: "must not be negative"},
 		{cfg: PrometheusConfig{URL: "http://p", KeplerRateWindow: 500 * time.Millisecond}, wantErr: "KeplerRateWindow"},
-		{cfg: PrometheusConfig{URL: "http://p", KeplerMetric: `x{a="b"}`}, wantErr: "KeplerMetric"},
-		{cfg: PrometheusConfig{URL: "http://p", BearerTokenFile: missing}, wantErr: "BearerTokenFile"},
+		{cfg: PrometheusConfig{URL: "http://p", Kepler: Kepler09}},
+		{cfg: PrometheusConfig{URL: "http://p", Kepler: "0.11"}, wantErr: "Kepler version"},
+		{cfg: PrometheusConfig{URL: "http://p", RememberFor: -time.Second}, wantErr: "must not be negative"},
+		{cfg: PrometheusConfig{URL: "http://p", HTTP: HTTPConfig{BearerTokenFile: missing}}, wantErr: "bearer token"},
+		{cfg: PrometheusConfig{URL: "http://p", HTTP: HTTPConfig{CAFile: missing}}, wantErr: "CA file"},
+		{cfg: PrometheusConfig{URL: "http://p", HTTP: HTTPConfig{CertFile: missing}}, wantErr: "both CertFile and KeyFile"},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%+v", tc.cfg), func(t *testing.T) {
@@ -490,5 +548,48 @@ func TestStatic(t *testing.T) {
 	}
 	if _, err := src.Query(context.Background(), "down"); err == nil {
 		t.Error("Query(down): no error")
+	}
+}
+
+func TestPodReadingsRemembered(t *testing.T) {
+	srv := newFakePrometheus(t, map[string]answer{
+		powerKey:     {vector: []series{gpu("a", "p", "GPU-1", 100), gpu("a", "q", "GPU-2", 50)}},
+		keplerCPUKey: {vector: []series{keplerPod("a", "p", 20)}},
+	})
+	first := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(first)
+	p, err := NewPrometheus(PrometheusConfig{URL: srv.URL, MaxAge: time.Minute, RememberFor: 10 * time.Minute, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	read := func() map[types.NamespacedName]Reading {
+		t.Helper()
+		clk.Step(time.Minute)
+		r, err := p.PodReadings(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	read()
+	// q's GPU and p's Kepler series go: q keeps its last reading with its time; p is measured anew,
+	// by DCGM alone.
+	srv.set(map[string]answer{powerKey: {vector: []series{gpu("a", "p", "GPU-1", 110)}}})
+	at := clk.Now().Add(time.Minute)
+	want := map[types.NamespacedName]Reading{
+		nn("a", "p"): {Watts: 110, Covers: Accelerators, GPUUtilization: nan, Source: SourceDCGM, At: at},
+		nn("a", "q"): {Watts: 50, Covers: Accelerators, GPUUtilization: nan, Source: SourceDCGM, At: first.Add(time.Minute)},
+	}
+	if diff := cmp.Diff(want, read(), cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("after q's series went (-want +got):\n%s", diff)
+	}
+	// Kept until RememberFor has passed since it was measured, then forgotten.
+	clk.Step(7 * time.Minute)
+	if r := read(); r[nn("a", "q")].Watts != 50 {
+		t.Errorf("9 minutes after its last measurement, q's reading is %+v, want the last one kept", r[nn("a", "q")])
+	}
+	if r := read(); len(r) != 1 {
+		t.Errorf("10 minutes after its last measurement, q still has a reading: %v", r)
 	}
 }

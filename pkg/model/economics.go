@@ -118,6 +118,29 @@ func AttributedCost(p *Pod, n *Node, e *Economics) float64 {
 	return PodShare(p, n) * e.PricePerHour
 }
 
+// PowerParts is AttributedPower in its parts, W, so that a measurement of some of them (by DCGM or
+// Kepler) replaces those alone and the model supplies the rest.
+type PowerParts struct {
+	HostIdle          float64 // the pod's dominant share of the host's idle draw
+	HostActive        float64 // the host's draw above idle for the pod's CPU
+	AcceleratorIdle   float64 // the pod's dominant share of the devices' idle draw
+	AcceleratorActive float64 // the pod's devices' draw above idle at its share of them
+}
+
+// AttributedPowerParts splits AttributedPower into its parts; they sum to it.
+func AttributedPowerParts(p *Pod, n *Node, e *Economics) PowerParts {
+	share := PodShare(p, n)
+	out := PowerParts{HostIdle: share * e.HostIdleWatts, AcceleratorIdle: share * float64(n.Devices) * e.Device.WattsAt(0)}
+	if n.CPUMilli > 0 {
+		out.HostActive = (e.HostMaxWatts - e.HostIdleWatts) * float64(p.CPUMilli) / float64(n.CPUMilli)
+	}
+	if p.GPUCount > 0 {
+		perDevice := float64(p.GPUMilli) / MilliPerGPU
+		out.AcceleratorActive = float64(p.GPUCount) * (e.Device.WattsAt(perDevice) - e.Device.WattsAt(0))
+	}
+	return out
+}
+
 // AttributedPower is the draw a pod is charged for on a node: the load of its devices at its share,
 // its CPU's load, and its dominant share of the node's idle draw (host and devices).
 func AttributedPower(p *Pod, n *Node, e *Economics) float64 {

@@ -174,6 +174,12 @@ func TestAttribution(t *testing.T) {
 	if got := AttributedPower(&p, &n, &testEconomics); got != 200 {
 		t.Errorf("AttributedPower = %v, want 200", got)
 	}
+	// The same 200 W in parts: host idle 0.25*100, host load 200*0.25, devices' idle 0.25*2*50,
+	// device load (150-50) at half of one device.
+	want := PowerParts{HostIdle: 25, HostActive: 50, AcceleratorIdle: 25, AcceleratorActive: 100}
+	if diff := cmp.Diff(want, AttributedPowerParts(&p, &n, &testEconomics)); diff != "" {
+		t.Errorf("AttributedPowerParts (-want +got):\n%s", diff)
+	}
 }
 
 func TestPowerCurve(t *testing.T) {
