@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"kcloud.io/optimizer/internal/metrics"
 	"kcloud.io/optimizer/internal/telemetry"
 	"kcloud.io/optimizer/pkg/model"
 )
@@ -54,6 +55,7 @@ func (f *Fleet) Readings(ctx context.Context) map[types.NamespacedName]telemetry
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Reading telemetry; using the catalog power model where it is missing")
 	}
+	metrics.ObserveTelemetryRead(now, len(m), err)
 	f.reading = readings{at: now, m: m, err: err}
 	return m
 }

@@ -50,7 +50,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	cp := &kcloudv1alpha1.CostPolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cp); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.ForgetPolicy(req.Name)
+			metrics.ForgetCostPolicy(req.Name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CostPolicy %s: %w", req.Name, err)
@@ -113,8 +113,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	metrics.PolicySpend.WithLabelValues(cp.Name).Set(s.CurrentSpend)
 	metrics.PolicyCost.WithLabelValues(cp.Name).Set(s.CurrentCostPerHour)
+	metrics.ObserveCostPolicyLimits(cp.Name, limits(cp.Spec, ledger.Amount))
 	log.FromContext(ctx).V(1).Info("Accounted policy", "costPolicy", klog.KObj(cp), "spend", s.CurrentSpend, "costPerHour", s.CurrentCostPerHour, "pods", s.CoveredPods)
 	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered.HeldUntil, ledger.AccountedUntil, r.Clock.Now(), r.Settle, r.interval())}, nil
+}
+
+// limits are the budget and cap spec sets, and the highest alert threshold spent reaches.
+func limits(spec kcloudv1alpha1.CostPolicySpec, spent float64) metrics.PolicyLimits {
+	l := metrics.PolicyLimits{Cap: spec.MaxCostPerHour}
+	if b := spec.Budget; b != nil {
+		l.Budget, l.ThresholdPercent = &b.Amount, model.ThresholdsReached(spent, b.Amount, b.AlertThresholds)
+	}
+	return l
 }
 
 func (r *Reconciler) interval() time.Duration {

@@ -51,7 +51,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	pp := &kcloudv1alpha1.PowerPolicy{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pp); err != nil {
 		if apierrors.IsNotFound(err) {
-			metrics.ForgetPolicy(req.Name)
+			metrics.ForgetPowerPolicy(req.Name)
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading PowerPolicy %s: %w", req.Name, err)
@@ -126,12 +126,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	metrics.PolicyEnergy.WithLabelValues(pp.Name).Set(s.EnergyThisPeriodKWh)
 	metrics.PolicyPower.WithLabelValues(pp.Name).Set(s.CurrentPowerWatts)
 	metrics.PolicyCarbon.WithLabelValues(pp.Name).Set(s.CarbonThisPeriodKg)
+	metrics.ObservePowerPolicyLimits(pp.Name, limits(pp.Spec, next.Amount))
 	log.FromContext(ctx).V(1).Info("Accounted policy", "powerPolicy", klog.KObj(pp), "kWh", s.EnergyThisPeriodKWh, "watts", s.CurrentPowerWatts, "pods", s.CoveredPods)
 	interval := r.Interval
 	if interval <= 0 {
 		interval = time.Minute
 	}
 	return reconcile.Result{RequeueAfter: accounting.NextAccounting(covered.HeldUntil, next.AccountedUntil, r.Clock.Now(), r.Settle, interval)}, nil
+}
+
+// limits are the energy budget and power cap spec sets, and the highest alert threshold used
+// reaches.
+func limits(spec kcloudv1alpha1.PowerPolicySpec, used float64) metrics.PolicyLimits {
+	l := metrics.PolicyLimits{Cap: spec.MaxPowerWatts}
+	if b := spec.EnergyBudget; b != nil {
+		l.Budget, l.ThresholdPercent = &b.KilowattHours, model.ThresholdsReached(used, b.KilowattHours, b.AlertThresholds)
+	}
+	return l
 }
 
 func first(s []string, n int) []string {

@@ -33,11 +33,23 @@ var (
 		Name: "kcloud_rebalance_realised_savings_watts_total",
 		Help: "Sum of the predicted power savings of the moves whose replacement landed on its reserved node, watts.",
 	})
+	lastRunMoves = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "kcloud_rebalance_last_run_moves",
+		Help: "Moves of the last completed rebalancing run, by outcome: Evicted, Blocked (a PodDisruptionBudget refused), Failed, Planned (dry run), Deferred (held back by the per-node, per-namespace or total limits).",
+	}, []string{"outcome"})
+	runFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "kcloud_rebalance_run_failures_total",
+		Help: "Rebalancing runs that ended in an error before deciding their moves (listing pods, building the snapshot, writing status).",
+	})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(runsTotal, movesTotal, plannedCost, plannedPower, realisedCost, realisedPower)
+	ctrlmetrics.Registry.MustRegister(runsTotal, movesTotal, plannedCost, plannedPower, realisedCost, realisedPower, lastRunMoves, runFailures)
 }
+
+// lastRunOutcomes are the outcomes kcloud_rebalance_last_run_moves always has a series for.
+var lastRunOutcomes = []string{kcloudv1alpha1.MoveEvicted, kcloudv1alpha1.MoveBlocked, kcloudv1alpha1.MoveFailed,
+	kcloudv1alpha1.MovePlanned, kcloudv1alpha1.MoveDeferred}
 
 func observeRun(rep Report) {
 	mode := "live"
@@ -45,6 +57,13 @@ func observeRun(rep Report) {
 		mode = "dry-run"
 	}
 	runsTotal.WithLabelValues(mode).Inc()
+	for _, o := range lastRunOutcomes {
+		n := rep.Count(o)
+		if o == kcloudv1alpha1.MoveDeferred {
+			n = rep.Deferred
+		}
+		lastRunMoves.WithLabelValues(o).Set(float64(n))
+	}
 	for _, m := range rep.Moves {
 		movesTotal.WithLabelValues(m.Pod.Namespace, m.Outcome).Inc()
 		if m.Outcome == kcloudv1alpha1.MoveEvicted {

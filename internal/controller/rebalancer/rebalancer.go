@@ -151,8 +151,16 @@ func (r *Rebalancer) ttl() time.Duration {
 }
 
 // RunOnce releases finished reservations, plans moves and carries them out (or, in a dry run,
-// reports them).
+// reports them). A run that fails counts in kcloud_rebalance_run_failures_total.
 func (r *Rebalancer) RunOnce(ctx context.Context) (Report, error) {
+	rep, err := r.runOnce(ctx)
+	if err != nil {
+		runFailures.Inc()
+	}
+	return rep, err
+}
+
+func (r *Rebalancer) runOnce(ctx context.Context) (Report, error) {
 	logger := log.FromContext(ctx)
 	rep := Report{At: r.Clock.Now(), DryRun: r.DryRun}
 	pods, err := r.listPods(ctx)
