@@ -284,6 +284,18 @@ const (
 	ConditionCostOptimized  = "CostOptimized"
 	ConditionPowerOptimized = "PowerOptimized"
 	ConditionWithinBudget   = "WithinBudget"
+	// ConditionTelemetryFresh says whether the power of the running pods is measured now (with
+	// --prometheus-url; absent without it): False when a pod's measurement is older than the
+	// operator's bound or reading Prometheus fails, so that its power is the catalog model again.
+	ConditionTelemetryFresh = "TelemetryFresh"
+)
+
+// Reasons of ConditionTelemetryFresh.
+const (
+	ReasonMeasuredPowerFresh = "MeasuredPowerFresh"
+	ReasonMeasuredPowerStale = "MeasuredPowerStale"
+	ReasonTelemetryFailing   = "TelemetryFailing"
+	ReasonNotMeasured        = "NotMeasured"
 )
 
 // WorkloadOptimizerStatus is what the operator observed and decided.
@@ -318,7 +330,8 @@ type WorkloadOptimizerStatus struct {
 	RunningReplicas int32 `json:"runningReplicas,omitempty"`
 
 	// powerSource says where currentPower comes from: catalog (the power model of the nodes'
-	// devices), dcgm or kepler (measured through Prometheus), or mixed.
+	// devices), dcgm, kepler or dcgm+kepler (measured through Prometheus, with the model's figures
+	// for the parts of the draw the exporters do not measure), or mixed.
 	// +optional
 	PowerSource string `json:"powerSource,omitempty"`
 
@@ -362,7 +375,8 @@ type WorkloadOptimizerStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: CostOptimized, PowerOptimized, WithinBudget.
+	// conditions: CostOptimized, PowerOptimized, WithinBudget, FiguresComplete, SelectorInvalid,
+	// TelemetryFresh.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

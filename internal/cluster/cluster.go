@@ -30,6 +30,8 @@ type Fleet struct {
 	telemetry telemetry.Source // nil: the catalog model only
 	clock     clock.PassiveClock
 	maxAge    time.Duration
+	// staleAfter is how old a reading may be and still be used (Options.TelemetryStaleAfter).
+	staleAfter time.Duration
 
 	nodes    sync.Map // node name -> *NodeEntry
 	requests sync.Map // pod UID -> podRequest
@@ -45,9 +47,10 @@ type Fleet struct {
 }
 
 type readings struct {
-	at  time.Time
-	m   map[types.NamespacedName]telemetry.Reading
-	err error
+	at    time.Time
+	m     map[types.NamespacedName]telemetry.Reading // fresh enough to use
+	stale map[types.NamespacedName]time.Time         // too old: when each pod was last measured
+	err   error
 }
 
 // Options configure a Fleet.
@@ -64,7 +67,15 @@ type Options struct {
 	// zero means the default (15 seconds), AlwaysRebuild (any negative value) that every call
 	// rebuilds the snapshot and reads telemetry again, whatever the clock says.
 	SnapshotMaxAge time.Duration
+	// TelemetryStaleAfter is how old a pod's reading may be (telemetry.Reading.At) and still be used;
+	// an older one gives way to the catalog model and is reported as stale (default
+	// DefaultTelemetryStaleAfter).
+	TelemetryStaleAfter time.Duration
 }
+
+// DefaultTelemetryStaleAfter is Options.TelemetryStaleAfter's default: a few refreshes, so that one
+// missed scrape or a Prometheus restart does not flip a pod between measured and modelled.
+const DefaultTelemetryStaleAfter = 3 * time.Minute
 
 // AlwaysRebuild is the SnapshotMaxAge of a fleet whose every Snapshot is rebuilt from the cache,
 // as a rebalancing plan needs: it does not rely on the clock advancing (a fake clock may not).
@@ -84,8 +95,11 @@ func New(reader client.Reader, o Options) *Fleet {
 	case o.SnapshotMaxAge < 0:
 		o.SnapshotMaxAge = AlwaysRebuild
 	}
+	if o.TelemetryStaleAfter <= 0 {
+		o.TelemetryStaleAfter = DefaultTelemetryStaleAfter
+	}
 	return &Fleet{reader: reader, pods: o.Pods, nodeStore: o.Nodes, catalog: o.Catalog, telemetry: o.Telemetry, clock: o.Clock,
-		maxAge: o.SnapshotMaxAge}
+		maxAge: o.SnapshotMaxAge, staleAfter: o.TelemetryStaleAfter}
 }
 
 // fresh reports whether what was read at at may still be used at now; never with AlwaysRebuild.

@@ -92,6 +92,14 @@ type Options struct {
 	AccountingSettle time.Duration
 	Workers          int    // concurrent WorkloadOptimizer reconciles
 	PrometheusURL    string // telemetry; the catalog model alone when empty
+	// PrometheusHTTP is the bearer token and TLS of every query to PrometheusURL (telemetry, the
+	// autoscaler, the price source); KeplerVersion the Kepler whose series are read (telemetry.Kepler010,
+	// the default, or telemetry.Kepler09); TelemetryStaleAfter how old a pod's power reading may be
+	// before the catalog model replaces it and TelemetryFresh turns False (default
+	// cluster.DefaultTelemetryStaleAfter).
+	PrometheusHTTP      telemetry.HTTPConfig
+	KeplerVersion       string
+	TelemetryStaleAfter time.Duration
 	// PriceSource is where node prices come from besides the catalog (--price-source): "" or "none",
 	// or "opencost" (OpenCost's node cost series in the Prometheus at PrometheusURL), polled every
 	// PriceSourceInterval (default pricesource.DefaultInterval).
@@ -342,7 +350,8 @@ func (a *assembly) watchCatalog(ctx context.Context) error {
 func (a *assembly) telemetrySource(context.Context) error {
 	a.source = a.o.Telemetry
 	if a.source == nil && a.o.PrometheusURL != "" {
-		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: a.o.PrometheusURL, Clock: a.o.Clock})
+		p, err := telemetry.NewPrometheus(telemetry.PrometheusConfig{URL: a.o.PrometheusURL, HTTP: a.o.PrometheusHTTP,
+			Kepler: a.o.KeplerVersion, Clock: a.o.Clock})
 		if err != nil {
 			return fmt.Errorf("--prometheus-url: %w", err)
 		}
@@ -361,7 +370,7 @@ func (a *assembly) fleets(ctx context.Context) error {
 		return err
 	}
 	a.fleet = cluster.New(a.mgr.GetClient(), cluster.Options{Catalog: a.catalog, Telemetry: a.source, Clock: a.o.Clock,
-		Pods: a.pods, Nodes: a.nodes})
+		Pods: a.pods, Nodes: a.nodes, TelemetryStaleAfter: a.o.TelemetryStaleAfter})
 	a.budgets = &accounting.Budgets{Fleet: a.fleet}
 	return nil
 }

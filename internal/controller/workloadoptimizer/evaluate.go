@@ -274,6 +274,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	}
 
 	was := map[string]metav1.ConditionStatus{}
+	prevConditions := slices.Clone(s.Conditions)
 	for _, c := range s.Conditions {
 		was[c.Type] = c.Status
 	}
@@ -309,6 +310,7 @@ func (r *Reconciler) summarise(_ context.Context, st *state) error {
 	set(kcloudv1alpha1.ConditionWithinBudget, within, reason, msg)
 	selectorValid(st, set, was[kcloudv1alpha1.ConditionSelectorInvalid])
 	figuresComplete(st, was[kcloudv1alpha1.ConditionFiguresComplete])
+	telemetryFresh(st, r.Fleet.Telemetry(), meta.FindStatusCondition(prevConditions, kcloudv1alpha1.ConditionTelemetryFresh))
 
 	switch {
 	case st.targetErr != nil:
