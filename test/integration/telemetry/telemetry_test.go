@@ -1,6 +1,7 @@
 // Package telemetry_test runs internal/telemetry against a real Prometheus server (Debian's `prometheus`
 // package, installed by `make prometheus`) that scrapes a DCGM- and Kepler-like exporter served by the
-// test itself, so PromQL, label handling and rate windows are checked against the real thing.
+// test itself (Kepler 0.10's per-pod series, with zones; DCGM's power samples and, for one GPU, its
+// energy counter), so PromQL, label handling and rate windows are checked against the real thing.
 package telemetry_test
 
 import (
@@ -41,16 +42,27 @@ const (
 )
 
 var (
-	trainPod = types.NamespacedName{Namespace: "team-a", Name: "train-0"} // DCGM (plain labels) and Kepler
+	trainPod = types.NamespacedName{Namespace: "team-a", Name: "train-0"} // DCGM (plain labels, one GPU with an energy counter) and Kepler
 	inferPod = types.NamespacedName{Namespace: "team-b", Name: "infer-0"} // DCGM scraped with renamed labels
-	etlPod   = types.NamespacedName{Namespace: "team-c", Name: "etl-0"}   // Kepler only, two containers
+	etlPod   = types.NamespacedName{Namespace: "team-c", Name: "etl-0"}   // Kepler only
 )
 
-// keplerWatts are the constant powers the Kepler-like counters integrate, per pod and container.
+// keplerWatts are the constant powers Kepler's CPU counters integrate, per pod and zone. Only package
+// and dram count: core lies within package and psys spans both, so adding either would count twice.
 var keplerWatts = map[types.NamespacedName]map[string]float64{
-	trainPod: {"trainer": 40},
-	etlPod:   {"main": 50, "sidecar": 25},
+	trainPod: {"package": 40, "core": 30},
+	etlPod:   {"package": 50, "dram": 25, "core": 35, "psys": 120},
 }
+
+// keplerGPUWatts is what Kepler's GPU counter integrates for the training pod: DCGM's figure must win.
+const keplerGPUWatts = 999
+
+// energyWatts is what GPU-a1's DCGM energy counter integrates (in mJ); its power sample says
+// sampledWatts, which must not be used while the counter is there.
+const (
+	energyWatts  = 170
+	sampledWatts = 180.25
+)
 
 // exporter serves DCGM-style gauges (two "nodes", one scraped so that its pod labels get renamed) and
 // Kepler-style energy counters whose values the test knows exactly.
@@ -58,7 +70,9 @@ type exporter struct {
 	power, util       *prometheus.GaugeVec // node 1: dcgm-exporter's own pod labels survive the scrape
 	power2, util2     *prometheus.GaugeVec // node 2: the scrape target's namespace/pod labels take over
 	keplerStart       time.Time            // counters read watts × (t − keplerStart)
-	keplerDesc        *prometheus.Desc
+	keplerDesc        *prometheus.Desc     // kepler_pod_cpu_joules_total
+	keplerGPUDesc     *prometheus.Desc     // kepler_pod_gpu_joules_total
+	energyDesc        *prometheus.Desc     // DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION
 	mux               *http.ServeMux
 	dcgmReg, dcgm2Reg *prometheus.Registry
 	keplerReg         *prometheus.Registry
@@ -70,8 +84,11 @@ func newExporter(t *testing.T) *exporter {
 	e := &exporter{
 		// An hour of history, so rate() never extrapolates towards a counter start of zero.
 		keplerStart: time.Now().Add(-time.Hour),
-		keplerDesc: prometheus.NewDesc("kepler_container_joules_total", "Energy per container (test exporter).",
-			[]string{"container_namespace", "pod_name", "container_name", "mode"}, nil),
+		keplerDesc: prometheus.NewDesc("kepler_pod_cpu_joules_total", "Energy of a pod's CPU use per zone (test exporter).",
+			[]string{"pod_id", "pod_name", "pod_namespace", "state", "zone"}, prometheus.Labels{"node_name": "gpu-node-1"}),
+		keplerGPUDesc: prometheus.NewDesc("kepler_pod_gpu_joules_total", "Energy of a pod's GPU use (test exporter).",
+			[]string{"pod_id", "pod_name", "pod_namespace", "gpu", "vendor", "state"}, prometheus.Labels{"node_name": "gpu-node-1"}),
+		energyDesc: prometheus.NewDesc("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", dcgmLabels, nil),
 		mux:       http.NewServeMux(),
 		dcgmReg:   prometheus.NewRegistry(),
 		dcgm2Reg:  prometheus.NewRegistry(),
@@ -86,6 +103,7 @@ func newExporter(t *testing.T) *exporter {
 	e.power, e.util = gauges(e.dcgmReg)
 	e.power2, e.util2 = gauges(e.dcgm2Reg)
 	e.keplerReg.MustRegister(e)
+	e.dcgmReg.MustRegister(energyCollector{e})
 	e.mux.Handle("/metrics/dcgm", promhttp.HandlerFor(e.dcgmReg, promhttp.HandlerOpts{}))
 	e.mux.Handle("/metrics/dcgm-node2", promhttp.HandlerFor(e.dcgm2Reg, promhttp.HandlerOpts{}))
 	e.mux.Handle("/metrics/kepler", promhttp.HandlerFor(e.keplerReg, promhttp.HandlerOpts{}))
@@ -111,17 +129,32 @@ func (e *exporter) joules(watts float64, t time.Time) float64 {
 
 // Describe and Collect make the exporter the Kepler collector. Samples carry their own timestamp, the
 // moment their value was computed, so Prometheus stores points that lie exactly on watts × t.
-func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.keplerDesc }
+func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.keplerDesc; ch <- e.keplerGPUDesc }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now().Truncate(time.Millisecond) // Prometheus timestamps are milliseconds
-	for pod, containers := range keplerWatts {
-		for container, watts := range containers {
+	for pod, zones := range keplerWatts {
+		for zone, watts := range zones {
 			m := prometheus.MustNewConstMetric(e.keplerDesc, prometheus.CounterValue, e.joules(watts, now),
-				pod.Namespace, pod.Name, container, "dynamic")
+				"uid-"+pod.Name, pod.Name, pod.Namespace, "running", zone)
 			ch <- prometheus.NewMetricWithTimestamp(now, m)
 		}
 	}
+	m := prometheus.MustNewConstMetric(e.keplerGPUDesc, prometheus.CounterValue, e.joules(keplerGPUWatts, now),
+		"uid-"+trainPod.Name, trainPod.Name, trainPod.Namespace, "0", "nvidia", "running")
+	ch <- prometheus.NewMetricWithTimestamp(now, m)
+}
+
+// energyCollector serves DCGM's energy counter of GPU-a1, in millijoules, timestamped like Kepler's.
+type energyCollector struct{ e *exporter }
+
+func (c energyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.e.energyDesc }
+
+func (c energyCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now().Truncate(time.Millisecond)
+	m := prometheus.MustNewConstMetric(c.e.energyDesc, prometheus.CounterValue, 1000*c.e.joules(energyWatts, now),
+		"1", "GPU-a1", "gpu-node-1", "NVIDIA A100-SXM4-80GB", trainPod.Namespace, trainPod.Name, "main")
+	ch <- prometheus.NewMetricWithTimestamp(now, m)
 }
 
 // promServer is a Prometheus process started for one test.
@@ -281,11 +314,28 @@ func checkDCGM(readings map[types.NamespacedName]telemetry.Reading, pod types.Na
 	return nil
 }
 
+// checkRated compares a reading with exact watts plus rated watts that come from counters: rate() of
+// an exactly linear counter can only fall short of its slope (by the part of the window it does not
+// extrapolate into), so the reading must lie between 85% of the rated part and all of it.
+func checkRated(readings map[types.NamespacedName]telemetry.Reading, pod types.NamespacedName, source string, covers telemetry.Parts,
+	exact, rated float64) error {
+	r, ok := readings[pod]
+	switch {
+	case !ok:
+		return fmt.Errorf("no reading for %s in %v", pod, readings)
+	case r.Source != source || r.Covers != covers:
+		return fmt.Errorf("%s: got %+v, want source %s covering %b", pod, r, source, covers)
+	case r.Watts > (exact+rated)*(1+1e-9) || r.Watts < exact+0.85*rated:
+		return fmt.Errorf("%s: %v W, want %v W exact plus up to %v W of rates", pod, r.Watts, exact, rated)
+	}
+	return nil
+}
+
 func TestPrometheusTelemetry(t *testing.T) {
 	exp := newExporter(t)
 	node1, node2 := "gpu-node-1", "gpu-node-2"
 	setGPU(exp.power, exp.util, "GPU-a0", "0", node1, trainPod, 250.5, 91)
-	setGPU(exp.power, exp.util, "GPU-a1", "1", node1, trainPod, 180.25, 73)
+	setGPU(exp.power, exp.util, "GPU-a1", "1", node1, trainPod, sampledWatts, 73)
 	setGPU(exp.power2, exp.util2, "GPU-b0", "0", node2, inferPod, 120, 35)
 	setGPU(exp.power2, exp.util2, "GPU-b1", "1", node2, types.NamespacedName{}, 60, 0) // idle: must not become the exporter pod's
 	srv := httptest.NewServer(exp.mux)
@@ -330,19 +380,24 @@ func TestPrometheusTelemetry(t *testing.T) {
 				return fmt.Errorf("readings for %d pods, want 3 (%s, %s, %s): %v", len(readings), trainPod, inferPod, etlPod, readings)
 			}
 			return errors.Join(
-				checkDCGM(readings, trainPod, 250.5+180.25, (91+73)/2.0/100), // DCGM wins over the pod's Kepler series
-				checkDCGM(readings, inferPod, 120, 0.35),                     // from exported_namespace/exported_pod
+				// GPU-a1's energy counter, not its sample; DCGM, not Kepler's GPU counter; Kepler's package zone.
+				checkRated(readings, trainPod, telemetry.SourceDCGMKepler, telemetry.Accelerators|telemetry.HostActive,
+					250.5, energyWatts+keplerWatts[trainPod]["package"]),
+				checkDCGM(readings, inferPod, 120, 0.35), // from exported_namespace/exported_pod
 			)
 		})
 
 		r, ok := readings[etlPod]
-		if !ok || r.Source != telemetry.SourceKepler || !math.IsNaN(r.GPUUtilization) {
-			t.Fatalf("%s: got %+v (present %v), want a Kepler reading with unknown utilization", etlPod, r, ok)
+		if !ok || r.Source != telemetry.SourceKepler || r.Covers != telemetry.HostActive || !math.IsNaN(r.GPUUtilization) {
+			t.Fatalf("%s: got %+v (present %v), want a Kepler reading of the host's active power with unknown utilization", etlPod, r, ok)
+		}
+		if tr := readings[trainPod]; !near(tr.GPUUtilization, (91+73)/2.0/100) {
+			t.Errorf("%s: GPU utilization %v, want %v", trainPod, tr.GPUUtilization, (91+73)/2.0/100)
 		}
 		// The counters are exactly linear, so rate() can only fall short of their slope, by the part of the
 		// window it does not extrapolate into; that part is at most the widest gap between stored samples
 		// at either end of the window (plus how long the call took).
-		want := keplerWatts[etlPod]["main"] + keplerWatts[etlPod]["sidecar"]
+		want := keplerWatts[etlPod]["package"] + keplerWatts[etlPod]["dram"]
 		gap := keplerCoverage(t, ctx, raw, exp, before, after)
 		tolerance := want * (2*gap + after.Sub(before)).Seconds() / keplerWindow.Seconds()
 		if r.Watts > want*(1+1e-9) || r.Watts < want-tolerance {
@@ -360,7 +415,8 @@ func TestPrometheusTelemetry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := checkDCGM(cached, trainPod, 250.5+180.25, 0.82); err != nil {
+		if err := checkRated(cached, trainPod, telemetry.SourceDCGMKepler, telemetry.Accelerators|telemetry.HostActive,
+			250.5, energyWatts+keplerWatts[trainPod]["package"]); err != nil {
 			t.Errorf("before MaxAge: %v", err)
 		}
 		eventually(t, "new values", func() error {
@@ -369,12 +425,13 @@ func TestPrometheusTelemetry(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return errors.Join(checkDCGM(readings, trainPod, 300+180.25, (50+73)/2.0/100), checkDCGM(readings, inferPod, 140, 0.65))
+			return errors.Join(checkRated(readings, trainPod, telemetry.SourceDCGMKepler, telemetry.Accelerators|telemetry.HostActive,
+				300, energyWatts+keplerWatts[trainPod]["package"]), checkDCGM(readings, inferPod, 140, 0.65))
 		})
 	})
 
 	t.Run("Query returns one value", func(t *testing.T) {
-		total := 300 + 180.25 + 140 + 60.0
+		total := 300 + sampledWatts + 140 + 60.0
 		eventually(t, "total power", func() error {
 			got, err := src.Query(ctx, `sum(DCGM_FI_DEV_POWER_USAGE)`)
 			if err != nil {
@@ -416,7 +473,8 @@ func TestPrometheusTelemetry(t *testing.T) {
 		if err == nil {
 			t.Fatalf("PodReadings from a stopped server: %v and no error", readings)
 		}
-		for _, s := range []string{prom.URL, "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_UTIL", "kepler_container_joules_total", "connection refused"} {
+		for _, s := range []string{prom.URL, "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_GPU_UTIL",
+			"kepler_pod_cpu_joules_total", "kepler_pod_gpu_joules_total", "connection refused"} {
 			if !strings.Contains(err.Error(), s) {
 				t.Errorf("error %q does not mention %q", err, s)
 			}
@@ -436,9 +494,9 @@ func rawAPI(t *testing.T, url string) promv1.API {
 	return promv1.NewAPI(c)
 }
 
-// keplerSamples returns what Prometheus stored over the last span for the etl pod's two containers.
-func keplerSamples(ctx context.Context, api promv1.API, span time.Duration) (main, sidecar []model.SamplePair, err error) {
-	q := fmt.Sprintf(`kepler_container_joules_total{container_namespace=%q, pod_name=%q}[%s]`, etlPod.Namespace, etlPod.Name, model.Duration(span))
+// keplerSamples returns what Prometheus stored over the last span for the etl pod's package and dram zones.
+func keplerSamples(ctx context.Context, api promv1.API, span time.Duration) (pkg, dram []model.SamplePair, err error) {
+	q := fmt.Sprintf(`kepler_pod_cpu_joules_total{pod_namespace=%q, pod_name=%q}[%s]`, etlPod.Namespace, etlPod.Name, model.Duration(span))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	v, _, err := api.Query(ctx, q, time.Time{})
@@ -450,14 +508,14 @@ func keplerSamples(ctx context.Context, api promv1.API, span time.Duration) (mai
 		return nil, nil, fmt.Errorf("%s returned a %s", q, v.Type())
 	}
 	for _, s := range m {
-		switch s.Metric["container_name"] {
-		case "main":
-			main = s.Values
-		case "sidecar":
-			sidecar = s.Values
+		switch s.Metric["zone"] {
+		case "package":
+			pkg = s.Values
+		case "dram":
+			dram = s.Values
 		}
 	}
-	return main, sidecar, nil
+	return pkg, dram, nil
 }
 
 // keplerCoverage checks that every stored Kepler sample is exactly what the exporter computed for its
@@ -465,14 +523,14 @@ func keplerSamples(ctx context.Context, api promv1.API, span time.Duration) (mai
 // that a query made between before and after used (including the gap from the last sample to after).
 func keplerCoverage(t *testing.T, ctx context.Context, api promv1.API, exp *exporter, before, after time.Time) time.Duration {
 	t.Helper()
-	main, sidecar, err := keplerSamples(ctx, api, keplerWindow+30*time.Second)
+	main, dram, err := keplerSamples(ctx, api, keplerWindow+30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, samples := range map[string][]model.SamplePair{"main": main, "sidecar": sidecar} {
+	for name, samples := range map[string][]model.SamplePair{"package": main, "dram": dram} {
 		for _, s := range samples {
 			if want := exp.joules(keplerWatts[etlPod][name], s.Timestamp.Time()); !near(float64(s.Value), want) {
-				t.Fatalf("Prometheus stored %v J at %v for container %s, the exporter served %v J", s.Value, s.Timestamp.Time(), name, want)
+				t.Fatalf("Prometheus stored %v J at %v for zone %s, the exporter served %v J", s.Value, s.Timestamp.Time(), name, want)
 			}
 		}
 	}
