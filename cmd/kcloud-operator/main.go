@@ -44,13 +44,7 @@ func main() {
 	fs.IntVar(&o.Workers, "workers", 4, "Concurrent WorkloadOptimizer reconciles.")
 	fs.StringVar(&o.CatalogConfigMap, "catalog-configmap", "", "Catalog ConfigMap (namespace/name) with the user's prices, device power and carbon, watched with its price source ConfigMap <name>-price-source; a missing one means the defaults; empty: the embedded catalog only. Name the same one in the scheduler's KcloudOptimizerArgs.catalogConfigMap.")
 	fs.StringVar(&o.PrometheusURL, "prometheus-url", "", "Prometheus with DCGM exporter and/or Kepler series, for measured power; the catalog model alone when empty.")
-	fs.StringVar(&o.PrometheusHTTP.BearerTokenFile, "prometheus-bearer-token-file", "", "File with a bearer token sent to --prometheus-url (e.g. the pod's service-account token for an auth proxy); read again whenever it changes.")
-	fs.StringVar(&o.PrometheusHTTP.CAFile, "prometheus-ca-file", "", "PEM bundle of the CAs that sign --prometheus-url's certificate, instead of the system's; read again whenever it changes.")
-	fs.StringVar(&o.PrometheusHTTP.CertFile, "prometheus-cert-file", "", "PEM client certificate for a Prometheus that requires mutual TLS (with --prometheus-key-file); read again whenever it changes.")
-	fs.StringVar(&o.PrometheusHTTP.KeyFile, "prometheus-key-file", "", "PEM key of --prometheus-cert-file.")
-	fs.BoolVar(&o.PrometheusHTTP.InsecureSkipVerify, "prometheus-insecure-skip-verify", false, "Accept any certificate from --prometheus-url (tests only: the bearer token goes to whoever answers).")
-	fs.StringVar(&o.KeplerVersion, "kepler-version", "0.10", "Kepler whose series are read: 0.10 (0.10 and later: kepler_pod_cpu_joules_total's package and dram zones, kepler_pod_gpu_joules_total) or 0.9 (kepler_container_joules_total).")
-	fs.DurationVar(&o.TelemetryStaleAfter, "telemetry-stale-after", 3*time.Minute, "How long a pod's last power reading is used after its exporter stops reporting it; then the catalog model replaces it and the optimizer's TelemetryFresh condition turns False.")
+	telemetryFlags(fs, &o)
 	fs.StringVar(&o.PriceSource, "price-source", operator.PriceSourceNone, "Node prices from a cost exporter, written to the ConfigMap <catalog-configmap>-price-source: none, or opencost (OpenCost's node_*_hourly_cost series in --prometheus-url).")
 	fs.DurationVar(&o.PriceSourceInterval, "price-source-interval", pricesource.DefaultInterval, "How often the price source's series are read.")
 	fs.DurationVar(&o.AutoscaleStep, "autoscale-interval", 0, "How often the autoscaler evaluates each WorkloadOptimizer with autoScaling, and the step of its demand history (default 1m).")
@@ -131,6 +125,17 @@ func main() {
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		fail(err)
 	}
+}
+
+// telemetryFlags are the flags of the Prometheus client and of measured power, beside --prometheus-url.
+func telemetryFlags(fs *flag.FlagSet, o *operator.Options) {
+	fs.StringVar(&o.PrometheusHTTP.BearerTokenFile, "prometheus-bearer-token-file", "", "File with a bearer token sent to --prometheus-url (e.g. the pod's service-account token for an auth proxy); read again whenever it changes.")
+	fs.StringVar(&o.PrometheusHTTP.CAFile, "prometheus-ca-file", "", "PEM bundle of the CAs that sign --prometheus-url's certificate, instead of the system's; read again whenever it changes.")
+	fs.StringVar(&o.PrometheusHTTP.CertFile, "prometheus-cert-file", "", "PEM client certificate for a Prometheus that requires mutual TLS (with --prometheus-key-file); read again whenever it changes.")
+	fs.StringVar(&o.PrometheusHTTP.KeyFile, "prometheus-key-file", "", "PEM key of --prometheus-cert-file.")
+	fs.BoolVar(&o.PrometheusHTTP.InsecureSkipVerify, "prometheus-insecure-skip-verify", false, "Accept any certificate from --prometheus-url (tests only: the bearer token goes to whoever answers).")
+	fs.StringVar(&o.KeplerVersion, "kepler-version", "0.10", "Kepler whose series are read: 0.10 (0.10 and later: kepler_pod_cpu_joules_total's package and dram zones, kepler_pod_gpu_joules_total) or 0.9 (kepler_container_joules_total).")
+	fs.DurationVar(&o.TelemetryStaleAfter, "telemetry-stale-after", 3*time.Minute, "How long a pod's last power reading is used after its exporter stops reporting it; then the catalog model replaces it and the optimizer's TelemetryFresh condition turns False.")
 }
 
 // skipped is what the pod webhooks skip: kube-system, the operator's namespace and a

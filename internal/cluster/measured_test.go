@@ -41,7 +41,9 @@ func TestPodFiguresStaleReadings(t *testing.T) {
 	node := a100Node("a100", true, false)
 	pods := []*corev1.Pod{gpuPod("fresh", "a100", corev1.PodRunning, 1, 0, -1), gpuPod("stale", "a100", corev1.PodRunning, 1, 0, -1),
 		gpuPod("never", "a100", corev1.PodRunning, 1, 0, -1), gpuPod("host", "a100", corev1.PodRunning, 1, 0, -1)}
-	key := func(p *corev1.Pod) types.NamespacedName { return types.NamespacedName{Namespace: p.Namespace, Name: p.Name} }
+	key := func(p *corev1.Pod) types.NamespacedName {
+		return types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	}
 	lastSeen := now.Add(-DefaultTelemetryStaleAfter - time.Second)
 	src := &switchable{s: telemetry.Static{Readings: map[types.NamespacedName]telemetry.Reading{
 		key(pods[0]): {Watts: 300, Source: telemetry.SourceDCGM, At: now.Add(-time.Minute)},

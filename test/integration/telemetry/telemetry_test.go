@@ -89,10 +89,10 @@ func newExporter(t *testing.T) *exporter {
 		keplerGPUDesc: prometheus.NewDesc("kepler_pod_gpu_joules_total", "Energy of a pod's GPU use (test exporter).",
 			[]string{"pod_id", "pod_name", "pod_namespace", "gpu", "vendor", "state"}, prometheus.Labels{"node_name": "gpu-node-1"}),
 		energyDesc: prometheus.NewDesc("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).", dcgmLabels, nil),
-		mux:       http.NewServeMux(),
-		dcgmReg:   prometheus.NewRegistry(),
-		dcgm2Reg:  prometheus.NewRegistry(),
-		keplerReg: prometheus.NewRegistry(),
+		mux:        http.NewServeMux(),
+		dcgmReg:    prometheus.NewRegistry(),
+		dcgm2Reg:   prometheus.NewRegistry(),
+		keplerReg:  prometheus.NewRegistry(),
 	}
 	gauges := func(reg *prometheus.Registry) (*prometheus.GaugeVec, *prometheus.GaugeVec) {
 		p := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "DCGM_FI_DEV_POWER_USAGE", Help: "Power draw (in W)."}, dcgmLabels)
