@@ -96,7 +96,7 @@ func TestHelmChart(t *testing.T) {
 			t.Fatal(err)
 		}
 		objs := helmTemplate(t, "kc", alt, "-f", "test/e2e/deploy/testdata/values-custom.yaml")
-		for _, kind := range []string{"Certificate", "Issuer", "ServiceMonitor"} {
+		for _, kind := range []string{"Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"} {
 			if len(byKind(objs, kind)) != 1 {
 				t.Errorf("want one %s, got %v", kind, names(byKind(objs, kind)))
 			}
@@ -271,13 +271,23 @@ func checkDashboard(t *testing.T, cm *unstructured.Unstructured) {
 	if err := json.Unmarshal([]byte(data["kcloud-optimizer.json"]), &dash); err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
-	src, err := os.ReadFile(filepath.Join(root, "internal", "metrics", "metrics.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The operator's metrics are declared in internal/ and pkg/ (test/integration checks the
+	// dashboard's names against a running operator's registry).
 	exported := map[string]bool{}
-	for _, m := range regexp.MustCompile(`Name:\s+"(kcloud_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
-		exported[m[1]] = true
+	for _, dir := range []string{"internal", "pkg"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			src, err := os.ReadFile(path)
+			for _, m := range regexp.MustCompile(`Name:\s+"(kcloud_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+				exported[m[1]] = true
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	used := map[string]bool{}
 	for _, p := range dash.Panels {
@@ -308,6 +318,7 @@ func thirdPartyCRDs(t *testing.T) []*unstructured.Unstructured {
 		{"github.com/cert-manager/cert-manager@v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
 		{"github.com/cert-manager/cert-manager@v1.21.2", "deploy/crds/cert-manager.io_issuers.yaml"},
 		{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+		{"github.com/prometheus-operator/prometheus-operator@v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"},
 	} {
 		dir := moduleDir(t, f.module)
 		b, err := os.ReadFile(filepath.Join(dir, f.file))
