@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes sure a Prometheus server is installed for the telemetry integration test, which starts a real
-# one on loopback. It comes from Debian's `prometheus` package (the only place this machine may download
+# one on loopback, and promtool for the alert-rule, dashboard and /metrics checks (test/monitoring,
+# test/integration). It comes from Debian's `prometheus` package (the only place this machine may download
 # from); a server already on PATH is kept as it is.
 set -euo pipefail
-if ! command -v prometheus >/dev/null 2>&1; then
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "ensure-prometheus: prometheus is not installed and installing it needs root: apt-get install prometheus" >&2
     exit 1
