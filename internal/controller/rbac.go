@@ -11,7 +11,9 @@ package controller
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// ConfigMaps only where the catalog lives: the operator's namespace here (the price source's rule in
+// internal/pricesource adds writing), a Role of the chart's where the catalog is elsewhere.
+// +kubebuilder:rbac:groups="",namespace=kcloud-operator-system,resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments/scale;statefulsets/scale;replicasets/scale,verbs=get;update;patch

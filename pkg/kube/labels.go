@@ -16,6 +16,10 @@ const (
 	// AnnotationIgnore set to "true" opts a pod out of the pod webhooks and the budget guard (the
 	// webhooks' matchConditions name it in their CEL expressions).
 	AnnotationIgnore = "kcloud.io/ignore"
+	// AnnotationPriority is the spec.priority of the pod's WorkloadOptimizer (0..100), written by the
+	// pod mutator and kept current by the operator, so that kcloud-scheduler's queue can order
+	// pods by it without reading the optimizers.
+	AnnotationPriority = "kcloud.io/priority"
 
 	// LabelGang groups the pods of a job that must be placed all together or not at all.
 	LabelGang = "kcloud.io/gang"

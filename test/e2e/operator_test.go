@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -443,16 +442,7 @@ func TestBudgetSurvivesOperatorRestart(t *testing.T) {
 	})
 	beforeSpend, beforeUntil := check("before the kill")
 
-	proc := operatorProcess(t)
-	if err := syscall.Kill(proc.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		if devcluster.Alive(proc.PID) {
-			return errorf("operator still alive")
-		}
-		return nil
-	})
+	restart := stopOperator(t)
 	killed := time.Now()
 	time.Sleep(6 * time.Second) // three accounting intervals with nobody accounting
 	downSpend, downUntil := check("while down")
@@ -460,16 +450,8 @@ func TestBudgetSurvivesOperatorRestart(t *testing.T) {
 		t.Errorf("accountedUntil %s moved after the kill at %s", downUntil, killed)
 	}
 
-	st, err := devcluster.ReadState(suite.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cluster := &devcluster.Cluster{State: *st, Dir: suite.StateDir}
-	keep := restartArgs(proc)
 	restarted := time.Now()
-	if err := cluster.StartOperator(ctx, filepath.Join(suite.BinDir, "kcloud-operator"), keep...); err != nil {
-		t.Fatal(err)
-	}
+	restart()
 	eventually(t, time.Minute, func() error {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(cp), cp); err != nil {
 			return err

@@ -121,10 +121,13 @@ func (r *Reconciler) targetSelector(ctx context.Context, namespace string, ref *
 }
 
 // linkPods puts the link label on pods found through the target or selector, so the scheduler's
-// limits count them with the rest of the workload.
+// limits count them with the rest of the workload, and keeps every pod's priority annotation at
+// the optimizer's spec.priority, so kcloud-scheduler's queue follows a changed priority.
 func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
+	priority := kube.PriorityAnnotation(st.wo.Spec.Priority)
 	for i, cached := range st.pods {
-		if cached.Labels[kube.LabelOptimizer] == st.wo.Name || !cached.DeletionTimestamp.IsZero() {
+		linked := cached.Labels[kube.LabelOptimizer] == st.wo.Name
+		if (linked && cached.Annotations[kube.AnnotationPriority] == priority) || !cached.DeletionTimestamp.IsZero() {
 			continue
 		}
 		p := cached.DeepCopy() // the cache's pod is shared
@@ -136,8 +139,11 @@ func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
 		if p.Annotations == nil {
 			p.Annotations = map[string]string{}
 		}
-		p.Labels[kube.LabelOptimizer] = st.wo.Name
-		p.Annotations[kube.AnnotationLinkedByOperator] = "true"
+		if !linked {
+			p.Labels[kube.LabelOptimizer] = st.wo.Name
+			p.Annotations[kube.AnnotationLinkedByOperator] = "true"
+		}
+		p.Annotations[kube.AnnotationPriority] = priority
 		if err := r.Client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("labelling pod %s: %w", p.Name, err)
 		}
@@ -145,7 +151,7 @@ func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
 	return nil
 }
 
-// finalize removes the link label the operator added and then the finalizer.
+// finalize removes the link label (and priority) the operator added and then the finalizer.
 func (r *Reconciler) finalize(ctx context.Context, wo *kcloudv1alpha1.WorkloadOptimizer) error {
 	if !controllerutil.ContainsFinalizer(wo, kcloudv1alpha1.FinalizerCleanup) {
 		return nil
@@ -163,6 +169,7 @@ func (r *Reconciler) finalize(ctx context.Context, wo *kcloudv1alpha1.WorkloadOp
 		patch := ctrl.MergeFrom(p.DeepCopy())
 		delete(p.Labels, kube.LabelOptimizer)
 		delete(p.Annotations, kube.AnnotationLinkedByOperator)
+		delete(p.Annotations, kube.AnnotationPriority)
 		if err := r.Client.Patch(ctx, p, patch); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("WorkloadOptimizer %s/%s: unlabelling pod %s: %w", wo.Namespace, wo.Name, p.Name, err)
 		}

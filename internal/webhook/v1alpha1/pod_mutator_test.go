@@ -111,6 +111,18 @@ func TestApplyIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestApplyWritesPriority: the pod carries its optimizer's spec.priority, replacing whatever the
+// pod said, so kcloud-scheduler's queue ranks it as the optimizer does.
+func TestApplyWritesPriority(t *testing.T) {
+	w := wo("serving", func(w *kcloudv1alpha1.WorkloadOptimizer) { w.Spec.Priority = 80 })
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kube.AnnotationPriority: "100"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}
+	Apply(pod, &w, catalog.Default(), nil)
+	if got := pod.Annotations[kube.AnnotationPriority]; got != "80" {
+		t.Errorf("%s = %q, want the optimizer's 80", kube.AnnotationPriority, got)
+	}
+}
+
 func TestResourceFor(t *testing.T) {
 	cat := catalog.Default()
 	tests := []struct {

@@ -48,7 +48,6 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		{verb: "watch", resource: "pods", namespace: other},
 		{verb: "patch", resource: "pods", namespace: other}, // the link label
 		{verb: "create", resource: "pods", subresource: "eviction", namespace: other},
-		{verb: "list", resource: "configmaps"},
 		{verb: "list", group: "apps", resource: "deployments"},
 		{verb: "watch", group: "apps", resource: "replicasets"},
 		{verb: "get", group: "apps", resource: "statefulsets", namespace: other},
@@ -68,6 +67,7 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		{verb: "create", group: "events.k8s.io", resource: "events", namespace: other},
 		// The catalog ConfigMaps (--catalog-configmap), and the events on them.
 		{verb: "watch", resource: "configmaps", namespace: ns},
+		{verb: "list", resource: "configmaps", namespace: ns},
 		{verb: "create", group: "events.k8s.io", resource: "events", namespace: ns},
 		// Authenticated metrics.
 		{verb: "create", group: "authentication.k8s.io", resource: "tokenreviews"},
@@ -96,6 +96,9 @@ func operatorAccess(ns string) (allowed, denied []access) {
 		{verb: "update", resource: "nodes"},
 		{verb: "delete", resource: "nodes"},
 		{verb: "update", resource: "configmaps", namespace: other},
+		// ConfigMaps only in the catalog's namespace: none cluster-wide, none of other teams'.
+		{verb: "list", resource: "configmaps"},
+		{verb: "get", resource: "configmaps", namespace: other},
 		{verb: "create", group: "apps", resource: "deployments", namespace: other},
 		{verb: "update", group: "apps", resource: "deployments", namespace: other},
 		{verb: "patch", group: "apps", resource: "deployments", namespace: other},
