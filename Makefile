@@ -31,6 +31,7 @@ deps: ## Download Go modules (product and tools).
 	cd hack/tools/kwok && $(GO) mod download
 	cd hack/tools/helm && $(GO) mod download
 	cd hack/tools/golangci-lint && $(GO) mod download
+	cd hack/tools/image && $(GO) mod download
 
 .PHONY: generate
 generate: ## Generate deepcopy code from the API markers.
@@ -77,8 +78,12 @@ build: ## Compile every package and the commands under cmd/ into bin/ (kubectl-k
 	@for d in cmd/*/; do [ -d "$$d" ] || continue; echo "building bin/$$(basename $$d)"; $(GO) build -o bin/ ./$$d || exit 1; done
 	@ln -sf kcloud bin/kubectl-kcloud
 
+.PHONY: image
+image: ## Build the image (both binaries, nonroot) without a container daemon or registry: bin/image/kcloud-optimizer-oci.tar (OCI archive, docker-archive beside it), tagged as the chart's default image.
+	@./hack/build-image.sh
+
 .PHONY: run
-run: ## Run the product: on $$KUBECONFIG's cluster, or a local one (kcloud dev up); CRDs, examples, report.
+run: ## Run the product on a local cluster (kcloud dev up, or the one $$KUBECONFIG names if dev up started it); CRDs, examples, report.
 	@./hack/build-controlplane.sh >/dev/null
 	$(GO) build -o bin/kcloud ./cmd/kcloud
 	$(GO) build -o bin/kcloud-scheduler ./cmd/kcloud-scheduler
@@ -96,8 +101,9 @@ test-unit: ## Unit tests only, the inner loop: every package outside test/, and 
 	$(GO) test $(GO_TEST_UNIT_FLAGS) -short ./test/docs/
 
 .PHONY: test
-test: verify prometheus helm ## Everything: unit, integration (envtest) and e2e (local cluster) tests (the README's test command).
+test: verify prometheus helm ## Everything: unit, integration (envtest) and e2e (local cluster) tests, then the image's (make test-image) (the README's test command).
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory test-image
 
 .PHONY: prometheus
 prometheus: ## Install Prometheus (Debian package) for the telemetry integration test when it is missing.
@@ -110,6 +116,12 @@ test-integration: prometheus ## Integration tests only (envtest with binaries bu
 .PHONY: test-e2e
 test-e2e: helm ## End-to-end tests on the local cluster (kcloud dev up, kwok fleet), torn down after; the chart and `make deploy` included.
 	$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" $(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+.PHONY: test-image
+test-image: ## Load the image (make image) into podman (Debian's, installed when missing) and run it as the chart does on the local cluster: uid 65532, read-only root, webhooks, status.
+	@conf=$$(./hack/ensure-podman.sh) && archive=$$(./hack/build-image.sh) && \
+		$(WITH_ASSETS) KCLOUD_BIN_DIR="$$assets" KCLOUD_HELM="$$(./hack/build-helm.sh)" CONTAINERS_CONF="$$conf" KCLOUD_IMAGE_ARCHIVE="$$archive" \
+		$(GO) test $(GO_TEST_FLAGS) -v ./test/e2e/image/
 
 .PHONY: chaos
 chaos: ## Money under chaos: covered pods streamed for CHAOS_DURATION (default 20m) while operator replicas are killed, the apiserver restarts and a node goes; last line spend_error_pct=X energy_error_pct=Y kills=N leader_changes=M overshoot_usd=Z (make test-e2e runs 150s of it).

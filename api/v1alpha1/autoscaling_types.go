@@ -49,6 +49,9 @@ const (
 	// ConditionScalingLimited: a bound (minReplicas, maxReplicas, a cost or power cap, the budget)
 	// set the replica count instead of demand.
 	ConditionScalingLimited = "ScalingLimited"
+	// ConditionScalingDelegated: a HorizontalPodAutoscaler or a KEDA ScaledObject scales the same
+	// target, so the autoscaler writes no replicas until it is gone (two writers would fight).
+	ConditionScalingDelegated = "ScalingDelegated"
 )
 
 // Reasons of the autoscaling conditions and events.
@@ -65,6 +68,11 @@ const (
 	ReasonScaleLimited = "ScaleLimited"
 	ReasonScaledUp     = "ScaledUp"
 	ReasonScaledDown   = "ScaledDown"
+	// ReasonExternalAutoscaler (ScalingDelegated True, and a Warning event): the message names the
+	// HorizontalPodAutoscaler or ScaledObject, namespace/name.
+	ReasonExternalAutoscaler = "ExternalAutoscaler"
+	// ReasonNoExternalAutoscaler (ScalingDelegated False): no other autoscaler scales the target.
+	ReasonNoExternalAutoscaler = "NoExternalAutoscaler"
 )
 
 // AutoScalingStatus is what the autoscaler observed and decided at its last evaluation.
@@ -119,7 +127,7 @@ type AutoScalingStatus struct {
 	// +optional
 	LastEvaluationTime *metav1.Time `json:"lastEvaluationTime,omitempty"`
 
-	// conditions: AbleToScale, ScalingActive, ScalingLimited.
+	// conditions: AbleToScale, ScalingActive, ScalingLimited, ScalingDelegated.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -25,12 +25,15 @@ type WorkloadOptimizerSpec struct {
 	WorkloadType WorkloadType `json:"workloadType"`
 
 	// priority ranks this workload against others when capacity, budget or power is short;
-	// 0 is lowest, 100 highest.
+	// 0 is lowest, 100 highest. kcloud-scheduler takes pending pods of a higher-priority
+	// optimizer first (after the pods' own PriorityClass), so they get what is left of a budget
+	// or cap before lower ones; when the rebalancer can move only some pods of a node, it moves
+	// those of lower-priority optimizers first.
 	// +optional
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
-	Priority int32 `json:"priority,omitempty"`
+	Priority *int32 `json:"priority,omitempty"`
 
 	// targetRef names the workload whose pods this optimizer governs and, with autoScaling, resizes.
 	// +optional

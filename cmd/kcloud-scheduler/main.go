@@ -1,6 +1,7 @@
 // Command kcloud-scheduler is kube-scheduler with the kcloud plugins registered: KcloudOptimizer
 // (limits and the cost/power/carbon/fragmentation score), KcloudGPUShare (GPU-share device choice
-// and binding) and KcloudGang (gang Permit). Run it with a KubeSchedulerConfiguration whose profile
+// and binding), KcloudGang (gang Permit) and KcloudPriority (the queue by pod, then optimizer,
+// priority). Run it with a KubeSchedulerConfiguration whose profile
 // `kcloud-scheduler` enables them (see config/scheduler/kcloud-scheduler-config.yaml); each also
 // works enabled alone. Pods opt in with schedulerName: kcloud-scheduler.
 package main
@@ -17,6 +18,7 @@ import (
 	"kcloud.io/optimizer/pkg/scheduler/plugins/gang"
 	"kcloud.io/optimizer/pkg/scheduler/plugins/gpushare"
 	"kcloud.io/optimizer/pkg/scheduler/plugins/optimizer"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/priority"
 )
 
 func main() {
@@ -24,6 +26,7 @@ func main() {
 		app.WithPlugin(optimizer.Name, optimizer.New),
 		app.WithPlugin(gpushare.Name, gpushare.New),
 		app.WithPlugin(gang.Name, gang.New),
+		app.WithPlugin(priority.Name, priority.New),
 	)
 	os.Exit(cli.Run(cmd))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -21,11 +22,14 @@ import (
 	"kcloud.io/optimizer/config"
 	"kcloud.io/optimizer/pkg/devcluster"
 	"kcloud.io/optimizer/pkg/install"
+	"kcloud.io/optimizer/pkg/kube"
 )
 
 type runOptions struct {
 	devOptions
 	kubeconfig string
+	// existingCluster allows a cluster kcloud dev up did not start.
+	existingCluster bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -38,7 +42,11 @@ func newRunCommand() *cobra.Command {
 With --kubeconfig (or $KUBECONFIG) it works on that cluster. Otherwise it starts the local cluster
 (` + "`kcloud dev up`" + `), or reuses the one already running in --state-dir. Then it installs the CRDs, applies
 the product description's WorkloadOptimizer examples (creating their namespaces) and prints the
-nodes and the optimizers. On the local cluster kcloud-scheduler runs beside the default scheduler
+nodes and the optimizers.
+
+A cluster that kcloud dev up did not start (it has no ConfigMap kube-public/kcloud-local-cluster)
+is refused unless --existing-cluster is given; there the examples' enforcing policies (the deny-mode
+CostPolicy, which would refuse pods of two namespaces) are left out. On the local cluster kcloud-scheduler runs beside the default scheduler
 when bin/kcloud-scheduler exists, and kcloud-operator, which fills the optimizers' status, when
 bin/kcloud-operator exists (make build). On another cluster the operator is installed with the Helm
 chart or make deploy (docs/DEPLOYMENT_GUIDE.md).`,
@@ -51,6 +59,7 @@ chart or make deploy (docs/DEPLOYMENT_GUIDE.md).`,
 	}
 	o.addFlags(cmd, true)
 	cmd.Flags().StringVar(&o.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "work on the cluster of this kubeconfig instead of a local one ($KUBECONFIG)")
+	cmd.Flags().BoolVar(&o.existingCluster, "existing-cluster", false, "allow a cluster that kcloud dev up did not start: install the CRDs and the examples there, less their enforcing policies")
 	return cmd
 }
 
@@ -62,10 +71,17 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 	var cfg *rest.Config
 	var err error
 	started := false // a cluster started here already has the CRDs (devUp installs them)
+	local := true    // started by kcloud dev up, now or before
 	switch {
 	case o.kubeconfig != "":
-		step("using the cluster of %s", o.kubeconfig)
 		cfg, err = clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+		if err != nil {
+			return fmt.Errorf("reading kubeconfig %s: %w", o.kubeconfig, err)
+		}
+		if local, err = o.checkCluster(ctx, cfg); err != nil {
+			return err
+		}
+		step("using the cluster of %s (%s)", o.kubeconfig, cfg.Host)
 	default:
 		if s, serr := devcluster.ReadState(o.stateDir); serr == nil && allAlive(s) {
 			step("reusing the local cluster in %s", o.stateDir)
@@ -96,7 +112,13 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	applied := 0
 	for _, s := range samples {
+		if !local && enforcingPolicy(s) {
+			step("left out %s %s: its enforcement %q would act on pods of a cluster kcloud did not start", s.GetKind(), s.GetName(), enforcementOf(s))
+			continue
+		}
+		applied++
 		if ns := s.GetNamespace(); ns != "" {
 			if err := a.EnsureNamespace(ctx, ns); err != nil {
 				return err
@@ -106,8 +128,42 @@ func (o *runOptions) run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	step("applied %d examples (the product description's 3 WorkloadOptimizers, a CostPolicy, a PowerPolicy)", len(samples))
+	step("applied %d of %d examples (the product description's 3 WorkloadOptimizers, a CostPolicy, a PowerPolicy)", applied, len(samples))
 	return report(ctx, out, cfg)
+}
+
+// checkCluster tells whether the cluster of cfg is the local one, and refuses another unless
+// --existing-cluster allows it.
+func (o *runOptions) checkCluster(ctx context.Context, cfg *rest.Config) (bool, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	local, err := devcluster.IsLocal(ctx, cs)
+	if err != nil {
+		return false, fmt.Errorf("telling whether %s is the local cluster: %w", cfg.Host, err)
+	}
+	if !local && !o.existingCluster {
+		return false, fmt.Errorf("the cluster of %s (%s) was not started by `kcloud dev up` (no ConfigMap %s/%s): "+
+			"kcloud run would install the kcloud.io CRDs and example objects there; pass --existing-cluster to do so "+
+			"(the examples' enforcing policies are left out), or unset KUBECONFIG and --kubeconfig to use a local cluster",
+			o.kubeconfig, cfg.Host, devcluster.MarkerNamespace, devcluster.MarkerName)
+	}
+	return local, nil
+}
+
+// enforcingPolicy tells whether an example is a CostPolicy or PowerPolicy that acts on pods (any
+// enforcement but warn, which is also the API's default).
+func enforcingPolicy(u *unstructured.Unstructured) bool {
+	if u.GetKind() != "CostPolicy" && u.GetKind() != "PowerPolicy" {
+		return false
+	}
+	return kube.Enforces(kcloudv1alpha1.EnforcementMode(enforcementOf(u)))
+}
+
+func enforcementOf(u *unstructured.Unstructured) string {
+	m, _, _ := unstructured.NestedString(u.Object, "spec", "enforcement")
+	return m
 }
 
 func allAlive(s *devcluster.State) bool {

@@ -561,7 +561,7 @@ func newWorkload(c config) *workload {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"team": team(i % c.nsCount)}},
 			Spec: kcloudv1alpha1.WorkloadOptimizerSpec{
 				WorkloadType: workloadTypes[i%len(workloadTypes)],
-				Priority:     int32(i % 101),
+				Priority:     new(int32(i % 101)),
 			},
 		}
 		if i%3 == 0 {

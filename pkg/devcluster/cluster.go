@@ -219,6 +219,9 @@ func (c *Cluster) start(ctx context.Context, o Options, stages string) error {
 	if err := c.startNodeComponents(o, p, stages, ports.kwok); err != nil {
 		return err
 	}
+	if err := markLocal(ctx, cs, c.Dir); err != nil {
+		return err
+	}
 	if err := c.createFleet(ctx, o, cs); err != nil {
 		return err
 	}

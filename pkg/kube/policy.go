@@ -14,8 +14,8 @@ type PodLimit struct {
 	model.Limit
 	// ID is unique among the limits of one Policies: a limit shared by many pods has one ID.
 	ID string
-	// Shares says whether another pod's usage counts against the limit; nil for limits that are not
-	// shared by usage (budgets, energy, carbon).
+	// Shares says whether another pod's usage counts against the limit; nil for a limit that is not
+	// shared by usage (carbon intensity).
 	Shares func(*corev1.Pod) bool
 	// Enforcement is the mode of the policy that sets the limit; an optimizer's own caps are deny.
 	Enforcement kcloudv1alpha1.EnforcementMode
@@ -233,7 +233,7 @@ func (pp *PodPolicy) addCostPolicy(cp *kcloudv1alpha1.CostPolicy, covers func(*c
 		if cp.Status.RemainingBudget != nil {
 			left = *cp.Status.RemainingBudget
 		}
-		l := limit(model.LimitBudgetUSD, "budget", left, nil)
+		l := limit(model.LimitBudgetUSD, "budget", left, covers)
 		l.Period = PeriodOf(b.Period)
 		pp.Limits = append(pp.Limits, l)
 	}
@@ -256,7 +256,7 @@ func (pp *PodPolicy) addPowerPolicy(pw *kcloudv1alpha1.PowerPolicy, covers func(
 		pp.Limits = append(pp.Limits, limit(model.LimitCarbonIntensity, "maxCarbonIntensity", *pw.Spec.MaxCarbonIntensity, nil))
 	}
 	if b := pw.Spec.EnergyBudget; b != nil {
-		l := limit(model.LimitEnergyKWh, "energyBudget", b.KilowattHours-pw.Status.EnergyThisPeriodKWh, nil)
+		l := limit(model.LimitEnergyKWh, "energyBudget", b.KilowattHours-pw.Status.EnergyThisPeriodKWh, covers)
 		l.Period = PeriodOf(b.Period)
 		pp.Limits = append(pp.Limits, l)
 	}

@@ -57,13 +57,13 @@ func TestPoliciesFor(t *testing.T) {
 		{"WorkloadOptimizer/ai/bert/maxCostPerHour", "WorkloadOptimizer ai/bert maxCostPerHour", model.LimitCostPerHour, 10, true, kcloudv1alpha1.EnforcementDeny, ""},
 		{"WorkloadOptimizer/ai/bert/maxPowerUsage", "WorkloadOptimizer ai/bert maxPowerUsage", model.LimitPowerWatts, 2000, true, kcloudv1alpha1.EnforcementDeny, ""},
 		{"CostPolicy/team/maxCostPerHour", "CostPolicy team", model.LimitCostPerHour, 50, true, kcloudv1alpha1.EnforcementDeny, ""},
-		{"CostPolicy/team/budget", "CostPolicy team", model.LimitBudgetUSD, 400, false, kcloudv1alpha1.EnforcementDeny, model.PeriodWeek},
+		{"CostPolicy/team/budget", "CostPolicy team", model.LimitBudgetUSD, 400, true, kcloudv1alpha1.EnforcementDeny, model.PeriodWeek},
 		{"CostPolicy/bogus/maxCostPerHour", "CostPolicy bogus", model.LimitCostPerHour, 1, true, kcloudv1alpha1.EnforcementDeny, ""},
 		{"CostPolicy/bogus/selector", `CostPolicy bogus: spec.selector: "Bogus" is not a valid label selector operator; the policy enforces, so it refuses every pod it may cover until the selector is fixed`,
 			model.LimitInvalid, 0, false, kcloudv1alpha1.EnforcementDeny, ""},
 		{"PowerPolicy/dc/maxPowerWatts", "PowerPolicy dc", model.LimitPowerWatts, 9000, true, kcloudv1alpha1.EnforcementScaleDown, ""},
 		{"PowerPolicy/dc/maxCarbonIntensity", "PowerPolicy dc", model.LimitCarbonIntensity, 300, false, kcloudv1alpha1.EnforcementScaleDown, ""},
-		{"PowerPolicy/dc/energyBudget", "PowerPolicy dc", model.LimitEnergyKWh, 380, false, kcloudv1alpha1.EnforcementScaleDown, model.PeriodMonth},
+		{"PowerPolicy/dc/energyBudget", "PowerPolicy dc", model.LimitEnergyKWh, 380, true, kcloudv1alpha1.EnforcementScaleDown, model.PeriodMonth},
 	}
 	if diff := cmp.Diff(want, limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)

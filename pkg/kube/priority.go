@@ -4,6 +4,9 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+
+	kcloudv1alpha1 "kcloud.io/optimizer/api/v1alpha1"
+	"kcloud.io/optimizer/pkg/model"
 )
 
 // DefaultOptimizerPriority is a WorkloadOptimizer's spec.priority when it sets none, and the rank
@@ -27,3 +30,22 @@ func OptimizerPriority(pod *corev1.Pod) int32 {
 
 // PriorityAnnotation is the AnnotationPriority value for an optimizer's spec.priority.
 func PriorityAnnotation(priority int32) string { return strconv.FormatInt(int64(priority), 10) }
+
+// SpecPriority is the optimizer's spec.priority, DefaultOptimizerPriority when unset (the API
+// server defaults it; an object built in code may not have been through it).
+func SpecPriority(wo *kcloudv1alpha1.WorkloadOptimizer) int32 {
+	if wo.Spec.Priority == nil {
+		return DefaultOptimizerPriority
+	}
+	return *wo.Spec.Priority
+}
+
+// PodRank is the pod's model.Rank: its PriorityClass value (spec.priority, 0 when unset, as the
+// API server resolves it) and its optimizer priority.
+func PodRank(pod *corev1.Pod) model.Rank {
+	r := model.Rank{Optimizer: OptimizerPriority(pod)}
+	if pod.Spec.Priority != nil {
+		r.Class = *pod.Spec.Priority
+	}
+	return r
+}

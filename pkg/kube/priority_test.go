@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"kcloud.io/optimizer/pkg/model"
 )
 
 func TestOptimizerPriority(t *testing.T) {
@@ -31,5 +33,27 @@ func TestOptimizerPriority(t *testing.T) {
 	}
 	if got := PriorityAnnotation(80); got != "80" {
 		t.Errorf("PriorityAnnotation(80) = %q", got)
+	}
+}
+
+func TestPodRank(t *testing.T) {
+	class := int32(1000)
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want model.Rank
+	}{
+		{"neither set: class 0, the default optimizer priority", &corev1.Pod{}, model.Rank{Class: 0, Optimizer: 50}},
+		{"both set", &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationPriority: "90"}},
+			Spec:       corev1.PodSpec{Priority: &class},
+		}, model.Rank{Class: 1000, Optimizer: 90}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PodRank(tc.pod); got != tc.want {
+				t.Errorf("PodRank = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -10,9 +10,11 @@ const (
 	LimitCostPerHour LimitKind = iota
 	// LimitPowerWatts caps the summed attributed power of a set of pods, in W.
 	LimitPowerWatts
-	// LimitBudgetUSD is money left in a budget period; a pod must be affordable for BudgetHorizonHours.
+	// LimitBudgetUSD is money left in a budget period; the covered pods, a new one included, must
+	// be affordable for BudgetHorizonHours.
 	LimitBudgetUSD
-	// LimitEnergyKWh is energy left in a budget period; a pod must be affordable for BudgetHorizonHours.
+	// LimitEnergyKWh is energy left in a budget period; the covered pods, a new one included, must
+	// be affordable for BudgetHorizonHours.
 	LimitEnergyKWh
 	// LimitCarbonIntensity caps the grid carbon intensity of the node, in gCO2/kWh.
 	LimitCarbonIntensity
@@ -21,8 +23,10 @@ const (
 	LimitInvalid
 )
 
-// BudgetHorizonHours is how long a new pod must be affordable from what is left of a budget: a pod
-// that would exhaust the budget within its first hour is not placed.
+// BudgetHorizonHours is how long the covered pods must be affordable from what is left of a budget:
+// a pod that would, with those already running, exhaust the budget within the hour is not placed.
+// Counting the running pods makes what is left a room that placements use up, so that pods waiting
+// for it are admitted in turn (by priority) instead of all at once.
 const BudgetHorizonHours = 1.0
 
 // Limit is one hard constraint from a WorkloadOptimizer, CostPolicy or PowerPolicy.
@@ -30,7 +34,22 @@ type Limit struct {
 	Source string // who set it, e.g. "CostPolicy ml-team" or "WorkloadOptimizer ai/bert maxCostPerHour"
 	Kind   LimitKind
 	Cap    float64 // the cap, or what is left for budgets
-	Used   float64 // what the covered pods use now (0 for budgets and carbon)
+	Used   float64 // what the covered pods use now, in LimitRate's unit (0 for carbon)
+}
+
+// LimitRate is what a pod charged costPerHour USD/h and powerWatts W adds to a limit of kind k while
+// it runs: USD/h for cost caps and budgets, W for power caps, kW for energy budgets, nothing for
+// carbon (a property of the node, not a sum).
+func LimitRate(k LimitKind, costPerHour, powerWatts float64) float64 {
+	switch k {
+	case LimitCostPerHour, LimitBudgetUSD:
+		return costPerHour
+	case LimitPowerWatts:
+		return powerWatts
+	case LimitEnergyKWh:
+		return powerWatts / 1000
+	}
+	return 0
 }
 
 // SpotRule is a hard spot constraint.
@@ -76,13 +95,15 @@ func CheckLimits(limits []Limit, costPerHour, powerWatts float64, e *Economics) 
 			}
 		case LimitBudgetUSD:
 			adds = costPerHour * BudgetHorizonHours
-			if adds > l.Cap+epsilon {
-				msg = fmt.Sprintf("%s: budget left %.2f USD does not cover %.0f h of this pod at %.2f USD/h", l.Source, l.Cap, BudgetHorizonHours, costPerHour)
+			if l.Used*BudgetHorizonHours+adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: budget left %.2f USD does not cover %.0f h of the covered pods (%.2f USD/h running + %.2f USD/h for this pod)",
+					l.Source, l.Cap, BudgetHorizonHours, l.Used, costPerHour)
 			}
 		case LimitEnergyKWh:
 			adds = powerWatts / 1000 * BudgetHorizonHours
-			if adds > l.Cap+epsilon {
-				msg = fmt.Sprintf("%s: energy budget left %.2f kWh does not cover %.0f h of this pod at %.0f W", l.Source, l.Cap, BudgetHorizonHours, powerWatts)
+			if l.Used*BudgetHorizonHours+adds > l.Cap+epsilon {
+				msg = fmt.Sprintf("%s: energy budget left %.2f kWh does not cover %.0f h of the covered pods (%.0f W running + %.0f W for this pod)",
+					l.Source, l.Cap, BudgetHorizonHours, l.Used*1000, powerWatts)
 			}
 		case LimitCarbonIntensity:
 			adds = carbon

@@ -207,9 +207,17 @@ func TestCheckLimits(t *testing.T) {
 			"PowerPolicy dc: power cap 2000 W exceeded (1800 in use + 300 for this pod)"},
 		{"budget covers an hour", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 3}, 3, 0, 0, ""},
 		{"budget exhausted", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 2.99}, 3, 0, 0,
-			"CostPolicy team: budget left 2.99 USD does not cover 1 h of this pod at 3.00 USD/h"},
+			"CostPolicy team: budget left 2.99 USD does not cover 1 h of the covered pods (0.00 USD/h running + 3.00 USD/h for this pod)"},
+		// 10 USD left, 7 USD/h running: an hour of them and a 3 USD/h pod is exactly 10.
+		{"budget covers an hour of the running pods and this one", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 10, Used: 7}, 3, 0, 0, ""},
+		{"budget taken by the running pods", Limit{Source: "CostPolicy team", Kind: LimitBudgetUSD, Cap: 10, Used: 7.5}, 3, 0, 0,
+			"CostPolicy team: budget left 10.00 USD does not cover 1 h of the covered pods (7.50 USD/h running + 3.00 USD/h for this pod)"},
 		{"energy budget exhausted", Limit{Source: "PowerPolicy dc", Kind: LimitEnergyKWh, Cap: 0.2}, 0, 300, 0,
-			"PowerPolicy dc: energy budget left 0.20 kWh does not cover 1 h of this pod at 300 W"},
+			"PowerPolicy dc: energy budget left 0.20 kWh does not cover 1 h of the covered pods (0 W running + 300 W for this pod)"},
+		// 1 kWh left, 0.8 kW running: 300 W more would take 1.1 kWh in the hour.
+		{"energy budget taken by the running pods", Limit{Source: "PowerPolicy dc", Kind: LimitEnergyKWh, Cap: 1, Used: 0.8}, 0, 300, 0,
+			"PowerPolicy dc: energy budget left 1.00 kWh does not cover 1 h of the covered pods (800 W running + 300 W for this pod)"},
+		{"energy budget covers the running pods and this one", Limit{Source: "PowerPolicy dc", Kind: LimitEnergyKWh, Cap: 1.1, Used: 0.8}, 0, 300, 0, ""},
 		{"carbon limit", Limit{Source: "PowerPolicy green", Kind: LimitCarbonIntensity, Cap: 100}, 0, 0, 450,
 			"PowerPolicy green: node carbon intensity 450 gCO2/kWh is above the limit 100"},
 		{"a limit that cannot be evaluated holds nowhere, even for a free pod", Limit{Source: "CostPolicy team: spec.selector: bad", Kind: LimitInvalid}, 0, 0, 0,
@@ -459,5 +467,23 @@ func TestAssignOverhead(t *testing.T) {
 				t.Errorf("CPU free %d, pods %d, active %v, cost %g; want %d, %d, %v, %g", n.CPUFree, n.Pods, n.Active(), NodeCost(&n, &e), tc.wantCPU, tc.wantPods, tc.wantActive, tc.wantCost)
 			}
 		})
+	}
+}
+
+func TestCompareRank(t *testing.T) {
+	tests := []struct {
+		a, b Rank
+		want int
+	}{
+		{Rank{0, 10}, Rank{0, 90}, -1},
+		{Rank{0, 90}, Rank{0, 10}, 1},
+		{Rank{0, 50}, Rank{0, 50}, 0},
+		{Rank{1000, 0}, Rank{0, 100}, 1}, // the PriorityClass decides first
+		{Rank{-5, 100}, Rank{0, 0}, -1},
+	}
+	for _, tt := range tests {
+		if got := CompareRank(tt.a, tt.b); got != tt.want {
+			t.Errorf("CompareRank(%+v, %+v) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
 	}
 }

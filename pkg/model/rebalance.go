@@ -1,6 +1,9 @@
 package model
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Rebalancing: which running pods to move, where, and whether the move is worth its disruption.
 //
@@ -26,6 +29,9 @@ type RebalanceCandidate struct {
 	// Allowed says whether the pod may run on a node (accelerator resource, selectors, affinity,
 	// taints, spot rule); nil allows every node.
 	Allowed func(node int) bool
+	// Rank orders a unit's moves: the least important pod is placed and evicted first, so when a
+	// cap on evictions cuts a unit short the more important pods are the ones left running.
+	Rank Rank
 }
 
 // RebalanceInput is the cluster as the rebalancer sees it.
@@ -99,12 +105,15 @@ func PlanRebalance(in RebalanceInput, cfg RebalanceConfig) RebalancePlan {
 	for i, l := range in.Limits {
 		used[i] = l.Used
 	}
-	// Units: the candidates on each node, in candidate order.
+	// Units: the candidates on each node, least important first, else in candidate order.
 	byNode := map[int][]int{}
 	for i := range in.Pods {
 		if n := in.Pods[i].Node; n >= 0 && n < len(state) {
 			byNode[n] = append(byNode[n], i)
 		}
+	}
+	for _, pods := range byNode {
+		slices.SortStableFunc(pods, func(a, b int) int { return CompareRank(in.Pods[a].Rank, in.Pods[b].Rank) })
 	}
 	sources := make([]int, 0, len(byNode))
 	for n := range byNode {
@@ -213,7 +222,7 @@ func evaluateUnit(in *RebalanceInput, cfg RebalanceConfig, state []Node, used []
 		dev := BestFitDevice(&c.Pod, &n)
 		cost, power := AttributedCost(&c.Pod, &n, in.Econ[bestNode]), AttributedPower(&c.Pod, &n, in.Econ[bestNode])
 		for _, li := range c.Limits {
-			delta[li] += limitFigure(in.Limits[li].Kind, cost, power) - limitFigure(in.Limits[li].Kind, srcCost, srcPower)
+			delta[li] += LimitRate(in.Limits[li].Kind, cost, power) - LimitRate(in.Limits[li].Kind, srcCost, srcPower)
 		}
 		Assign(&c.Pod, &n, Allocation{Device: dev})
 		scratch[bestNode] = n
@@ -242,21 +251,10 @@ func withinLimits(in *RebalanceInput, c *RebalanceCandidate, used []float64, del
 	ls := make([]Limit, 0, len(c.Limits))
 	for _, li := range c.Limits {
 		l := in.Limits[li]
-		l.Used = used[li] + delta[li] - limitFigure(l.Kind, srcCost, srcPower)
+		l.Used = used[li] + delta[li] - LimitRate(l.Kind, srcCost, srcPower)
 		ls = append(ls, l)
 	}
 	return CheckLimits(ls, cost, power, e) == nil
-}
-
-// limitFigure is what a pod counts against a limit of the kind: its cost or its power.
-func limitFigure(k LimitKind, cost, power float64) float64 {
-	switch k {
-	case LimitCostPerHour:
-		return cost
-	case LimitPowerWatts:
-		return power
-	}
-	return 0
 }
 
 // applyMove records a chosen move in the plan's state.
@@ -266,7 +264,7 @@ func applyMove(in *RebalanceInput, c *RebalanceCandidate, state []Node, used []f
 	cost, power := AttributedCost(&c.Pod, to, in.Econ[m.To]), AttributedPower(&c.Pod, to, in.Econ[m.To])
 	for _, li := range c.Limits {
 		k := in.Limits[li].Kind
-		used[li] += limitFigure(k, cost, power) - limitFigure(k, srcCost, srcPower)
+		used[li] += LimitRate(k, cost, power) - LimitRate(k, srcCost, srcPower)
 	}
 	Assign(&c.Pod, to, Allocation{Device: m.Device})
 	takeOff(&c.Pod, from, c.Device)

@@ -196,6 +196,30 @@ func TestPlanRebalance(t *testing.T) {
 			want: []unit{{From: 0, Moves: []move{{0, 0, 1}}, Deferred: 1, Net: Totals{2.5, 535}}},
 		},
 		{
+			name: "per-node cap: the less important pod moves first, whatever the candidate order",
+			build: func() (RebalanceInput, RebalanceConfig) {
+				c := newCluster([]int{2, 2}, pricey, cheap)
+				a, b := c.place(gpuPod, 0, "a"), c.place(gpuPod, 0, "a")
+				a.Rank, b.Rank = Rank{Optimizer: 90}, Rank{Optimizer: 10}
+				cfg := base
+				cfg.MaxPerNode = 1
+				return RebalanceInput{Nodes: c.nodes, Econ: c.econ, Pods: []RebalanceCandidate{a, b}}, cfg
+			},
+			want: []unit{{From: 0, Moves: []move{{1, 0, 1}}, Deferred: 1, Net: Totals{2.5, 535}}},
+		},
+		{
+			name: "per-node cap: a lower PriorityClass moves before a lower optimizer priority",
+			build: func() (RebalanceInput, RebalanceConfig) {
+				c := newCluster([]int{2, 2}, pricey, cheap)
+				a, b := c.place(gpuPod, 0, "a"), c.place(gpuPod, 0, "a")
+				a.Rank, b.Rank = Rank{Class: 1000, Optimizer: 0}, Rank{Class: 0, Optimizer: 100}
+				cfg := base
+				cfg.MaxPerNode = 1
+				return RebalanceInput{Nodes: c.nodes, Econ: c.econ, Pods: []RebalanceCandidate{a, b}}, cfg
+			},
+			want: []unit{{From: 0, Moves: []move{{1, 0, 1}}, Deferred: 1, Net: Totals{2.5, 535}}},
+		},
+		{
 			name: "per-namespace and total caps",
 			build: func() (RebalanceInput, RebalanceConfig) {
 				c := newCluster([]int{1, 1, 1, 1, 1, 1, 1, 1}, pricey, pricey, pricey, pricey, cheap, cheap, cheap, cheap)

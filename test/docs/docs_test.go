@@ -64,6 +64,9 @@ var mapped = map[string]string{
 	"KUBEBUILDER_ASSETS=$(./hack/build-controlplane.sh) go test ./test/integration/webhook/ -run TestPodMutations -count=1": "make test-integration (and make test) run ./test/integration/webhook with the same KUBEBUILDER_ASSETS",
 	"make test-unit": "make test runs every package that make test-unit runs (go test ./...), without -short; running it here again would add minutes",
 	"make lint":      "make test runs make verify first, and hack/verify.sh runs make lint",
+	"podman load -i bin/image/kcloud-optimizer-oci.tar":                                                   "make test-image (part of make test) loads the archive into podman with the containers.conf hack/ensure-podman.sh writes, and runs it",
+	"podman tag ghcr.io/kcloud/kcloud-optimizer:0.1.0 registry.example.com/kcloud/kcloud-optimizer:0.1.0": "no registry is reachable here; make test-image runs the loaded image under its own tag",
+	"podman push registry.example.com/kcloud/kcloud-optimizer:0.1.0":                                      "no registry is reachable here; make test-image runs the loaded image under its own tag",
 }
 
 // Commands that start and stop the cluster the others run on.

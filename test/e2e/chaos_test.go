@@ -57,7 +57,7 @@ func TestChaosAccounting(t *testing.T) {
 	// kcloud-scheduler also asks a pod to be affordable for an hour, which compressed pods never are)
 	// under a deny-mode budget that about three of them spend in 40% of the run.
 	denyNS := namespace(t, "e2e-chaos-deny")
-	denyNode := spareNode(t, ctx, "e2e-chaos-deny")
+	denyNode := spareNode(t, ctx, "e2e-chaos-deny", 1)
 	// The rate of a deny pod as admission makes it (a dry run goes through the mutating webhook).
 	template, err := suite.Client.CoreV1().Pods(denyNS).Create(ctx, denyPod(denyNS, "template", denyNode.Name), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
@@ -74,7 +74,7 @@ func TestChaosAccounting(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.Delete(context.Background(), o) })
 	}
-	spare := spareNode(t, ctx, "e2e-chaos-spare")
+	spare := spareNode(t, ctx, "e2e-chaos-spare", 1)
 	spareGone := make(chan struct{})
 
 	ops := newReplicas(t)
@@ -212,8 +212,9 @@ func TestChaosAccounting(t *testing.T) {
 // killEvery is the pause between two kills.
 const killEvery = 4 * time.Second
 
-// spareNode adds a kwok node like one of the fleet's GPU nodes, for the test's own pods.
-func spareNode(t *testing.T, ctx context.Context, name string) *corev1.Node {
+// spareNode adds a kwok node like one of the fleet's untainted nodes with at least minGPUs GPUs,
+// for the test's own pods, edited as the test asks.
+func spareNode(t *testing.T, ctx context.Context, name string, minGPUs int64, edits ...func(*corev1.Node)) *corev1.Node {
 	t.Helper()
 	nodes, err := suite.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -221,13 +222,13 @@ func spareNode(t *testing.T, ctx context.Context, name string) *corev1.Node {
 	}
 	var like *corev1.Node
 	for i := range nodes.Items {
-		if q := nodes.Items[i].Status.Allocatable[catalog.ResourceNVIDIAGPU]; q.Value() > 0 && len(nodes.Items[i].Spec.Taints) == 0 {
+		if q := nodes.Items[i].Status.Allocatable[catalog.ResourceNVIDIAGPU]; q.Value() >= max(1, minGPUs) && len(nodes.Items[i].Spec.Taints) == 0 {
 			like = &nodes.Items[i]
 			break
 		}
 	}
 	if like == nil {
-		t.Fatal("no untainted GPU node to copy")
+		t.Fatalf("no untainted node with %d GPUs to copy", max(1, minGPUs))
 	}
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}, Annotations: map[string]string{}}}
 	for k, v := range like.Labels {
@@ -236,6 +237,9 @@ func spareNode(t *testing.T, ctx context.Context, name string) *corev1.Node {
 	n.Labels[corev1.LabelHostname] = n.Name
 	for k, v := range like.Annotations {
 		n.Annotations[k] = v
+	}
+	for _, edit := range edits {
+		edit(n)
 	}
 	created, err := suite.Client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 	if err != nil {

@@ -14,8 +14,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"kcloud.io/optimizer/pkg/catalog"
 	"kcloud.io/optimizer/pkg/devcluster"
@@ -208,6 +211,82 @@ func TestDevBadInput(t *testing.T) {
 	})
 }
 
+// TestRunRefusesAClusterItDidNotStart: without the local cluster's marker, kcloud run refuses the
+// cluster and changes nothing; with --existing-cluster it applies the examples but the deny-mode
+// CostPolicy.
+func TestRunRefusesAClusterItDidNotStart(t *testing.T) {
+	ctx := context.Background()
+	cms := suite.Client.CoreV1().ConfigMaps(devcluster.MarkerNamespace)
+	marker, err := cms.Get(ctx, devcluster.MarkerName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the local cluster carries no marker: %v", err)
+	}
+	if err := cms.Delete(ctx, devcluster.MarkerName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		marker.ResourceVersion = ""
+		if _, err := cms.Create(context.Background(), marker, metav1.CreateOptions{}); err != nil {
+			t.Errorf("restoring the marker: %v", err)
+		}
+	})
+	dyn, err := dynamic.NewForConfig(suite.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The samples' deny-mode CostPolicy (config/samples/kcloud_v1alpha1_costpolicy.yaml): its
+	// resourceVersion, "" while it does not exist, must not move.
+	policies := dyn.Resource(schema.GroupVersionResource{Group: "kcloud.io", Version: "v1alpha1", Resource: "costpolicies"})
+	version := func() string {
+		u, err := policies.Get(ctx, "ml-team-budget", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.GetResourceVersion()
+	}
+	before := version()
+	namespaceCount := func() int {
+		list, err := suite.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+	namespaces := namespaceCount()
+
+	out, err := suite.Kcloud(ctx, "run", "--kubeconfig", suite.State.Kubeconfig)
+	if err == nil {
+		t.Fatalf("kcloud run accepted a cluster without the marker:\n%s", out)
+	}
+	for _, want := range []string{"was not started by `kcloud dev up`", "--existing-cluster", suite.Config.Host} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal lacks %q:\n%s", want, out)
+		}
+	}
+	if got := version(); got != before {
+		t.Errorf("the refused run changed CostPolicy ml-team-budget: resourceVersion %q, was %q", got, before)
+	}
+	if got := namespaceCount(); got != namespaces {
+		t.Errorf("the refused run changed the namespaces: %d, were %d", got, namespaces)
+	}
+
+	out, err = suite.Kcloud(ctx, "run", "--kubeconfig", suite.State.Kubeconfig, "--existing-cluster")
+	if err != nil {
+		t.Fatalf("kcloud run --existing-cluster: %v\n%s", err, out)
+	}
+	for _, want := range []string{`left out CostPolicy ml-team-budget: its enforcement "deny"`, "applied 4 of 5 examples"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kcloud run --existing-cluster output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := version(); got != before {
+		t.Errorf("kcloud run --existing-cluster changed the deny-mode CostPolicy ml-team-budget: resourceVersion %q, was %q", got, before)
+	}
+}
+
 // TestRunOnExistingCluster runs the README's run path (`kcloud run`) against the suite's cluster.
 func TestRunOnExistingCluster(t *testing.T) {
 	out, err := suite.Kcloud(context.Background(), "run", "--kubeconfig", suite.State.Kubeconfig)
@@ -215,7 +294,7 @@ func TestRunOnExistingCluster(t *testing.T) {
 		t.Fatalf("kcloud run: %v\n%s", err, out)
 	}
 	for _, want := range []string{"installed CRDs: costpolicies\\.kcloud\\.io, powerpolicies\\.kcloud\\.io, workloadoptimizers\\.kcloud\\.io",
-		"applied 5 examples", "nodes: 22, Ready: 22", `ai-workloads +ml-training-optimizer`, `ml-workloads +bert-training`, `default +llm-serving`} {
+		"applied 5 of 5 examples", "nodes: 22, Ready: 22", `ai-workloads +ml-training-optimizer`, `ml-workloads +bert-training`, `default +llm-serving`} {
 		// Columns are as wide as the longest value, which other tests' optimizers may change.
 		if !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("kcloud run output lacks %q:\n%s", want, out)

@@ -50,9 +50,13 @@ const (
 // Reconciler autoscales WorkloadOptimizer targets.
 type Reconciler struct {
 	Client client.Client
-	// Reader reads targets uncached (their pod template, when no replica runs yet).
+	// Reader reads targets uncached (their pod template, when no replica runs yet), and KEDA's
+	// ScaledObjects when ScaledObjects is nil.
 	Reader client.Reader
-	Fleet  *cluster.Fleet
+	// ScaledObjects reads ScaledObjects (SetupWithManager sets the cache when their CRD is served at
+	// startup, and watches them); nil: Reader.
+	ScaledObjects client.Reader
+	Fleet         *cluster.Fleet
 	// Prometheus serves the latency, throughput and prometheus metrics and seeds histories; nil
 	// without --prometheus-url (those metrics are then unavailable).
 	Prometheus Querier
@@ -68,6 +72,8 @@ type Reconciler struct {
 
 	mu     sync.Mutex
 	memory map[types.NamespacedName]*memory
+	// scaledObjectsAbsentUntil: ScaledObjects were not served at the last look; until then, none.
+	scaledObjectsAbsentUntil time.Time
 }
 
 // memory is what the autoscaler keeps of one optimizer between evaluations.
@@ -111,6 +117,9 @@ type state struct {
 	demandTypes []kcloudv1alpha1.MetricType // of demands
 	readings    []kcloudv1alpha1.MetricReading
 	limits      model.ReplicaLimits
+
+	// delegated is ScalingDelegated's message while another autoscaler scales the target.
+	delegated string
 
 	decision model.ScaleDecision
 	scaled   bool
@@ -198,7 +207,7 @@ func (r *Reconciler) newState(wo *kcloudv1alpha1.WorkloadOptimizer) *state {
 }
 
 // evaluate reads, decides and acts; it stops early, without an error, when the target cannot be
-// scaled or its scale changed meanwhile (the conditions say so).
+// scaled, another autoscaler scales it, or its scale changed meanwhile (the conditions say so).
 func (r *Reconciler) evaluate(ctx context.Context, st *state) error {
 	ok, err := r.read(ctx, st)
 	if err != nil || !ok {
@@ -208,11 +217,15 @@ func (r *Reconciler) evaluate(ctx context.Context, st *state) error {
 	return r.act(ctx, st)
 }
 
-// read fills the state: the target's scale, its replicas' figures, the metrics and the limits.
+// read fills the state: the target's scale, its replicas' figures, the metrics and the limits;
+// false, after the scale, when another autoscaler scales the target.
 func (r *Reconciler) read(ctx context.Context, st *state) (bool, error) {
 	ok, err := r.readTarget(ctx, st)
 	if err != nil || !ok {
 		return false, wrap("reading the target's scale", err)
+	}
+	if delegated, err := r.delegate(ctx, st); err != nil || delegated {
+		return false, wrap("finding other autoscalers of the target", err)
 	}
 	if err := r.priceReplicas(ctx, st); err != nil {
 		return false, fmt.Errorf("pricing the target's replicas: %w", err)

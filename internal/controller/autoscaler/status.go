@@ -36,6 +36,11 @@ func (r *Reconciler) buildStatus(st *state) *kcloudv1alpha1.AutoScalingStatus {
 		}
 		return s
 	}
+	if st.delegated != "" {
+		// Nothing was decided: the count is the other autoscaler's.
+		s.CurrentReplicas, s.DesiredReplicas, s.Recommendation, s.Reason = st.scale.Spec.Replicas, st.scale.Spec.Replicas, st.scale.Spec.Replicas, st.delegated
+		return s
+	}
 	d := st.decision
 	s.CurrentReplicas = st.scale.Spec.Replicas
 	s.DesiredReplicas = d.DesiredReplicas

@@ -85,6 +85,7 @@ func (r *Rebalancer) build(ctx context.Context, pods []corev1.Pod) (*world, erro
 			Namespace: pod.Namespace,
 			Limits:    limits.covering(&pp),
 			Allowed:   func(j int) bool { return rule.Allows(snap.Objs[j], snap.Econ[j]) },
+			Rank:      kube.PodRank(pod),
 		})
 		w.pods = append(w.pods, pod)
 		w.wos = append(w.wos, wo)
@@ -153,11 +154,7 @@ func (ls *limitSet) used(shares func(*corev1.Pod) bool, kind model.LimitKind) fl
 	total := 0.0
 	for _, c := range ls.charges {
 		if shares(c.pod) {
-			if kind == model.LimitPowerWatts {
-				total += c.power
-			} else {
-				total += c.cost
-			}
+			total += model.LimitRate(kind, c.cost, c.power)
 		}
 	}
 	return total

@@ -124,7 +124,7 @@ func (r *Reconciler) targetSelector(ctx context.Context, namespace string, ref *
 // limits count them with the rest of the workload, and keeps every pod's priority annotation at
 // the optimizer's spec.priority, so kcloud-scheduler's queue follows a changed priority.
 func (r *Reconciler) linkPods(ctx context.Context, st *state) error {
-	priority := kube.PriorityAnnotation(st.wo.Spec.Priority)
+	priority := kube.PriorityAnnotation(kube.SpecPriority(st.wo))
 	for i, cached := range st.pods {
 		linked := cached.Labels[kube.LabelOptimizer] == st.wo.Name
 		if (linked && cached.Annotations[kube.AnnotationPriority] == priority) || !cached.DeletionTimestamp.IsZero() {

@@ -173,7 +173,7 @@ func Apply(pod *corev1.Pod, wo *kcloudv1alpha1.WorkloadOptimizer, cat *catalog.C
 		pod.Labels[kube.LabelOptimizer] = wo.Name
 		pod.Annotations[kube.AnnotationLinkedByOperator] = "true"
 	}
-	pod.Annotations[kube.AnnotationPriority] = kube.PriorityAnnotation(wo.Spec.Priority)
+	pod.Annotations[kube.AnnotationPriority] = kube.PriorityAnnotation(kube.SpecPriority(wo))
 	// Inferred before the annotation is written: the annotation is one of inference's inputs.
 	inferred, why := InferWorkloadType(pod)
 	declared := pod.Annotations[kube.AnnotationWorkloadType]

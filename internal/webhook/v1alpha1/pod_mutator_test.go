@@ -114,7 +114,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 // TestApplyWritesPriority: the pod carries its optimizer's spec.priority, replacing whatever the
 // pod said, so kcloud-scheduler's queue ranks it as the optimizer does.
 func TestApplyWritesPriority(t *testing.T) {
-	w := wo("serving", func(w *kcloudv1alpha1.WorkloadOptimizer) { w.Spec.Priority = 80 })
+	w := wo("serving", func(w *kcloudv1alpha1.WorkloadOptimizer) { w.Spec.Priority = new(int32(80)) })
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{kube.AnnotationPriority: "100"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}
 	Apply(pod, &w, catalog.Default(), nil)

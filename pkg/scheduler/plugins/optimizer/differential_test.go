@@ -26,6 +26,7 @@ import (
 	"kcloud.io/optimizer/pkg/scheduler/internal/schedtest"
 	"kcloud.io/optimizer/pkg/scheduler/plugins/gang"
 	"kcloud.io/optimizer/pkg/scheduler/plugins/gpushare"
+	"kcloud.io/optimizer/pkg/scheduler/plugins/priority"
 )
 
 // The differential test: random production-like clusters, each scheduled twice through
@@ -572,6 +573,7 @@ func (c *diffCluster) diffScheduler(t *testing.T, narrow bool) (*schedtest.Sched
 		},
 		gpushare.Name: gpushare.New,
 		gang.Name:     gang.New,
+		priority.Name: priority.New,
 	}
 	var objs []runtime.Object
 	for _, n := range c.nodes {

@@ -285,11 +285,7 @@ func (pl *Plugin) adjust(state fwk.CycleState, other *corev1.Pod, ni fwk.NodeInf
 			cost, power = chargeOn(other, ni.Node(), pl.nodes.Facts(ni.Node()))
 			charged = true
 		}
-		if l.Kind == model.LimitPowerWatts {
-			c.limits[i].Used += sign * power
-		} else {
-			c.limits[i].Used += sign * cost
-		}
+		c.limits[i].Used += sign * model.LimitRate(l.Kind, cost, power)
 	}
 	return nil
 }

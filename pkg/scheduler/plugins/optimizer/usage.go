@@ -64,12 +64,7 @@ func (s *sum) add(c *charged, sign float64) {
 	s.power += sign * c.power
 }
 
-func (s *sum) of(kind model.LimitKind) float64 {
-	if kind == model.LimitPowerWatts {
-		return s.power
-	}
-	return s.cost
-}
+func (s *sum) of(kind model.LimitKind) float64 { return model.LimitRate(kind, s.cost, s.power) }
 
 // pool is the usage of one policy limit: the pods its object's selector covers.
 type pool struct {
