@@ -27,8 +27,10 @@ type WorkloadOptimizerSpec struct {
 	// priority ranks this workload against others when capacity, budget or power is short;
 	// 0 is lowest, 100 highest. kcloud-scheduler takes pending pods of a higher-priority
 	// optimizer first (after the pods' own PriorityClass), so they get what is left of a budget
-	// or cap before lower ones; when the rebalancer can move only some pods of a node, it moves
-	// those of lower-priority optimizers first.
+	// or cap before lower ones; under a CostPolicy in scale-down enforcement, the autoscaler
+	// shrinks lower-priority targets to make room for higher-priority pods that wait, and never
+	// the other way round; when the rebalancer can move only some pods of a node, it moves those
+	// of lower-priority optimizers first.
 	// +optional
 	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=0

@@ -487,3 +487,29 @@ func TestCompareRank(t *testing.T) {
 		}
 	}
 }
+
+func TestScaleDownShares(t *testing.T) {
+	me := Rank{0, 50}
+	low, high, same := Rank{0, 10}, Rank{0, 90}, Rank{0, 50}
+	tests := []struct {
+		name              string
+		rivals            []Rival
+		yielding, waiting float64
+	}{
+		{"none", nil, 0, 0},
+		{"a placed lower-ranked rival yields", []Rival{{low, 4.5, true}}, 4.5, 0},
+		{"a placed higher-ranked rival keeps its room", []Rival{{high, 4.5, true}}, 0, 0},
+		{"a placed rival of the same rank keeps its room", []Rival{{same, 4.5, true}}, 0, 0},
+		{"a pending higher-ranked rival waits for room", []Rival{{high, 2, false}}, 0, 2},
+		{"a pending lower-ranked rival asks for nothing", []Rival{{low, 2, false}}, 0, 0},
+		{"a pending rival of the same rank asks for nothing", []Rival{{same, 2, false}}, 0, 0},
+		{"a higher PriorityClass outranks a higher optimizer priority", []Rival{{Rank{100, 0}, 3, false}, {Rank{-1, 100}, 1, true}}, 1, 3},
+		{"all together", []Rival{{low, 1, true}, {low, 1.5, true}, {high, 2, false}, {high, 0.25, false}, {high, 8, true}, {low, 7, false}}, 2.5, 2.25},
+	}
+	for _, tt := range tests {
+		y, w := ScaleDownShares(me, tt.rivals)
+		if y != tt.yielding || w != tt.waiting {
+			t.Errorf("%s: yielding %v waiting %v, want %v and %v", tt.name, y, w, tt.yielding, tt.waiting)
+		}
+	}
+}

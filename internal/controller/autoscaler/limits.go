@@ -17,12 +17,14 @@ import (
 //   - the power cap: maxPowerUsage, lowered by a power metric (watts);
 //   - the remaining budget: the optimizer's (once its status has one) and each enforcing
 //     CostPolicy's less what its other pods will spend until the period ends; of several, the one
-//     that affords the lowest rate until its period ends.
+//     that affords the lowest rate until its period ends;
+//   - under a CostPolicy in scale-down enforcement, priority: the placed pods that rank below the
+//     target's leave it their room, and the pending ones that rank above take room from it.
 //
 // Limits of policies in warn mode, and limits that are not cost caps or budgets of a CostPolicy,
 // are ignored.
 func replicaLimits(spec *kcloudv1alpha1.WorkloadOptimizerSpec, status *kcloudv1alpha1.WorkloadOptimizerStatus,
-	fig replicaFigures, now time.Time, policies []kube.PodLimit) model.ReplicaLimits {
+	fig replicaFigures, now time.Time, policies []policyLimit) model.ReplicaLimits {
 	as := spec.AutoScaling
 	b := limitsBuilder{l: model.ReplicaLimits{MinReplicas: as.MinReplicas, MaxReplicas: as.MaxReplicas,
 		CostPerReplicaHour: fig.costPerReplicaHour, WattsPerReplica: fig.wattsPerReplica}}
@@ -52,8 +54,10 @@ func replicaLimits(spec *kcloudv1alpha1.WorkloadOptimizerSpec, status *kcloudv1a
 		if cp == nil || !kube.Enforces(pl.Enforcement) {
 			continue
 		}
-		// What the policy's other pods cost now, in USD/h; the status counts ours too.
-		others := max(0, cp.Status.CurrentCostPerHour-fig.currentCost)
+		// What the policy's other pods cost now, in USD/h (the status counts ours too); under
+		// scale-down, less the lower-ranked placed pods, which shrink for us, and plus the
+		// higher-ranked pending ones, for which we shrink.
+		others := max(0, cp.Status.CurrentCostPerHour-fig.currentCost-pl.yielding) + pl.waiting
 		switch pl.Kind {
 		case model.LimitCostPerHour:
 			b.costCap(pl.Cap - others)

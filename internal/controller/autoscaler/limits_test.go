@@ -61,7 +61,9 @@ func TestReplicaLimits(t *testing.T) {
 		status   kcloudv1alpha1.WorkloadOptimizerStatus
 		policies []kcloudv1alpha1.CostPolicy
 		extra    []kube.PodLimit // limits passed beside those of the policies
-		want     model.ReplicaLimits
+		// shares: the yielding and waiting USD/h of priority, given to each scale-down limit
+		yielding, waiting float64
+		want              model.ReplicaLimits
 	}{
 		{name: "replica bounds and one replica's figures only",
 			spec: kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()}, want: base},
@@ -107,6 +109,28 @@ func TestReplicaLimits(t *testing.T) {
 			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
 			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementScaleDown, 5, capOf(8))},
 			want:     with(func(l *model.ReplicaLimits) { l.MaxCostPerHour = ptr.To(8.0) })},
+		// The policy's pods cost 12 USD/h, ours 5: 7 of others, of which 4 rank below ours and yield.
+		{name: "scale-down: lower-ranked placed pods leave their room",
+			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
+			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementScaleDown, 12, capOf(20))},
+			yielding: 4,
+			want:     with(func(l *model.ReplicaLimits) { l.MaxCostPerHour = ptr.To(17.0) })}, // 20 - (7 - 4)
+		{name: "scale-down: higher-ranked pending pods take room",
+			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
+			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementScaleDown, 12, capOf(20))},
+			waiting:  6,
+			want:     with(func(l *model.ReplicaLimits) { l.MaxCostPerHour = ptr.To(7.0) })}, // 20 - (7 + 6)
+		{name: "scale-down: a budget's other spend by rank",
+			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
+			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementScaleDown, 7, budgetOf(kcloudv1alpha1.BudgetPeriodWeek, 168))},
+			// Others 2 USD/h, all yielding; 1 USD/h waiting: 168 - 1 x 84 = 84 USD over 84 hours.
+			yielding: 2, waiting: 1,
+			want: with(func(l *model.ReplicaLimits) { l.RemainingBudget, l.BudgetHoursLeft = ptr.To(84.0), 84 })},
+		{name: "deny mode ignores rank",
+			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling()},
+			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementDeny, 12, capOf(20))},
+			yielding: 4, waiting: 6,
+			want: with(func(l *model.ReplicaLimits) { l.MaxCostPerHour = ptr.To(13.0) })},
 		{name: "the optimizer's cap when tighter than a policy's",
 			spec:     kcloudv1alpha1.WorkloadOptimizerSpec{AutoScaling: scaling(), CostConstraints: &kcloudv1alpha1.CostConstraints{MaxCostPerHour: ptr.To(10.0)}},
 			policies: []kcloudv1alpha1.CostPolicy{policy("team", kcloudv1alpha1.EnforcementDeny, 12, capOf(20))},
@@ -180,7 +204,14 @@ func TestReplicaLimits(t *testing.T) {
 			})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			limits := append(kube.PoliciesOf(tc.policies, nil).For(probe, nil).Limits, tc.extra...)
+			var limits []policyLimit
+			for _, pl := range append(kube.PoliciesOf(tc.policies, nil).For(probe, nil).Limits, tc.extra...) {
+				l := policyLimit{PodLimit: pl}
+				if pl.Enforcement == kcloudv1alpha1.EnforcementScaleDown {
+					l.yielding, l.waiting = tc.yielding, tc.waiting
+				}
+				limits = append(limits, l)
+			}
 			got := replicaLimits(&tc.spec, &tc.status, fig, now, limits)
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 				t.Errorf("replicaLimits (-want +got):\n%s", diff)
