@@ -16,7 +16,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -62,16 +61,22 @@ func TestScaleDownEnforcementByPriority(t *testing.T) {
 		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: app + "-rs",
 			UID: types.UID(ns + "-" + app + "-rs"), Controller: ptr.To(true)}}
 	}
-	placedPod := func(name, app, node string, priority int32) {
+	// adopt makes a placed pod (deployment's or runningPod's) a member.
+	adopt := func(name, app string, priority int32) {
 		t.Helper()
-		p := runningPod(t, ns, name, node, clk.Now().Add(-time.Hour), map[string]string{"app": app})
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		p := &corev1.Pod{}
+		if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, p); err != nil {
 			t.Fatal(err)
 		}
 		member(p, app, priority)
 		if err := k8sClient.Update(ctx, p); err != nil {
 			t.Fatal(err)
 		}
+	}
+	placedPod := func(name, app, node string, priority int32) {
+		t.Helper()
+		runningPod(t, ns, name, node, clk.Now().Add(-time.Hour), map[string]string{"app": app})
+		adopt(name, app, priority)
 	}
 	pendingPod := func(name, app string, priority int32) {
 		t.Helper()
@@ -137,23 +142,9 @@ func TestScaleDownEnforcementByPriority(t *testing.T) {
 	// low (priority 10) runs 2 replicas for 200 requests/s; high (priority 90) runs 1.
 	deployment(t, ns, "low", 2, nodes[0].Name)
 	placedPod("low-1", "low", nodes[1].Name, 10)
-	lowFirst := &corev1.Pod{}
-	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "low-0"}, lowFirst); err != nil {
-		t.Fatal(err)
-	}
-	member(lowFirst, "low", 10)
-	if err := k8sClient.Update(ctx, lowFirst); err != nil {
-		t.Fatal(err)
-	}
+	adopt("low-0", "low", 10)
 	deployment(t, ns, "high", 1, nodes[2].Name)
-	highFirst := &corev1.Pod{}
-	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "high-0"}, highFirst); err != nil {
-		t.Fatal(err)
-	}
-	member(highFirst, "high", 90)
-	if err := k8sClient.Update(ctx, highFirst); err != nil {
-		t.Fatal(err)
-	}
+	adopt("high-0", "high", 90)
 	setPolicyCost(3)
 	optimizer("low", 10, 200)
 	optimizer("high", 90, 300)
