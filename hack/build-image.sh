@@ -41,7 +41,11 @@ out="${root}/bin/image"
 mkdir -p "${out}/binaries"
 echo "[image] building kcloud-operator and kcloud-scheduler (static, linux/${goarch}; a few minutes cold on 2 cores)" >&2
 start=$SECONDS
-CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -trimpath -ldflags "-s -w" \
+# kcloud-scheduler is kube-scheduler of the module graph's Kubernetes: its --version, build-info
+# metric and logs say which (the skew policy is read against it), as upstream's release builds do.
+k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
+CGO_ENABLED=0 GOOS=linux GOARCH="$goarch" go build -trimpath \
+  -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=${k8s_version}" \
   -o "${out}/binaries/" ./cmd/kcloud-operator ./cmd/kcloud-scheduler
 echo "[image] binaries built in $((SECONDS - start))s" >&2
 

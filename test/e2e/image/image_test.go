@@ -87,8 +87,10 @@ func TestImageAsTheChartRunsIt(t *testing.T) {
 	// The scheduler, from the same image, as the chart's scheduler Deployment runs it (command).
 	out = mustRun(t, podman, "run", "--rm", "--network", "host", "--read-only", "--user", "65532:65532",
 		"--entrypoint", "/kcloud-scheduler", ref, "--version")
-	if !strings.Contains(out, "Kubernetes") {
-		t.Errorf("/kcloud-scheduler --version: %q", out)
+	// It is kube-scheduler of the module graph's Kubernetes, and says so.
+	k8sVersion := strings.TrimSpace(mustRun(t, "go", "list", "-m", "-f", "{{.Version}}", "k8s.io/kubernetes"))
+	if want := "Kubernetes " + k8sVersion; strings.TrimSpace(out) != want {
+		t.Errorf("/kcloud-scheduler --version: %q, want %q", strings.TrimSpace(out), want)
 	}
 	t.Logf("/kcloud-scheduler --version: %s", strings.TrimSpace(out))
 
