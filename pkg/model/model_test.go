@@ -314,6 +314,32 @@ func TestCombinedScores(t *testing.T) {
 	}
 }
 
+// TestDefaultWeightsCostAgainstFragmentation pins what the default weights trade: a fragmentation
+// point weighs 98/100 = 0.98, the whole spread of marginal cost 2, so the cheapest candidate beats
+// the dearest when it packs up to 2 points worse (1.96 < 2), and loses at 3 (2.94 > 2).
+func TestDefaultWeightsCostAgainstFragmentation(t *testing.T) {
+	// FragmentationScore: delta 0 -> 50, -100 -> 52, -130 -> 53 (100/(1+e^(d/1000)), truncated).
+	for _, tt := range []struct {
+		packsBetter float64 // the dearer candidate's FragDelta
+		points      float64
+		cheaperWins bool
+	}{
+		{-100, 2, true},
+		{-130, 3, false},
+	} {
+		if got := FragmentationScore(tt.packsBetter) - FragmentationScore(0); got != tt.points {
+			t.Fatalf("FragmentationScore(%v) is %v points above unchanged, want %v", tt.packsBetter, got, tt.points)
+		}
+		got := CombinedScores([]Candidate{
+			{Marginal: Marginal{CostPerHour: 10}, FragDelta: tt.packsBetter}, // wakes a node, packs better
+			{Marginal: Marginal{CostPerHour: 0}, FragDelta: 0},               // running node
+		}, Preferences{}, DefaultWeights, nil)
+		if cheaperWins := got[1] > got[0]; cheaperWins != tt.cheaperWins {
+			t.Errorf("%v points of fragmentation against the cost spread: scores %v, cheaper wins %v, want %v", tt.points, got, cheaperWins, tt.cheaperWins)
+		}
+	}
+}
+
 // A Scorer built from ranges gathered elsewhere scores as one that observed the candidates itself.
 func TestNewScorerOver(t *testing.T) {
 	cands := []Candidate{

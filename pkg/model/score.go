@@ -18,9 +18,11 @@ type Weights struct {
 	Green   float64 // green-energy nodes, when the pod prefers green
 }
 
-// DefaultWeights let fragmentation decide and cost break its ties: one fragmentation point (about 40
-// milli-GPUs) outweighs the whole spread of marginal cost, so a node is woken only when no running
-// node packs the pod as well. Power and carbon weigh 0 by default: waking fewer nodes already saves
+// DefaultWeights let fragmentation decide and cost break near-ties: a fragmentation point (about 40
+// milli-GPUs) weighs 98/100 = 0.98 and the whole spread of marginal cost 2, so the cheapest
+// candidate wins over the dearest when it packs up to 2 points worse (1.96 < 2), and fragmentation
+// decides from 3 points on: a running node is kept over waking one unless waking packs the pod 3
+// points better (TestDefaultWeightsCostAgainstFragmentation). Power and carbon weigh 0 by default: waking fewer nodes already saves
 // both, and steering by load power sends tied pods to low-power models, which cost 3.5 points of GPU
 // allocation in the simulator's inflate experiment on the openb default trace (docs/designs/scoring.md).
 var DefaultWeights = Weights{Cost: 2, Power: 0, Carbon: 0, Fragmentation: 98, Reserve: 5, Spot: 5, Green: 5}
