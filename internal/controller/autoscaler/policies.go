@@ -79,7 +79,8 @@ func (r *Reconciler) rivals(ctx context.Context, st *state, rank model.Rank, lim
 	}
 	out := map[int][]model.Rival{}
 	var waiters []waiter
-	owners := map[types.UID]float64{} // a pending rival's controller: its costliest placed pod so far
+	owners := map[types.UID]float64{}    // a pending rival's controller: its costliest placed pod so far
+	ownerNamespaces := map[string]bool{} // where those controllers' pods are (a controller's own namespace)
 	err := r.Fleet.EachPod(ctx, "", func(p *corev1.Pod) {
 		if ours[p.UID] || !p.DeletionTimestamp.IsZero() || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			return
@@ -93,7 +94,8 @@ func (r *Reconciler) rivals(ctx context.Context, st *state, rank model.Rank, lim
 		if len(under) == 0 {
 			return
 		}
-		c := model.CompareRank(kube.PodRank(p), rank)
+		podRank := kube.PodRank(p)
+		c := model.CompareRank(podRank, rank)
 		switch placed := p.Spec.NodeName != ""; {
 		case placed && c < 0:
 			fig, err := r.Fleet.PodFigures(ctx, p, nil)
@@ -102,12 +104,13 @@ func (r *Reconciler) rivals(ctx context.Context, st *state, rank model.Rank, lim
 				return
 			}
 			for _, i := range under {
-				out[i] = append(out[i], model.Rival{Rank: kube.PodRank(p), CostPerHour: fig.CostPerHour, Placed: true})
+				out[i] = append(out[i], model.Rival{Rank: podRank, CostPerHour: fig.CostPerHour, Placed: true})
 			}
 		case !placed && c > 0:
 			waiters = append(waiters, waiter{under, p.DeepCopy()})
 			if ref := metav1.GetControllerOf(p); ref != nil {
 				owners[ref.UID] = 0
+				ownerNamespaces[p.Namespace] = true
 			}
 		}
 	})
@@ -117,19 +120,21 @@ func (r *Reconciler) rivals(ctx context.Context, st *state, rank model.Rank, lim
 	if len(waiters) == 0 {
 		return out, nil
 	}
-	if err := r.Fleet.EachPod(ctx, "", func(p *corev1.Pod) {
-		ref := metav1.GetControllerOf(p)
-		if ref == nil || p.Spec.NodeName == "" {
-			return
+	for ns := range ownerNamespaces {
+		if err := r.Fleet.EachPod(ctx, ns, func(p *corev1.Pod) {
+			ref := metav1.GetControllerOf(p)
+			if ref == nil || p.Spec.NodeName == "" {
+				return
+			}
+			if _, ok := owners[ref.UID]; !ok {
+				return
+			}
+			if fig, err := r.Fleet.PodFigures(ctx, p, nil); err == nil {
+				owners[ref.UID] = max(owners[ref.UID], fig.CostPerHour)
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("listing the placed siblings of pending pods in %s: %w", ns, err)
 		}
-		if _, ok := owners[ref.UID]; !ok {
-			return
-		}
-		if fig, err := r.Fleet.PodFigures(ctx, p, nil); err == nil {
-			owners[ref.UID] = max(owners[ref.UID], fig.CostPerHour)
-		}
-	}); err != nil {
-		return nil, fmt.Errorf("listing the placed siblings of pending pods: %w", err)
 	}
 	for _, w := range waiters {
 		cost := 0.0
